@@ -1,0 +1,62 @@
+"""raypipe: Motia's step model (HTTP, queue, cron, state and stream triggers; atomic state;
+flows) in Python, running on Ray."""
+
+# The subpackages `http` and `state` share their names with the trigger constructors exported
+# below. Importing them first means the import system has already bound them, so a later
+# `import raypipe.http.ingress` cannot rebind `raypipe.http` over the function users import.
+import raypipe.http
+import raypipe.state
+import raypipe.streams  # noqa: F401
+from raypipe.context import FlowContext
+from raypipe.errors import (
+    AppLoadError,
+    ConfigError,
+    EnqueueError,
+    EnqueueValidationError,
+    HandlerError,
+    RaypipeError,
+    RuntimeNotRunningError,
+    SchemaValidationError,
+    StepLoadError,
+    UpdateOpError,
+)
+from raypipe.models import (
+    ApiRequest,
+    ApiResponse,
+    StateTriggerInput,
+    StreamEvent,
+    StreamTriggerInput,
+)
+from raypipe.steps import StepConfig
+from raypipe.streams.config import StreamConfig
+from raypipe.triggers import QueueConfig, cron, http, queue, state, stream
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ApiRequest",
+    "ApiResponse",
+    "AppLoadError",
+    "ConfigError",
+    "EnqueueError",
+    "EnqueueValidationError",
+    "FlowContext",
+    "HandlerError",
+    "QueueConfig",
+    "RaypipeError",
+    "RuntimeNotRunningError",
+    "SchemaValidationError",
+    "StateTriggerInput",
+    "StepConfig",
+    "StepLoadError",
+    "StreamConfig",
+    "StreamEvent",
+    "StreamTriggerInput",
+    "UpdateOpError",
+    "__version__",
+    "cron",
+    "http",
+    "queue",
+    "state",
+    "stream",
+]

@@ -1,0 +1,47 @@
+"""A loaded app: its steps and streams, indexed the ways the runtime looks them up."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from raypipe import triggers as t
+from raypipe.settings import Settings
+from raypipe.steps import Step
+from raypipe.streams.config import StreamConfig
+
+__all__ = ["App"]
+
+
+@dataclass
+class App:
+    root: Path
+    settings: Settings
+    steps: dict[str, Step]
+    streams: dict[str, StreamConfig] = field(default_factory=dict)
+    _by_topic: dict[str, list[Step]] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        by_topic: dict[str, list[Step]] = defaultdict(list)
+        for step in self.steps.values():
+            for topic in dict.fromkeys(step.subscribes):
+                by_topic[topic].append(step)
+        self._by_topic = dict(by_topic)
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    def subscribers(self, topic: str) -> list[Step]:
+        """Steps a message on ``topic`` is delivered to; ``"*"`` subscribes to every topic."""
+        exact = self._by_topic.get(topic, [])
+        wildcard = [s for s in self._by_topic.get("*", []) if s not in exact]
+        return exact + wildcard
+
+    def with_trigger(self, kind: type[t.Trigger]) -> list[Step]:
+        return [s for s in self.steps.values() if s.triggers_of(kind)]
+
+    @property
+    def flows(self) -> list[str]:
+        return sorted({f for s in self.steps.values() for f in s.config.flows})

@@ -1,0 +1,258 @@
+"""The ``raypipe`` command. Ray is imported inside the commands that need it, so ``--help``,
+``flows`` and load checks stay fast."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+
+from raypipe.errors import AppLoadError, ConfigError, RaypipeError
+
+app = typer.Typer(help="Motia-style workflows on Ray.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+state_app = typer.Typer(help="Read and write the app's state.", no_args_is_help=True)
+app.add_typer(state_app, name="state")
+
+AppArg = Annotated[Path, typer.Argument(help="The app directory.")]
+AppOpt = Annotated[Path, typer.Option("--app", "-a", help="The app directory.")]
+PortOpt = Annotated["int | None", typer.Option(help="HTTP port (default 3111).")]
+HostOpt = Annotated["str | None", typer.Option(help="HTTP host (default 127.0.0.1).")]
+StateOpt = Annotated["str | None", typer.Option(help="State backend: memory or a redis:// URL.")]
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    typer.secho(message, fg=typer.colors.RED, err=True)
+    raise typer.Exit(code)
+
+
+def _json_arg(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        _fail(f"{what} is not valid JSON: {exc}", 2)
+
+
+def _spec(app_dir: Path, **overrides: Any) -> Any:
+    from raypipe.runtime.spec import AppSpec
+
+    if not app_dir.is_dir():
+        _fail(f"{app_dir} is not a directory", 2)
+    try:
+        return AppSpec.from_dir(app_dir, **overrides)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
+def _load(spec: Any) -> Any:
+    from raypipe.loader import load_app
+
+    try:
+        return load_app(spec.root, spec.settings)
+    except AppLoadError as exc:
+        _fail(str(exc))
+
+
+def _join(spec: Any) -> None:
+    """Connect to the running cluster that serves ``spec``'s app."""
+    from raypipe.runtime.deploy import connect
+
+    try:
+        connect(namespace=spec.namespace)
+    except (ConnectionError, RuntimeError) as exc:
+        _fail(f"no Ray cluster to join ({exc}); start the app with `raypipe dev` first, or set "
+              "RAY_ADDRESS")
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def dev(
+    app_dir: AppArg = Path("."),
+    port: PortOpt = None,
+    host: HostOpt = None,
+    state: StateOpt = None,
+    num_cpus: Annotated[int | None, typer.Option(help="CPUs of a local Ray (default all).")] = None,
+) -> None:
+    """Start (or join, with RAY_ADDRESS) Ray, deploy the app, and serve it until Ctrl-C."""
+    spec = _spec(app_dir, port=port, host=host, state=state)
+    _load(spec)
+    import ray
+
+    from raypipe.runtime.deploy import connect, deploy, teardown
+
+    cluster = connect(start=True, namespace=spec.namespace, num_cpus=num_cpus)
+    # SIGTERM (a supervisor, `kill`) cleans up like Ctrl-C; SIGINT is set explicitly because a
+    # shell starts background jobs with it ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _interrupt)
+    try:
+        deployment = deploy(spec)
+        typer.secho(f"\nraypipe app '{spec.settings.name}' is running", bold=True)
+        typer.echo(f"  HTTP       {deployment.url}")
+        typer.echo(f"  API docs   {deployment.docs_url}")
+        typer.echo(f"  Dashboard  {cluster.dashboard_url or '(not available)'}")
+        typer.echo(f"  Namespace  {spec.namespace}")
+        typer.echo("Press Ctrl-C to stop.\n")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        typer.echo("\nstopping...")
+    except RaypipeError as exc:
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if cluster.started:
+            # We own this Ray: shutting it down ends its processes, Serve included.
+            from ray import serve
+
+            serve.shutdown()  # type: ignore[no-untyped-call]
+            ray.shutdown()
+        else:
+            teardown(spec)
+            ray.shutdown()
+
+
+@app.command()
+def start(
+    app_dir: AppArg = Path("."),
+    port: PortOpt = None,
+    host: HostOpt = None,
+    state: StateOpt = None,
+) -> None:
+    """Deploy the app onto an existing cluster (RAY_ADDRESS) and return."""
+    spec = _spec(app_dir, port=port, host=host, state=state)
+    _load(spec)
+    _join(spec)
+    from raypipe.runtime.deploy import deploy
+
+    try:
+        deployment = deploy(spec)
+    except RaypipeError as exc:
+        _fail(str(exc))
+    typer.echo(f"deployed '{spec.settings.name}' at {deployment.url} "
+               f"(namespace {spec.namespace})")
+
+
+@app.command()
+def enqueue(
+    topic: Annotated[str, typer.Argument(help="The topic.")],
+    data: Annotated[str, typer.Argument(help="The message, as JSON.")] = "{}",
+    app_dir: AppOpt = Path("."),
+    group_id: Annotated[str | None, typer.Option(help="FIFO message group.")] = None,
+) -> None:
+    """Send a message to every step subscribed to TOPIC."""
+    spec = _spec(app_dir)
+    loaded = _load(spec)
+    payload = _json_arg(data, "DATA")
+    _join(spec)
+    from raypipe.context import publish
+    from raypipe.messages import new_id
+    from raypipe.runtime.bridge import runtime_for
+
+    trace_id = new_id()
+    try:
+        message_id = asyncio.run(publish(loaded, runtime_for(spec), topic, payload,
+                                         trace_id=trace_id, group_id=group_id))
+    except RaypipeError as exc:
+        _fail(str(exc))
+    subscribers = [s.name for s in loaded.subscribers(topic)]
+    typer.echo(json.dumps({"messageId": message_id, "traceId": trace_id,
+                           "deliveredTo": subscribers}))
+
+
+def _state_call(app_dir: Path, method: str, *args: Any) -> Any:
+    spec = _spec(app_dir)
+    _join(spec)
+    from raypipe.context import Origin
+    from raypipe.messages import new_id
+    from raypipe.runtime.bridge import runtime_for
+
+    store = runtime_for(spec).state
+    fn = getattr(store, method)
+    if method in ("set", "delete", "clear", "update"):
+        args = (*args, Origin(new_id(), "cli"))
+    try:
+        return asyncio.run(fn(*args))
+    except RaypipeError as exc:
+        _fail(str(exc))
+
+
+def _print(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@state_app.command("get")
+def state_get(group: str, key: str, app_dir: AppOpt = Path(".")) -> None:
+    """Print one item (exit 1 if it does not exist)."""
+    value = _state_call(app_dir, "get", group, key)
+    if value is None:
+        _fail(f"no item {key!r} in group {group!r}")
+    _print(value)
+
+
+@state_app.command("list")
+def state_list(
+    group: Annotated[str | None, typer.Argument(help="A group; without it, the groups.")] = None,
+    app_dir: AppOpt = Path("."),
+) -> None:
+    """List a group's items as {id, data}, or every group's name."""
+    _print(_state_call(app_dir, "list", group) if group else _state_call(app_dir, "list_groups"))
+
+
+@state_app.command("set")
+def state_set(group: str, key: str, value: str, app_dir: AppOpt = Path(".")) -> None:
+    """Store VALUE (JSON) as an item; state triggers fire as for any write."""
+    _old, new = _state_call(app_dir, "set", group, key, _json_arg(value, "VALUE"))
+    _print(new)
+
+
+@state_app.command("delete")
+def state_delete(group: str, key: str, app_dir: AppOpt = Path(".")) -> None:
+    """Delete an item; prints what it held."""
+    _print(_state_call(app_dir, "delete", group, key))
+
+
+@app.command()
+def flows(
+    app_dir: AppArg = Path("."),
+    format: Annotated[str, typer.Option("--format", "-f", help="text, mermaid or json.")] = "text",
+    flow: Annotated[str | None, typer.Option(help="Only this flow.")] = None,
+) -> None:
+    """Show the app's steps, topics and edges."""
+    from raypipe import flows as fl
+
+    renderers: dict[str, Callable[[fl.FlowGraph], str]] = {
+        "text": fl.to_text,
+        "mermaid": fl.to_mermaid,
+        "json": lambda g: json.dumps(fl.to_json(g), indent=2),
+    }
+    if format not in renderers:
+        _fail(f"--format must be one of {', '.join(renderers)}", 2)
+    loaded = _load(_spec(app_dir))
+    try:
+        graph = fl.build_graph(loaded, flow)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    typer.echo(renderers[format](graph))
+
+
+def main() -> None:
+    try:
+        app()
+    except RaypipeError as exc:  # pragma: no cover - commands report their own
+        typer.secho(str(exc), fg=typer.colors.RED, err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

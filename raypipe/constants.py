@@ -1,0 +1,40 @@
+"""Every actor name, namespace and storage key prefix raypipe uses, in one place."""
+
+from __future__ import annotations
+
+import re
+
+#: Ray namespace of an app: ``raypipe.<app name>``; two apps never share actors.
+NAMESPACE_PREFIX = "raypipe."
+#: Detached actors, one set per namespace.
+STATE_ACTOR = "raypipe:state"
+DISPATCHER_ACTOR = "raypipe:dispatcher"
+#: The Serve application (and the deployment inside it) serving an app's HTTP steps.
+SERVE_APP_PREFIX = "raypipe-"
+INGRESS_DEPLOYMENT = "RaypipeIngress"
+
+DEFAULT_PORT = 3111
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_APP_NAME = "raypipe-app"
+
+#: Files discovered in an app directory.
+STEP_SUFFIX = "_step.py"
+STREAM_SUFFIX = "_stream.py"
+#: Folders never searched for steps.
+SKIPPED_DIRS = frozenset(
+    {"__pycache__", "node_modules", "venv", ".venv", "env", "site-packages", "build", "dist"}
+)
+
+#: Synthetic package under which step modules are imported (one name per file, stable
+#: across processes so that every worker imports a file under the same name).
+STEP_MODULE_PACKAGE = "raypipe_app"
+
+TRACE_HEADER = "x-trace-id"
+
+
+def namespace_for(app_name: str) -> str:
+    return NAMESPACE_PREFIX + app_name
+
+
+def serve_app_name(app_name: str) -> str:
+    return SERVE_APP_PREFIX + re.sub(r"[^A-Za-z0-9_-]", "-", app_name)

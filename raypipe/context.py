@@ -1,0 +1,212 @@
+"""``ctx``: what a handler uses to reach state, enqueue messages and log.
+
+The context speaks to a :class:`Runtime` (Ray actors in production, in-process objects in
+tests of the model) through two small protocols, so this module never imports Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidationError
+from raypipe.logger import StepLogger
+from raypipe.messages import Message
+from raypipe.schemas import dump_json
+from raypipe.state.backend import Groups, Items, Ops
+from raypipe.state.ops import validate_ops
+
+if TYPE_CHECKING:
+    from raypipe.app import App
+    from raypipe.steps import Step
+    from raypipe.triggers import Trigger
+
+__all__ = ["Bus", "FlowContext", "Origin", "Runtime", "StateAPI", "StateStore", "publish"]
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who makes a change: carried to state triggers so downstream work keeps the trace."""
+
+    trace_id: str
+    step: str | None = None
+    message_id: str | None = None
+
+
+class StateStore(Protocol):
+    async def get(self, group: str, key: str) -> Any: ...
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]: ...
+    async def delete(self, group: str, key: str, origin: Origin) -> Any: ...
+    async def list(self, group: str) -> Items: ...
+    async def list_groups(self) -> Groups: ...
+    async def clear(self, group: str, origin: Origin) -> None: ...
+    async def update(
+        self, group: str, key: str, ops: Ops, origin: Origin
+    ) -> tuple[Any, Any]: ...
+
+
+class Bus(Protocol):
+    async def publish(self, messages: Sequence[Message]) -> None: ...
+
+
+class Runtime(Protocol):
+    @property
+    def state(self) -> StateStore: ...
+    @property
+    def bus(self) -> Bus: ...
+
+
+class StateAPI:
+    """``ctx.state``: groups of items; every write is atomic per item."""
+
+    def __init__(self, store: StateStore, origin: Origin) -> None:
+        self._store = store
+        self._origin = origin
+
+    async def get(self, group: str, key: str) -> Any:
+        return await self._store.get(group, key)
+
+    async def set(self, group: str, key: str, value: Any) -> tuple[Any, Any]:
+        """Store ``value``; returns ``(old_value, new_value)``."""
+        return await self._store.set(group, key, dump_json(value), self._origin)
+
+    async def delete(self, group: str, key: str) -> Any:
+        """Remove an item; returns what it held (``None`` if nothing)."""
+        return await self._store.delete(group, key, self._origin)
+
+    async def list(self, group: str) -> Items:
+        """Every item of ``group`` as ``{"id", "data"}``."""
+        return await self._store.list(group)
+
+    #: Motia 0.x's name for ``list``.
+    get_group = list
+
+    async def list_groups(self) -> Groups:
+        return await self._store.list_groups()
+
+    async def clear(self, group: str) -> None:
+        await self._store.clear(group, self._origin)
+
+    async def update(
+        self, group: str, key: str, ops: Sequence[Mapping[str, Any]]
+    ) -> tuple[Any, Any]:
+        """Apply ``ops`` atomically (set, merge, increment, decrement, remove, append on dot
+        paths); returns ``(old_value, new_value)``."""
+        return await self._store.update(group, key, validate_ops(dump_json(list(ops))),
+                                        self._origin)
+
+
+def build_message(
+    app: App, topic: str, data: Any, *, trace_id: str, source: Step | None,
+    group_id: str | None = None,
+) -> Message:
+    """Check an enqueue the way every caller must: declared topic, subscribers' schemas."""
+    if source is not None and topic not in source.config.enqueues:
+        raise EnqueueError(
+            f"step {source.name!r} enqueued {topic!r}, which is not in its enqueues "
+            f"{list(source.config.enqueues)}")
+    payload = dump_json(data)
+    for sub in app.subscribers(topic):
+        schema = sub.queue_trigger(topic).input
+        if schema is not None:
+            try:
+                schema.validate(payload, what=f"message on {topic!r}")
+            except SchemaValidationError as exc:
+                raise EnqueueValidationError(topic, sub.name, exc.errors) from None
+    return Message(topic=topic, data=payload, trace_id=trace_id, group_id=group_id,
+                   source=source.name if source else None)
+
+
+async def publish(
+    app: App, runtime: Runtime, topic: str, data: Any, *, trace_id: str,
+    source: Step | None = None, group_id: str | None = None,
+) -> str:
+    """Validate and hand one message to the bus; returns its id."""
+    msg = build_message(app, topic, data, trace_id=trace_id, source=source, group_id=group_id)
+    await runtime.bus.publish([msg])
+    return msg.id
+
+
+class FlowContext:
+    """The second argument of every handler."""
+
+    def __init__(
+        self,
+        app: App,
+        runtime: Runtime,
+        *,
+        step: Step | None,
+        trace_id: str,
+        trigger: Trigger | None = None,
+        message_id: str | None = None,
+        attempt: int = 1,
+    ) -> None:
+        self.app = app
+        self.step = step
+        self.trace_id = trace_id
+        self.trigger = trigger
+        self.message_id = message_id
+        self.attempt = attempt
+        self._runtime = runtime
+        name = step.name if step else None
+        self.state = StateAPI(runtime.state, Origin(trace_id, name, message_id))
+        self.logger = StepLogger(name, trace_id, tuple(step.config.flows) if step else ())
+
+    async def enqueue(self, topic: str | Mapping[str, Any], data: Any = None,
+                      message_group_id: str | None = None) -> None:
+        """Deliver ``data`` to every step subscribed to ``topic``. Returns once accepted.
+
+        ``enqueue({"topic": ..., "data": ...})`` (Motia's object form) works too."""
+        if isinstance(topic, Mapping):
+            return await self.emit(topic)
+        subscribers = self.app.subscribers(topic)
+        await publish(self.app, self._runtime, topic, data, trace_id=self.trace_id,
+                      source=self.step, group_id=message_group_id)
+        if not subscribers:
+            self.logger.warn("no step subscribes to this topic; the message is not delivered",
+                             topic=topic)
+
+    async def emit(self, event: Mapping[str, Any]) -> None:
+        """Motia 0.x's ``emit({"topic", "data", "messageGroupId"?})``."""
+        if "topic" not in event:
+            raise EnqueueError("emit() takes {'topic': ..., 'data': ...}")
+        await self.enqueue(
+            str(event["topic"]), event.get("data"),
+            event.get("messageGroupId", event.get("message_group_id")),
+        )
+
+
+class SyncProxy:
+    """Lets a plain ``def`` handler, run in a thread, call the async context API as if it were
+    synchronous: every coroutine it starts runs on the delivery's event loop."""
+
+    def __init__(self, target: Any, loop: asyncio.AbstractEventLoop) -> None:
+        self._target = target
+        self._loop = loop
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._target, name)
+        if inspect.iscoroutinefunction(value):
+            @functools.wraps(value)
+            def call(*args: Any, **kwargs: Any) -> Any:
+                fut = asyncio.run_coroutine_threadsafe(value(*args, **kwargs), self._loop)
+                return fut.result()
+            return call
+        if isinstance(value, StateAPI):
+            return SyncProxy(value, self._loop)
+        return value
+
+
+async def call_handler(handler: Any, value: Any, ctx: FlowContext) -> Any:
+    """Run an async handler on this loop, a plain one in a thread with a synchronous ctx."""
+    if inspect.iscoroutinefunction(handler):
+        return await handler(value, ctx)
+    loop = asyncio.get_running_loop()
+    result = await asyncio.to_thread(handler, value, SyncProxy(ctx, loop))
+    if inspect.isawaitable(result):
+        result = await result
+    return result

@@ -1,0 +1,58 @@
+"""Running one delivery of a non-HTTP trigger: build the handler's input, check the trigger's
+condition, call the handler with a fresh context. Ray-free: the runtime calls it in a task."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from raypipe import triggers as t
+from raypipe.app import App
+from raypipe.context import FlowContext, Runtime, call_handler
+from raypipe.models import StateTriggerInput, StreamTriggerInput
+from raypipe.steps import Step
+
+__all__ = ["Delivery", "execute"]
+
+Kind = Literal["queue", "cron", "state", "stream"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One message (or event) for one step. Small and picklable: it is a Ray task argument."""
+
+    step: str
+    kind: Kind
+    payload: Any
+    trace_id: str
+    topic: str | None = None
+    message_id: str | None = None
+    attempt: int = 1
+
+
+def _input_and_trigger(step: Step, d: Delivery) -> tuple[Any, t.Trigger]:
+    if d.kind == "queue":
+        assert d.topic is not None
+        qt = step.queue_trigger(d.topic)
+        if qt.input is None:
+            return d.payload, qt
+        return qt.input.validate(d.payload, what=f"message on {d.topic!r}"), qt
+    if d.kind == "cron":
+        return None, step.triggers_of(t.CronTrigger)[0]
+    if d.kind == "state":
+        return StateTriggerInput(**d.payload), step.triggers_of(t.StateTrigger)[0]
+    return StreamTriggerInput.from_dict(d.payload), step.triggers_of(t.StreamTrigger)[0]
+
+
+async def execute(app: App, runtime: Runtime, d: Delivery) -> dict[str, Any]:
+    """Run the delivery; returns ``{"status": "done" | "skipped"}``. Handler errors propagate:
+    retrying them is the dispatcher's business."""
+    step = app.steps[d.step]
+    value, trigger = _input_and_trigger(step, d)
+    ctx = FlowContext(app, runtime, step=step, trace_id=d.trace_id, trigger=trigger,
+                      message_id=d.message_id, attempt=d.attempt)
+    # State and stream conditions were checked where the change happened.
+    if d.kind in ("queue", "cron") and not await t.check_condition(trigger.condition, value, ctx):
+        return {"status": "skipped"}
+    await call_handler(step.handler, value, ctx)
+    return {"status": "done"}

@@ -1,0 +1,109 @@
+"""Every error raypipe raises on purpose derives from :class:`RaypipeError`.
+
+The tree::
+
+    RaypipeError
+    ├── ConfigError              bad settings (pyproject, RAYPIPE_* variables, flags)
+    ├── AppLoadError             an app failed to load; ``.errors`` lists every StepLoadError
+    │   └── StepLoadError        one step or stream file is wrong; names the file and the field
+    ├── SchemaValidationError    a value failed its schema; ``.errors`` has the field errors
+    │   └── EnqueueValidationError   a message failed a subscriber's ``input`` schema
+    ├── EnqueueError             a step enqueued a topic it did not declare
+    ├── UpdateOpError            a state ``update`` op cannot apply (also a ValueError)
+    ├── RuntimeNotRunningError   no raypipe runtime answers for this app
+    └── HandlerError             a handler failed; carries step, attempt and the remote traceback
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = [
+    "AppLoadError",
+    "ConfigError",
+    "EnqueueError",
+    "EnqueueValidationError",
+    "HandlerError",
+    "RaypipeError",
+    "RuntimeNotRunningError",
+    "SchemaValidationError",
+    "StepLoadError",
+    "UpdateOpError",
+]
+
+
+class RaypipeError(Exception):
+    """The root of raypipe's errors."""
+
+
+class ConfigError(RaypipeError):
+    """Settings that cannot be used."""
+
+
+class StepLoadError(RaypipeError):
+    """One step (or stream) file is wrong. ``file`` and ``field`` say where."""
+
+    def __init__(self, file: str, field: str | None, message: str) -> None:
+        self.file = file
+        self.field = field
+        self.message = message
+        where = f"{file}: {field}" if field else file
+        super().__init__(f"{where}: {message}")
+
+
+class AppLoadError(RaypipeError):
+    """An app did not load; every problem found is in ``errors``, not just the first."""
+
+    def __init__(self, errors: Sequence[StepLoadError]) -> None:
+        self.errors = list(errors)
+        lines = "\n".join(f"  - {e}" for e in self.errors)
+        super().__init__(f"the app has {len(self.errors)} error(s):\n{lines}")
+
+
+class SchemaValidationError(RaypipeError):
+    """A value failed its schema. ``errors`` is pydantic-style: ``[{"loc", "msg", "type"}]``."""
+
+    def __init__(self, message: str, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        details = "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', ())) or '<root>'}: {e.get('msg')}"
+            for e in errors
+        )
+        super().__init__(f"{message}: {details}" if details else message)
+
+
+class EnqueueValidationError(SchemaValidationError):
+    """A message failed the ``input`` schema of a step subscribed to its topic."""
+
+    def __init__(self, topic: str, step: str, errors: list[dict[str, Any]]) -> None:
+        self.topic = topic
+        self.step = step
+        super().__init__(f"message on topic {topic!r} fails the input of step {step!r}", errors)
+
+
+class EnqueueError(RaypipeError):
+    """An enqueue that cannot be accepted (for example an undeclared topic)."""
+
+
+class UpdateOpError(RaypipeError, ValueError):
+    """A state ``update`` op cannot apply. ``index`` and ``op`` say which one."""
+
+    def __init__(self, message: str, *, index: int = -1, op: Any = None) -> None:
+        self.index = index
+        self.op = op
+        super().__init__(message)
+
+
+class RuntimeNotRunningError(RaypipeError):
+    """No raypipe runtime answers: start one with ``raypipe dev`` or ``raypipe start``."""
+
+
+class HandlerError(RaypipeError):
+    """A handler raised. ``step`` and ``attempt`` say which; ``remote_traceback`` where."""
+
+    def __init__(self, step: str, attempt: int, message: str, remote_traceback: str = "") -> None:
+        self.step = step
+        self.attempt = attempt
+        self.remote_traceback = remote_traceback
+        super().__init__(f"step {step!r} failed on attempt {attempt}: {message}")

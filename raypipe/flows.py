@@ -1,0 +1,403 @@
+"""The flow graph of a loaded app: which step feeds which, drawn as text, Mermaid or JSON.
+
+Pure: this module reads a loaded :class:`~raypipe.app.App` and never touches Ray, so
+``raypipe flows`` works without a cluster.
+
+Nodes are the app's steps, plus pseudo nodes so that nothing disappears from the picture:
+
+- ``"state"`` (kind ``"source"``): feeds every step with a state trigger;
+- ``"stream:<name>"`` (kind ``"source"``): feeds every step with a trigger on that stream;
+- ``"topic:<name>"`` (kind ``"topic"``): a topic that is enqueued but that no step subscribes
+  to, not even virtually.
+
+An edge goes, for each topic, from every step that enqueues it (``enqueues`` or
+``virtual_enqueues``) to every step that subscribes to it (queue triggers, ``"*"`` included, or
+``virtual_subscribes``). It is virtual when either end is; one real enqueue-to-subscription
+path makes it real.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from raypipe import triggers as t
+from raypipe.app import App
+from raypipe.steps import Step
+
+__all__ = [
+    "FlowEdge",
+    "FlowGraph",
+    "FlowNode",
+    "NodeKind",
+    "build_graph",
+    "mermaid_ids",
+    "to_json",
+    "to_mermaid",
+    "to_text",
+    "trigger_label",
+]
+
+NodeKind = Literal["http", "queue", "cron", "state", "stream", "noop", "topic", "source"]
+STEP_KINDS: tuple[NodeKind, ...] = ("http", "queue", "cron", "state", "stream", "noop")
+
+#: The pseudo node every state-trigger step hangs from, and the topic of those edges.
+STATE_SOURCE = "state"
+STATE_TOPIC = "state change"
+STREAM_TOPIC = "stream change"
+TOPIC_PREFIX = "topic:"
+STREAM_PREFIX = "stream:"
+WILDCARD = "*"
+
+
+@dataclass(frozen=True)
+class FlowNode:
+    """A step, or a pseudo node (kind ``"source"`` or ``"topic"``)."""
+
+    #: The node's id in the graph: a step's name, ``"state"``, ``"stream:<name>"`` or
+    #: ``"topic:<name>"``.
+    name: str
+    kind: NodeKind
+    #: One per trigger (``"POST /api/x"``, a topic, a cron expression, ``"state"``,
+    #: ``"stream:<name>"``); a pseudo node's single label is what it stands for.
+    labels: tuple[str, ...] = ()
+    #: Path of the step file relative to the app; ``None`` for pseudo nodes.
+    file: str | None = None
+    flows: tuple[str, ...] = ()
+    description: str = ""
+    enqueues: tuple[str, ...] = ()
+    subscribes: tuple[str, ...] = ()
+    virtual_enqueues: tuple[str, ...] = ()
+    virtual_subscribes: tuple[str, ...] = ()
+
+    @property
+    def is_step(self) -> bool:
+        return self.kind in STEP_KINDS
+
+
+@dataclass(frozen=True)
+class FlowEdge:
+    source: str
+    target: str
+    topic: str
+    virtual: bool = False
+
+
+@dataclass(frozen=True)
+class FlowGraph:
+    #: Step nodes sorted by name, then pseudo nodes sorted by name.
+    nodes: tuple[FlowNode, ...]
+    #: Sorted by (source, topic, target).
+    edges: tuple[FlowEdge, ...]
+    #: The flows drawn: every flow of the app, or only the one asked for.
+    flows: tuple[str, ...]
+    #: The flow the graph was filtered to, if any.
+    flow: str | None = None
+    app_name: str = ""
+
+    @property
+    def steps(self) -> tuple[FlowNode, ...]:
+        return tuple(n for n in self.nodes if n.is_step)
+
+    def node(self, name: str) -> FlowNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def outgoing(self, name: str) -> list[FlowEdge]:
+        return [e for e in self.edges if e.source == name]
+
+    def incoming(self, name: str) -> list[FlowEdge]:
+        return [e for e in self.edges if e.target == name]
+
+    @property
+    def topics(self) -> list[str]:
+        """Every topic the drawn steps enqueue or subscribe to, really or virtually
+        (``"*"`` is a subscription to all of them, not a topic)."""
+        found: set[str] = set()
+        for n in self.steps:
+            found.update(n.enqueues, n.subscribes, n.virtual_enqueues, n.virtual_subscribes)
+        found.discard(WILDCARD)
+        return sorted(found)
+
+
+# --- building ---------------------------------------------------------------------------------
+
+def trigger_label(trigger: t.Trigger) -> str:
+    """How a trigger is shown: ``"POST /api/x"``, the topic, the cron expression,
+    ``"state"`` / ``"state:<group>"``, ``"stream:<name>[/<group>[/<item>]]"``."""
+    if isinstance(trigger, t.HttpTrigger):
+        return f"{trigger.method} {trigger.path}"
+    if isinstance(trigger, t.QueueTrigger):
+        return trigger.topic
+    if isinstance(trigger, t.CronTrigger):
+        return trigger.expression
+    if isinstance(trigger, t.StateTrigger):
+        return STATE_SOURCE + (f":{trigger.group_id}" if trigger.group_id else "")
+    label = STREAM_PREFIX + trigger.stream_name
+    if trigger.group_id:
+        label += f"/{trigger.group_id}"
+        if trigger.item_id:
+            label += f"/{trigger.item_id}"
+    elif trigger.item_id:
+        label += f"/*/{trigger.item_id}"
+    return label
+
+
+def _step_kind(step: Step) -> NodeKind:
+    """The kind of the step's first trigger (a step with several kinds of trigger shows them
+    all in its labels)."""
+    if not step.config.triggers:
+        return "noop"
+    kind: NodeKind = step.config.triggers[0].type
+    return kind
+
+
+def _step_node(step: Step) -> FlowNode:
+    c = step.config
+    return FlowNode(
+        name=step.name,
+        kind=_step_kind(step),
+        labels=tuple(trigger_label(tr) for tr in c.triggers),
+        file=step.file,
+        flows=tuple(c.flows),
+        description=c.description,
+        enqueues=tuple(c.enqueues),
+        subscribes=tuple(step.subscribes),
+        virtual_enqueues=tuple(c.virtual_enqueues),
+        virtual_subscribes=tuple(c.virtual_subscribes),
+    )
+
+
+def _pseudo_id(base: str, taken: Iterable[str]) -> str:
+    """``base``, unless a step already has that name (step names are free text)."""
+    taken = set(taken)
+    name, i = base, 1
+    while name in taken:
+        i += 1
+        name = f"{base}#{i}"
+    return name
+
+
+def _full_graph(app: App) -> FlowGraph:
+    steps = sorted(app.steps.values(), key=lambda s: s.name)
+    step_names = {s.name for s in steps}
+    nodes: dict[str, FlowNode] = {s.name: _step_node(s) for s in steps}
+    # (source, target, topic) -> virtual; a real path wins over a virtual one.
+    edges: dict[tuple[str, str, str], bool] = {}
+
+    def add(source: str, target: str, topic: str, virtual: bool) -> None:
+        key = (source, target, topic)
+        edges[key] = edges.get(key, True) and virtual
+
+    def virtual_subscribers(topic: str) -> list[Step]:
+        return [s for s in steps
+                if topic in s.config.virtual_subscribes
+                or WILDCARD in s.config.virtual_subscribes]
+
+    topic_nodes: dict[str, str] = {}
+    for step in steps:
+        publishes = [(tp, False) for tp in step.config.enqueues]
+        publishes += [(tp, True) for tp in step.config.virtual_enqueues]
+        for topic, virtual_pub in publishes:
+            real = app.subscribers(topic)
+            virtual = virtual_subscribers(topic)
+            for sub in real:
+                add(step.name, sub.name, topic, virtual_pub)
+            for sub in virtual:
+                add(step.name, sub.name, topic, True)
+            if not real and not virtual:
+                if topic not in topic_nodes:
+                    node_id = _pseudo_id(TOPIC_PREFIX + topic, step_names)
+                    topic_nodes[topic] = node_id
+                    nodes[node_id] = FlowNode(name=node_id, kind="topic", labels=(topic,))
+                add(step.name, topic_nodes[topic], topic, virtual_pub)
+
+    sources: dict[str, str] = {}
+    for step in steps:
+        for tr in step.config.triggers:
+            if isinstance(tr, t.StateTrigger):
+                key, label, topic = STATE_SOURCE, STATE_SOURCE, STATE_TOPIC
+            elif isinstance(tr, t.StreamTrigger):
+                key = label = STREAM_PREFIX + tr.stream_name
+                topic = STREAM_TOPIC
+            else:
+                continue
+            if key not in sources:
+                sources[key] = _pseudo_id(key, step_names)
+                nodes[sources[key]] = FlowNode(name=sources[key], kind="source", labels=(label,))
+            add(sources[key], step.name, topic, True)
+
+    return FlowGraph(
+        nodes=_sorted_nodes(nodes.values()),
+        edges=_sorted_edges(FlowEdge(s, d, tp, v) for (s, d, tp), v in edges.items()),
+        flows=tuple(app.flows),
+        app_name=app.name,
+    )
+
+
+def _sorted_nodes(nodes: Iterable[FlowNode]) -> tuple[FlowNode, ...]:
+    return tuple(sorted(nodes, key=lambda n: (not n.is_step, n.name)))
+
+
+def _sorted_edges(edges: Iterable[FlowEdge]) -> tuple[FlowEdge, ...]:
+    return tuple(sorted(edges, key=lambda e: (e.source, e.topic, e.target, e.virtual)))
+
+
+def build_graph(app: App, flow: str | None = None) -> FlowGraph:
+    """The app's flow graph; with ``flow``, only the steps in that flow, the edges among them
+    and the pseudo nodes they hang from or feed. An unknown flow raises ValueError."""
+    graph = _full_graph(app)
+    if flow is None:
+        return graph
+    if flow not in graph.flows:
+        known = ", ".join(repr(f) for f in graph.flows) or "(none)"
+        raise ValueError(f"unknown flow {flow!r}; known flows: {known}")
+    kept = {n.name for n in graph.steps if flow in n.flows}
+    pseudo = {n.name for n in graph.nodes if not n.is_step}
+    edges = [
+        e for e in graph.edges
+        if (e.source in kept or e.source in pseudo) and (e.target in kept or e.target in pseudo)
+    ]
+    used = kept | {e.source for e in edges} | {e.target for e in edges}
+    return FlowGraph(
+        nodes=tuple(n for n in graph.nodes if n.name in used),
+        edges=tuple(edges),
+        flows=(flow,),
+        flow=flow,
+        app_name=graph.app_name,
+    )
+
+
+# --- text -------------------------------------------------------------------------------------
+
+NO_FLOW = "(no flow)"
+
+
+def _edge_line(graph: FlowGraph, edge: FlowEdge) -> str:
+    target = edge.target
+    notes = []
+    if graph.node(target).kind == "topic":
+        notes.append("no subscriber")
+    if edge.virtual:
+        notes.append("virtual")
+    suffix = f"  ({', '.join(notes)})" if notes else ""
+    return f"    -> {edge.topic} -> {target}{suffix}"
+
+
+def to_text(graph: FlowGraph) -> str:
+    """One section per flow: each step with its kind and triggers, then one
+    ``-> topic -> target`` line per edge leaving it. Steps in no flow come last."""
+    sections: list[tuple[str, list[FlowNode]]] = [
+        (f, [n for n in graph.steps if f in n.flows]) for f in graph.flows
+    ]
+    loose = [n for n in graph.steps if not n.flows]
+    if loose and graph.flow is None:
+        sections.append((NO_FLOW, loose))
+    lines: list[str] = []
+    if graph.app_name:
+        lines.append(f"app {graph.app_name}")
+    if not sections:
+        lines.append("(no steps)")
+    for title, members in sections:
+        if lines:
+            lines.append("")
+        lines.append(f"flow {title}" if title != NO_FLOW else title)
+        for node in members:
+            triggers = ", ".join(node.labels)
+            lines.append(f"  {node.name} [{node.kind}]" + (f" {triggers}" if triggers else ""))
+            lines.extend(_edge_line(graph, e) for e in graph.outgoing(node.name))
+    return "\n".join(lines) + "\n"
+
+
+# --- Mermaid ----------------------------------------------------------------------------------
+
+_SHAPES: dict[str, tuple[str, str]] = {
+    "http": ('[/"', '"/]'),  # parallelogram
+    "queue": ('["', '"]'),  # box
+    "cron": ('{{"', '"}}'),  # hexagon
+    "state": ('{"', '"}'),  # rhombus
+    "stream": ('(("', '"))'),  # circle
+    "noop": ('(["', '"])'),  # stadium
+    "topic": ('>"', '"]'),  # flag
+    "source": ('[("', '")]'),  # cylinder: where state and stream changes come from
+}
+#: Topic node names already start with ``topic:``.
+_ID_PREFIX = {"topic": "", "source": "src_"}
+_ESCAPES = {'"': "#quot;", "#": "#35;", "<": "#lt;", ">": "#gt;", "`": "#96;", "\n": " "}
+
+
+def _escape(text: str) -> str:
+    """Text safe inside a quoted Mermaid label."""
+    return "".join(_ESCAPES.get(ch, ch) for ch in text)
+
+
+def mermaid_ids(graph: FlowGraph) -> dict[str, str]:
+    """Node name -> Mermaid id (letters, digits, underscores; unique; never a keyword)."""
+    ids: dict[str, str] = {}
+    used: set[str] = set()
+    for node in graph.nodes:
+        base = _ID_PREFIX.get(node.kind, "step_") + re.sub(r"[^A-Za-z0-9_]", "_", node.name)
+        mid, i = base, 1
+        while mid in used:
+            i += 1
+            mid = f"{base}_{i}"
+        used.add(mid)
+        ids[node.name] = mid
+    return ids
+
+
+def to_mermaid(graph: FlowGraph) -> str:
+    """A Mermaid ``flowchart LR``: node shapes by kind, edges labelled by topic, virtual edges
+    dashed."""
+    ids = mermaid_ids(graph)
+    lines = ["flowchart LR"]
+    for node in graph.nodes:
+        opening, closing = _SHAPES[node.kind]
+        # A step shows its name over its triggers; a pseudo node shows what it stands for.
+        parts = [node.name, *node.labels] if node.is_step else list(node.labels[:1] or [node.name])
+        label = "<br/>".join(_escape(p) for p in parts)
+        lines.append(f"    {ids[node.name]}{opening}{label}{closing}")
+    for edge in graph.edges:
+        arrow = "-.->" if edge.virtual else "-->"
+        lines.append(f'    {ids[edge.source]} {arrow}|"{_escape(edge.topic)}"| {ids[edge.target]}')
+    return "\n".join(lines) + "\n"
+
+
+# --- JSON -------------------------------------------------------------------------------------
+
+def to_json(graph: FlowGraph) -> dict[str, Any]:
+    """The graph as plain JSON values: flows, steps, edges, topics, and the pseudo nodes the
+    edges name (``"state"``, ``"stream:<name>"``, ``"topic:<name>"``)."""
+    return {
+        "app": graph.app_name,
+        "flow": graph.flow,
+        "flows": list(graph.flows),
+        "steps": [
+            {
+                "name": n.name,
+                "file": n.file,
+                "kind": n.kind,
+                "triggers": list(n.labels),
+                "flows": list(n.flows),
+                "description": n.description,
+                "enqueues": list(n.enqueues),
+                "subscribes": list(n.subscribes),
+                "virtual_enqueues": list(n.virtual_enqueues),
+                "virtual_subscribes": list(n.virtual_subscribes),
+            }
+            for n in graph.steps
+        ],
+        "pseudo_nodes": [
+            {"name": n.name, "kind": n.kind, "label": n.labels[0] if n.labels else n.name}
+            for n in graph.nodes if not n.is_step
+        ],
+        "edges": [
+            {"source": e.source, "target": e.target, "topic": e.topic, "virtual": e.virtual}
+            for e in graph.edges
+        ],
+        "topics": graph.topics,
+    }

@@ -1,0 +1,31 @@
+"""The Serve deployment that serves an app's HTTP steps: each replica loads the app once and
+builds its FastAPI app (``__serve_build_asgi_app__``), so nothing app-specific is pickled."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray import serve
+
+from raypipe import constants
+from raypipe.http.routes import build_http_app
+from raypipe.loader import load_app_cached
+from raypipe.runtime.bridge import runtime_for
+from raypipe.runtime.spec import AppSpec
+
+__all__ = ["Ingress"]
+
+
+# Handlers mostly wait on actors, so a replica takes many requests at once.
+@serve.deployment(name=constants.INGRESS_DEPLOYMENT, max_ongoing_requests=1000)
+@serve.ingress()
+class Ingress:
+    def __init__(self, spec: AppSpec) -> None:
+        self.spec = spec
+
+    def __serve_build_asgi_app__(self) -> Any:
+        from raypipe.logger import configure_console
+
+        configure_console()
+        app = load_app_cached(self.spec.root, self.spec.settings)
+        return build_http_app(app, lambda: runtime_for(self.spec))

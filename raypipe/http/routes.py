@@ -1,0 +1,196 @@
+"""Build the FastAPI app that serves an app's http steps.
+
+Bodies are validated here, before any handler runs, so invalid input gets FastAPI's own 422
+shape (``{"detail": [{"loc": ["body", field], "msg", "type"}]}``). Ray-free: the runtime is
+handed in, so the same app runs in a Serve replica or under plain uvicorn.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request, Response
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+
+from raypipe import constants
+from raypipe import triggers as t
+from raypipe.app import App
+from raypipe.context import FlowContext, Runtime, call_handler
+from raypipe.errors import SchemaValidationError
+from raypipe.messages import new_id
+from raypipe.models import ApiRequest, ApiResponse
+from raypipe.schemas import Schema, dump_json
+from raypipe.steps import Step
+
+__all__ = ["build_http_app"]
+
+log = logging.getLogger("raypipe.http")
+_REF = "#/components/schemas/{model}"
+
+
+def _query_params(request: Request) -> dict[str, str | list[str]]:
+    out: dict[str, str | list[str]] = {}
+    for key in request.query_params:
+        values = request.query_params.getlist(key)
+        out[key] = values[0] if len(values) == 1 else values
+    return out
+
+
+def _parse_body(raw: bytes, schema: Schema | None) -> Any:
+    if not raw.strip():
+        # An empty body validates as {} so that a schema whose fields all have defaults works
+        # with a bare POST, as in Motia's `request.body ?? {}`.
+        return schema.validate({}, what="body") if schema else None
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        if schema is None:
+            return raw.decode(errors="replace")
+        raise RequestValidationError(
+            [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from exc
+    return schema.validate(data, what="body") if schema else data
+
+
+def _response_schema(tr: t.HttpTrigger, status: int) -> Schema | None:
+    rs = tr.response_schema
+    if isinstance(rs, Mapping):
+        return rs.get(status)  # type: ignore[no-any-return]
+    return rs if 200 <= status < 300 else None  # type: ignore[no-any-return]
+
+
+def _render(resp: ApiResponse, trace_id: str) -> Response:
+    headers = {**resp.headers, constants.TRACE_HEADER: trace_id}
+    if resp.body is None:
+        return Response(status_code=resp.status, headers=headers)
+    ctype = {k.lower(): v for k, v in resp.headers.items()}.get("content-type", "")
+    if isinstance(resp.body, bytes) or (isinstance(resp.body, str) and ctype
+                                        and "json" not in ctype):
+        return Response(resp.body, status_code=resp.status, headers=headers)
+    return JSONResponse(jsonable_encoder(resp.body), status_code=resp.status, headers=headers)
+
+
+Handler = Callable[[], Awaitable[Any]]
+
+
+async def _run_middleware(
+    middleware: Sequence[Callable[..., Any]], req: ApiRequest, ctx: FlowContext, last: Handler
+) -> Any:
+    """Motia's ``middleware(req, ctx, next)`` chain; ``next()`` runs the rest."""
+    async def call(i: int) -> Any:
+        if i == len(middleware):
+            return await last()
+        result = middleware[i](req, ctx, lambda: call(i + 1))
+        return await result if isinstance(result, Awaitable) else result
+
+    return await call(0)
+
+
+def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
+              runtime: Callable[[], Runtime]) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        trace_id = request.headers.get(constants.TRACE_HEADER) or new_id()
+        raw = await request.body()
+        try:
+            body = _parse_body(raw, tr.body_schema)
+        except SchemaValidationError as exc:
+            raise RequestValidationError(
+                [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]) from None
+        req = ApiRequest(body=body, path_params=dict(request.path_params),
+                         query_params=_query_params(request), headers=dict(request.headers),
+                         raw_body=raw, method=request.method, path=request.url.path)
+        ctx = FlowContext(app, runtime(), step=step, trace_id=trace_id, trigger=tr)
+        try:
+            if not await t.check_condition(tr.condition, req, ctx):
+                return JSONResponse({"error": "Not Found"}, 404,
+                                    {constants.TRACE_HEADER: trace_id})
+            result = await _run_middleware(tr.middleware, req, ctx,
+                                           lambda: call_handler(step.handler, req, ctx))
+            resp = ApiResponse.coerce(result)
+            schema = _response_schema(tr, resp.status)
+            if schema is not None:
+                schema.validate(dump_json(resp.body), what=f"response {resp.status}")
+        except Exception as exc:
+            ctx.logger.error("request failed", error=f"{type(exc).__name__}: {exc}")
+            log.exception("step %r failed on %s %s", step.name, request.method, request.url.path)
+            return JSONResponse({"error": "Internal Server Error", "traceId": trace_id}, 500,
+                                {constants.TRACE_HEADER: trace_id})
+        return _render(resp, trace_id)
+
+    endpoint.__name__ = step.name.replace("-", "_")
+    return endpoint
+
+
+class _Components:
+    """JSON schemas of every model used, for the OpenAPI document's ``components``."""
+
+    def __init__(self) -> None:
+        self.schemas: dict[str, Any] = {}
+
+    def ref(self, schema: Schema) -> dict[str, Any]:
+        js = schema.json_schema(ref_template=_REF)
+        self.schemas.update(js.pop("$defs", {}))
+        if schema.is_model:
+            self.schemas[schema.name] = js
+            return {"$ref": _REF.format(model=schema.name)}
+        return js
+
+
+def _openapi_extra(
+    tr: t.HttpTrigger, comps: _Components
+) -> tuple[dict[str, Any], dict[int | str, Any]]:
+    extra: dict[str, Any] = {}
+    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+              for n in re.findall(r"\{([^}:]+)", tr.path)]
+    for qp in tr.query_params:
+        q = qp if isinstance(qp, Mapping) else {"name": str(qp)}
+        params.append({"name": q["name"], "in": "query", "required": False,
+                       "description": q.get("description", ""), "schema": {"type": "string"}})
+    if params:
+        extra["parameters"] = params
+    if tr.body_schema is not None:
+        extra["requestBody"] = {"required": False, "content": {
+            "application/json": {"schema": comps.ref(tr.body_schema)}}}
+    responses: dict[int | str, Any] = {}
+    rs = tr.response_schema
+    items = rs.items() if isinstance(rs, Mapping) else ([(200, rs)] if rs is not None else [])
+    for status, schema in items:
+        responses[int(status)] = {"description": f"{status}", "content": {
+            "application/json": {"schema": comps.ref(schema)}}}
+    return extra, responses
+
+
+def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
+    """One route per http trigger; ``runtime`` is called per request (it may connect lazily)."""
+    api = FastAPI(title=app.name, description=f"raypipe app `{app.name}`", version="0.1.0")
+    comps = _Components()
+    for step in app.with_trigger(t.HttpTrigger):
+        for tr in step.triggers_of(t.HttpTrigger):
+            extra, responses = _openapi_extra(tr, comps)
+            api.add_api_route(
+                tr.path, _endpoint(app, step, tr, runtime), methods=[tr.method],
+                name=step.name, summary=step.name, description=step.config.description,
+                tags=list(step.config.flows) or None, openapi_extra=extra or None,
+                responses=responses or None,
+            )
+
+    @api.get("/_raypipe/health", include_in_schema=False)
+    async def health() -> dict[str, Any]:
+        return {"app": app.name, "steps": len(app.steps)}
+
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            doc = get_openapi(title=api.title, version=api.version, description=api.description,
+                              routes=api.routes)
+            doc.setdefault("components", {}).setdefault("schemas", {}).update(comps.schemas)
+            api.openapi_schema = doc
+        return api.openapi_schema
+
+    api.openapi = openapi  # type: ignore[method-assign]
+    return api

@@ -1,0 +1,200 @@
+"""Finding and importing an app's ``*_step.py`` and ``*_stream.py`` files.
+
+Each file is imported once per process under a stable module name, so every Ray worker that
+runs a step imports the same file under the same name, and never again for the next call.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+import threading
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from raypipe import constants
+from raypipe import triggers as t
+from raypipe.app import App
+from raypipe.errors import AppLoadError, StepLoadError
+from raypipe.settings import Settings, load_settings
+from raypipe.steps import ConfigFieldError, Step, check_config
+from raypipe.streams.config import StreamConfig
+
+__all__ = ["discover", "load_app", "load_app_cached"]
+
+
+def discover(root: Path) -> tuple[list[Path], list[Path]]:
+    """Step files and stream files under ``root``, sorted, skipping hidden folders,
+    ``__pycache__``, virtual environments and ``node_modules``."""
+    steps: list[Path] = []
+    streams: list[Path] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(
+            d for d in dirnames
+            if not d.startswith(".") and d not in constants.SKIPPED_DIRS
+            and not (Path(dirpath, d) / "pyvenv.cfg").exists()
+        )
+        for name in sorted(filenames):
+            if name.endswith(constants.STEP_SUFFIX):
+                steps.append(Path(dirpath, name))
+            elif name.endswith(constants.STREAM_SUFFIX):
+                streams.append(Path(dirpath, name))
+    return steps, streams
+
+
+def _module_name(root: Path, path: Path) -> str:
+    rel = path.relative_to(root).with_suffix("")
+    safe = "__".join(re.sub(r"\W", "_", part) for part in rel.parts)
+    return f"{constants.STEP_MODULE_PACKAGE}.{safe}"
+
+
+def _import(root: Path, path: Path, rel: str) -> ModuleType:
+    name = _module_name(root, path)
+    cached = sys.modules.get(name)
+    # Same relative path in another app (another root) is another module: import it afresh.
+    if cached is not None and getattr(cached, "__file__", None) == str(path):
+        return cached
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
+        raise StepLoadError(rel, None, "cannot be imported")
+    module = importlib.util.module_from_spec(spec)
+    # Registered before exec so that pickling and dataclasses find the module by name.
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:
+        del sys.modules[name]
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
+        line = f" (line {frames[-1].lineno})" if frames else ""
+        raise StepLoadError(rel, None, f"import failed{line}: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def _ensure_package() -> None:
+    # A parent package makes ``raypipe_app.x`` a valid dotted name for importlib and pickle.
+    if constants.STEP_MODULE_PACKAGE not in sys.modules:
+        pkg = ModuleType(constants.STEP_MODULE_PACKAGE)
+        pkg.__path__ = []
+        sys.modules[constants.STEP_MODULE_PACKAGE] = pkg
+
+
+def _load_step(root: Path, path: Path) -> Step:
+    rel = str(path.relative_to(root))
+    module = _import(root, path, rel)
+    raw: Any = getattr(module, "config", None)
+    if raw is None:
+        raise StepLoadError(rel, "config", "a step file must define `config`")
+    try:
+        config = check_config(raw)
+    except ConfigFieldError as exc:
+        raise StepLoadError(rel, f"config.{exc.field}", exc.message) from exc
+    except (TypeError, ValueError) as exc:
+        raise StepLoadError(rel, "config", str(exc)) from exc
+    handler = getattr(module, "handler", None)
+    if handler is None and not config.is_noop:
+        raise StepLoadError(rel, "handler", f"step {config.name!r} has triggers but no `handler`")
+    if handler is not None and not callable(handler):
+        raise StepLoadError(rel, "handler", "must be a function")
+    return Step(config=config, handler=handler, file=rel, module=module.__name__)
+
+
+def _load_stream(root: Path, path: Path) -> StreamConfig:
+    rel = str(path.relative_to(root))
+    module = _import(root, path, rel)
+    raw = getattr(module, "config", None)
+    if isinstance(raw, dict):
+        raw = StreamConfig(name=raw.get("name", ""), schema=raw.get("schema"),
+                           description=raw.get("description", ""))
+    if not isinstance(raw, StreamConfig):
+        raise StepLoadError(rel, "config", "a stream file must define `config = StreamConfig(...)`")
+    if not raw.name:
+        raise StepLoadError(rel, "config.name", "every stream needs a name")
+    return raw
+
+
+def _check_unique(steps: list[Step], errors: list[StepLoadError]) -> dict[str, Step]:
+    by_name: dict[str, Step] = {}
+    routes: dict[tuple[str, str], Step] = {}
+    for step in steps:
+        if step.name in by_name:
+            errors.append(StepLoadError(
+                step.file, "config.name",
+                f"duplicate step name {step.name!r}, also used in {by_name[step.name].file}"))
+            continue
+        by_name[step.name] = step
+        for i, tr in enumerate(step.config.triggers):
+            if isinstance(tr, t.HttpTrigger):
+                # {id} and {name} in the same position are the same route.
+                key = (tr.method, re.sub(r"\{[^}]*\}", "{}", tr.path))
+                if key in routes:
+                    other = routes[key]
+                    errors.append(StepLoadError(
+                        step.file, f"config.triggers[{i}]",
+                        f"{tr.method} {tr.path} is also served by step {other.name!r} "
+                        f"({other.file})"))
+                else:
+                    routes[key] = step
+    return by_name
+
+
+def iter_errors(exc: BaseException) -> Iterator[StepLoadError]:
+    if isinstance(exc, AppLoadError):
+        yield from exc.errors
+    elif isinstance(exc, StepLoadError):
+        yield exc
+
+
+def load_app(root: str | Path, settings: Settings | None = None) -> App:
+    """Import every step and stream file under ``root``; report all problems at once."""
+    root = Path(root).resolve()
+    if not root.is_dir():
+        raise AppLoadError([StepLoadError(str(root), None, "is not a directory")])
+    settings = settings or load_settings(root)
+    _ensure_package()
+    # So that step files can import helpers from the app's top folder.
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    step_files, stream_files = discover(root)
+    errors: list[StepLoadError] = []
+    steps: list[Step] = []
+    streams: dict[str, StreamConfig] = {}
+    for path in step_files:
+        try:
+            steps.append(_load_step(root, path))
+        except StepLoadError as exc:
+            errors.append(exc)
+    for path in stream_files:
+        try:
+            stream = _load_stream(root, path)
+        except StepLoadError as exc:
+            errors.append(exc)
+            continue
+        if stream.name in streams:
+            errors.append(StepLoadError(str(path.relative_to(root)), "config.name",
+                                        f"duplicate stream name {stream.name!r}"))
+        streams[stream.name] = stream
+    by_name = _check_unique(steps, errors)
+    if errors:
+        raise AppLoadError(errors)
+    return App(root=root, settings=settings, steps=by_name, streams=streams)
+
+
+_cache: dict[tuple[str, Settings], App] = {}
+_cache_lock = threading.Lock()
+
+
+def load_app_cached(root: str | Path, settings: Settings) -> App:
+    """``load_app`` once per process: what Ray workers and actors call on every delivery."""
+    key = (str(root), settings)
+    app = _cache.get(key)
+    if app is None:
+        with _cache_lock:
+            app = _cache.get(key)
+            if app is None:
+                app = _cache[key] = load_app(root, settings)
+    return app

@@ -1,0 +1,85 @@
+"""``ctx.logger``: structured log lines tagged with step, flow and trace id."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["LogRecord", "StepLogger", "add_sink", "configure_console"]
+
+LogRecord = dict[str, Any]
+_sinks: list[Callable[[LogRecord], None]] = []
+_py_logger = logging.getLogger("raypipe.steps")
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
+           "error": logging.ERROR}
+
+
+def add_sink(sink: Callable[[LogRecord], None]) -> None:
+    """Also send every record to ``sink`` (the workbench's live log uses this)."""
+    _sinks.append(sink)
+
+
+class _ConsoleFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        rec: LogRecord = getattr(record, "raypipe", {})
+        if not rec:
+            return super().format(record)
+        stamp = time.strftime("%H:%M:%S", time.localtime(rec["time"] / 1000))
+        fields = " ".join(f"{k}={v!r}" for k, v in rec.get("fields", {}).items())
+        trace = (rec.get("trace_id") or "")[:8]
+        return (f"{stamp} {rec['level'].upper():5} [{rec.get('step') or '-'}] {rec['msg']}"
+                f"{' ' + fields if fields else ''}  trace={trace}")
+
+
+def configure_console(level: int = logging.INFO) -> None:
+    """Print step logs on stderr, once per process (Ray forwards workers' to the driver)."""
+    if any(getattr(h, "_raypipe", False) for h in _py_logger.handlers):
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(_ConsoleFormatter())
+    handler._raypipe = True  # type: ignore[attr-defined]
+    _py_logger.addHandler(handler)
+    _py_logger.setLevel(level)
+    _py_logger.propagate = False
+
+
+class StepLogger:
+    """``logger.info("Processing", workflowId=wid)``; a dict as second argument also works,
+    as in Motia (``logger.info("Processing", {"workflowId": wid})``)."""
+
+    def __init__(self, step: str | None, trace_id: str, flows: tuple[str, ...] = ()) -> None:
+        self.step = step
+        self.trace_id = trace_id
+        self.flows = flows
+
+    def _log(self, level: str, message: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
+        merged: dict[str, Any] = {}
+        for a in args:
+            if isinstance(a, Mapping):
+                merged.update(a)
+            else:
+                merged.setdefault("args", []).append(a)
+        merged.update(fields)
+        rec: LogRecord = {"time": time.time() * 1000, "level": level, "msg": str(message),
+                          "step": self.step, "trace_id": self.trace_id,
+                          "flows": list(self.flows), "fields": merged}
+        configure_console()
+        _py_logger.log(_LEVELS[level], message, extra={"raypipe": rec})
+        for sink in _sinks:
+            sink(rec)
+
+    def debug(self, message: str, *args: Any, **fields: Any) -> None:
+        self._log("debug", message, args, fields)
+
+    def info(self, message: str, *args: Any, **fields: Any) -> None:
+        self._log("info", message, args, fields)
+
+    def warn(self, message: str, *args: Any, **fields: Any) -> None:
+        self._log("warn", message, args, fields)
+
+    warning = warn
+
+    def error(self, message: str, *args: Any, **fields: Any) -> None:
+        self._log("error", message, args, fields)

@@ -1,0 +1,120 @@
+"""The :class:`~raypipe.context.Runtime` of a process that talks to the app's actors."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import ray
+
+from raypipe import constants
+from raypipe.context import Origin
+from raypipe.errors import RuntimeNotRunningError
+from raypipe.messages import Message
+from raypipe.runtime.spec import AppSpec
+from raypipe.state.backend import Groups, Items, Ops
+
+__all__ = ["RayRuntime", "actor", "runtime_for"]
+
+
+def actor(name: str, namespace: str) -> Any:
+    try:
+        return ray.get_actor(name, namespace=namespace)
+    except ValueError as exc:
+        raise RuntimeNotRunningError(
+            f"actor {name!r} is not running in namespace {namespace!r}; start the app with "
+            "`raypipe dev` or `raypipe start`") from exc
+
+
+class ActorStateStore:
+    def __init__(self, handle: Any) -> None:
+        self._h = handle
+
+    async def get(self, group: str, key: str) -> Any:
+        return await self._h.get.remote(group, key)
+
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
+        return tuple(await self._h.set.remote(group, key, value, origin))  # type: ignore[return-value]
+
+    async def delete(self, group: str, key: str, origin: Origin) -> Any:
+        return await self._h.delete.remote(group, key, origin)
+
+    async def list(self, group: str) -> Items:
+        return await self._h.list.remote(group)  # type: ignore[no-any-return]
+
+    async def list_groups(self) -> Groups:
+        return await self._h.list_groups.remote()  # type: ignore[no-any-return]
+
+    async def clear(self, group: str, origin: Origin) -> None:
+        await self._h.clear.remote(group, origin)
+
+    async def update(
+        self, group: str, key: str, ops: Ops, origin: Origin
+    ) -> tuple[Any, Any]:
+        return tuple(await self._h.update.remote(group, key, ops, origin))  # type: ignore[return-value]
+
+
+_Batch = tuple[list[Message], "asyncio.Future[None]"]
+
+
+class ActorBus:
+    """Publishes to the dispatcher, coalescing the enqueues a handler makes in one turn of its
+    event loop (``asyncio.gather`` of a fan-out) into one actor call."""
+
+    def __init__(self, handle: Any) -> None:
+        self._h = handle
+        # One open batch per event loop (a Serve replica and a worker each have their own).
+        self._pending: dict[asyncio.AbstractEventLoop, _Batch] = {}
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        loop = asyncio.get_running_loop()
+        batch = self._pending.get(loop)
+        if batch is None:
+            batch = self._pending[loop] = ([], loop.create_future())
+            loop.call_soon(self._flush, loop)
+        batch[0].extend(messages)
+        await asyncio.shield(batch[1])
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        messages, fut = self._pending.pop(loop)
+
+        async def send() -> None:
+            try:
+                await self._h.publish.remote(messages)
+            except BaseException as exc:  # the waiting enqueues raise it
+                fut.set_exception(exc)
+            else:
+                fut.set_result(None)
+
+        loop.create_task(send())
+
+
+class RayRuntime:
+    def __init__(self, spec: AppSpec) -> None:
+        ns = spec.namespace
+        self.spec = spec
+        self.state = ActorStateStore(actor(constants.STATE_ACTOR, ns))
+        self.bus = ActorBus(actor(constants.DISPATCHER_ACTOR, ns))
+        self.dispatcher = self.bus._h
+
+
+_runtimes: dict[AppSpec, RayRuntime] = {}
+_lock = threading.Lock()
+
+
+def runtime_for(spec: AppSpec) -> RayRuntime:
+    """One runtime (actor handles) per app per process; looking actors up costs a GCS call."""
+    rt = _runtimes.get(spec)
+    if rt is None:
+        with _lock:
+            rt = _runtimes.get(spec)
+            if rt is None:
+                rt = _runtimes[spec] = RayRuntime(spec)
+    return rt
+
+
+def forget(spec: AppSpec) -> None:
+    """Drop cached handles (after the app's actors were replaced)."""
+    _runtimes.pop(spec, None)

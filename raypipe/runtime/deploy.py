@@ -1,0 +1,114 @@
+"""Putting an app on a Ray cluster and taking it off again."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+from ray import serve
+
+from raypipe import constants
+from raypipe.loader import load_app
+from raypipe.runtime import bridge
+from raypipe.runtime.spec import AppSpec
+
+__all__ = ["Cluster", "Deployment", "connect", "deploy", "teardown"]
+
+log = logging.getLogger("raypipe.deploy")
+
+
+@dataclass(frozen=True)
+class Cluster:
+    #: Whether this process started Ray (and so must stop it).
+    started: bool
+    dashboard_url: str | None
+
+
+def connect(address: str | None = None, *, start: bool = False, namespace: str | None = None,
+            **init_kwargs: Any) -> Cluster:
+    """Join ``address`` (or ``RAY_ADDRESS``, or a running local cluster); start a new local Ray
+    only if ``start`` and there is nothing to join."""
+    if ray.is_initialized():
+        return Cluster(False, None)
+    address = address or os.environ.get("RAY_ADDRESS")
+    kwargs: dict[str, Any] = {"namespace": namespace, "logging_level": logging.WARNING,
+                              **{k: v for k, v in init_kwargs.items() if v is not None}}
+    if address or not start:
+        info = ray.init(address=address or "auto", **kwargs)
+        started = False
+    else:
+        info = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", **kwargs)
+        started = True
+    url = info.dashboard_url
+    return Cluster(started, f"http://{url}" if url and "://" not in url else url or None)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    spec: AppSpec
+    url: str
+
+    @property
+    def docs_url(self) -> str:
+        return self.url.rstrip("/") + "/docs"
+
+
+def _start_actor(cls: Any, name: str, spec: AppSpec) -> Any:
+    with contextlib.suppress(ValueError):
+        ray.kill(ray.get_actor(name, namespace=spec.namespace))
+    return cls.options(name=name, namespace=spec.namespace, lifetime="detached").remote(spec)
+
+
+def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -> Deployment:
+    """Start the app's state and dispatcher actors and its Serve application at ``/``.
+
+    The app is loaded here first so that a broken step file fails the deploy with its file and
+    field named, before anything starts."""
+    from raypipe.http.ingress import Ingress
+    from raypipe.runtime.dispatcher import Dispatcher
+    from raypipe.runtime.state_actor import StateActor
+
+    load_app(spec.root, spec.settings)
+    host = host or spec.settings.host
+    port = port or spec.settings.port
+    bridge.forget(spec)
+    state = _start_actor(StateActor, constants.STATE_ACTOR, spec)
+    dispatcher = _start_actor(Dispatcher, constants.DISPATCHER_ACTOR, spec)
+    ray.get([state.ready.remote(), dispatcher.ready.remote()])
+    serve.start(http_options={"host": host, "port": port})
+    prefix = spec.settings.route_prefix
+    serve.run(
+        Ingress.options(  # type: ignore[attr-defined]
+            num_replicas=spec.settings.ingress_replicas).bind(spec),
+        name=constants.serve_app_name(spec.settings.name), route_prefix=prefix,
+    )
+    # Serve keeps the port it was first started with; report where the app really is.
+    host, port = _serve_address(host, port)
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    return Deployment(spec, f"http://{shown}:{port}{'' if prefix == '/' else prefix}")
+
+
+def _serve_address(host: str, port: int) -> tuple[str, int]:
+    try:
+        from ray.serve.context import _get_global_client
+
+        cfg = _get_global_client().http_config  # type: ignore[union-attr]
+        return str(cfg.host), int(cfg.port)
+    except Exception:  # a private API: fall back to what was asked for
+        return host, port
+
+
+def teardown(spec: AppSpec) -> None:
+    """Remove the app's Serve application and actors (and nothing else on the cluster)."""
+    try:
+        serve.delete(constants.serve_app_name(spec.settings.name))
+    except Exception:  # Serve may already be gone with the cluster
+        log.debug("serve.delete failed", exc_info=True)
+    for name in (constants.DISPATCHER_ACTOR, constants.STATE_ACTOR):
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(name, namespace=spec.namespace), no_restart=True)
+    bridge.forget(spec)

@@ -1,0 +1,29 @@
+"""Cron expressions: 5 fields, or 6 with seconds first (Motia's and node-cron's reading)."""
+
+from __future__ import annotations
+
+from croniter import croniter
+
+__all__ = ["check_cron", "next_fire"]
+
+
+def _fields(expression: str) -> int:
+    return len(expression.split())
+
+
+def check_cron(expression: str) -> str | None:
+    """``None`` if ``expression`` is usable, else why not."""
+    if not isinstance(expression, str) or not expression.strip():
+        return "must be a non-empty cron expression"
+    n = _fields(expression)
+    if n not in (5, 6):
+        return f"{expression!r} has {n} fields; use 5, or 6 with seconds first"
+    if not croniter.is_valid(expression, second_at_beginning=(n == 6)):
+        return f"{expression!r} is not a valid cron expression"
+    return None
+
+
+def next_fire(expression: str, after: float) -> float:
+    """The first tick strictly after ``after`` (epoch seconds, UTC)."""
+    it = croniter(expression, after, second_at_beginning=(_fields(expression) == 6))
+    return float(it.get_next(float))

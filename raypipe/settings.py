@@ -1,0 +1,107 @@
+"""App settings: ``[tool.raypipe]`` in the app's pyproject.toml, then ``RAYPIPE_*``, then flags."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from raypipe import constants
+from raypipe.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+__all__ = ["Settings", "load_settings"]
+
+
+class Settings(BaseModel):
+    """Everything an app can configure. Field names are the pyproject keys."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = constants.DEFAULT_APP_NAME
+    #: ``memory`` (the embedded default) or a ``redis://`` URL.
+    state: str = "memory"
+    host: str = constants.DEFAULT_HOST
+    port: int = Field(default=constants.DEFAULT_PORT, ge=1, le=65535)
+    #: CPUs a step task reserves; below 1 lets I/O-bound handlers share a core.
+    task_num_cpus: float = Field(default=0.25, gt=0)
+    #: Where the app's routes start. Serve has one HTTP port per cluster, so apps sharing a
+    #: cluster need distinct prefixes.
+    route_prefix: str = "/"
+    #: Replicas of the HTTP ingress deployment.
+    ingress_replicas: int = Field(default=1, ge=1)
+
+    @field_validator("state")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        if v != "memory" and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be 'memory' or a redis:// URL")
+        return v
+
+    @field_validator("route_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with '/'")
+        return v if v == "/" else v.rstrip("/")
+
+    @property
+    def namespace(self) -> str:
+        return constants.namespace_for(self.name)
+
+
+_ENV_PREFIX = "RAYPIPE_"
+
+
+def _from_pyproject(app_dir: Path) -> dict[str, Any]:
+    path = app_dir / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: {exc}") from exc
+    section = data.get("tool", {}).get("raypipe", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{path}: [tool.raypipe] must be a table")
+    return {k.replace("-", "_"): v for k, v in section.items()}
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for field in Settings.model_fields:
+        key = _ENV_PREFIX + field.upper()
+        if key in environ:
+            out[field] = environ[key]
+    # The documented spelling for the backend URL.
+    if "RAYPIPE_STATE_URL" in environ:
+        out["state"] = environ["RAYPIPE_STATE_URL"]
+    return out
+
+
+def load_settings(
+    app_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge the three sources, later ones winning; ``None`` overrides are ignored."""
+    app_dir = Path(app_dir)
+    merged: dict[str, Any] = {"name": app_dir.resolve().name or constants.DEFAULT_APP_NAME}
+    merged.update(_from_pyproject(app_dir))
+    merged.update(_from_env(os.environ if environ is None else environ))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return Settings(**merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings for {app_dir}: {problems}") from exc

@@ -1,0 +1,62 @@
+"""The interface every state backend implements (memory, Redis)."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["StateBackend", "make_backend"]
+
+Item = dict[str, Any]
+#: ``list`` is also a method name below; these aliases keep annotations unambiguous.
+Items = list[Item]
+Removed = list[tuple[str, Any]]
+Groups = list[str]
+Ops = list[dict[str, Any]]
+
+
+class StateBackend(abc.ABC):
+    """Groups of items keyed by id; values are JSON. Each write is atomic for its item and
+    returns what the item held before and after, which state triggers are made from."""
+
+    @abc.abstractmethod
+    async def get(self, group: str, key: str) -> Any: ...
+
+    @abc.abstractmethod
+    async def set(self, group: str, key: str, value: Any) -> tuple[Any, Any]: ...
+
+    @abc.abstractmethod
+    async def delete(self, group: str, key: str) -> Any:
+        """Remove an item; returns its old value (``None`` if there was none)."""
+
+    @abc.abstractmethod
+    async def list(self, group: str) -> Items:
+        """``[{"id", "data"}, ...]`` in id order."""
+
+    @abc.abstractmethod
+    async def list_groups(self) -> Groups: ...
+
+    @abc.abstractmethod
+    async def clear(self, group: str) -> Removed:
+        """Remove a whole group; returns ``(id, old_value)`` of every removed item."""
+
+    @abc.abstractmethod
+    async def update(
+        self, group: str, key: str, ops: Sequence[dict[str, Any]]
+    ) -> tuple[Any, Any]:
+        """Apply ``ops`` atomically; an item that does not exist starts as ``{}``."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections."""
+
+
+def make_backend(url: str) -> StateBackend:
+    """``memory`` or a Redis URL (the Redis backend arrives with cluster durability)."""
+    if url == "memory":
+        from raypipe.state.backends.memory import MemoryBackend
+
+        return MemoryBackend()
+    from raypipe.errors import ConfigError
+
+    raise ConfigError(f"state backend {url!r} is not available in this version; use 'memory'")

@@ -1,0 +1,78 @@
+"""One Ray (and one Serve) for the whole session; each test app gets its own namespace."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def free_port() -> int:
+    # Ray's worker ports are 10002-19999 here: stay out of them.
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if not 10002 <= port <= 19999:
+            return int(port)
+    raise RuntimeError("no free port outside Ray's worker range")
+
+
+@pytest.fixture(scope="session")
+def ray_session() -> Iterator[int]:
+    """Ray with 2 CPUs and Serve on a free port; yields the HTTP port."""
+    import ray
+    from ray import serve
+
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    ray.init(num_cpus=2, namespace="raypipe-tests", include_dashboard=False,
+             logging_level="WARNING")
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    yield port
+    serve.shutdown()
+    ray.shutdown()
+
+
+Deploy = Callable[..., Any]
+
+
+@pytest.fixture
+def deploy_app(ray_session: int) -> Iterator[Deploy]:
+    """``deploy_app(app_dir, **settings)`` deploys under a unique name; removed after the test."""
+    from raypipe.runtime.deploy import deploy, teardown
+    from raypipe.runtime.spec import AppSpec
+
+    specs: list[Any] = []
+
+    def _deploy(app_dir: Path | str, **overrides: Any) -> Any:
+        name = f"{Path(app_dir).name}-{uuid.uuid4().hex[:8]}"
+        spec = AppSpec.from_dir(app_dir, name=name, port=ray_session, **overrides)
+        specs.append(spec)
+        return deploy(spec)
+
+    yield _deploy
+    for spec in specs:
+        teardown(spec)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.2,
+             message: str = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; fail with ``message`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)

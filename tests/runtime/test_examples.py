@@ -1,0 +1,44 @@
+"""The two seed apps, driven over HTTP exactly as the seeds' curl commands."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from tests.conftest import EXAMPLES, Deploy, wait_for
+
+
+def test_parallel_workflow_seed_curl_completes(deploy_app: Deploy) -> None:
+    d = deploy_app(EXAMPLES / "parallel-workflow")
+    # curl -X POST http://localhost:3111/api/workflow/start -H "Content-Type: application/json"
+    #   -d '{"totalSteps": 10, "waitTime": true, "waitTimeMin": 500, "waitTimeMax": 2000}'
+    r = httpx.post(f"{d.url}/api/workflow/start",
+                   headers={"Content-Type": "application/json"},
+                   content=b'{"totalSteps": 10, "waitTime": true, "waitTimeMin": 500, '
+                           b'"waitTimeMax": 2000}', timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["message"] == "Workflow started successfully"
+    assert body["totalSteps"] == 10
+    wid = body["workflowId"]
+
+    def completed() -> Any:
+        w = httpx.get(f"{d.url}/api/workflow/{wid}").json()
+        return w if w.get("status") == "completed" else None
+
+    w = wait_for(completed, timeout=120, message="the workflow to complete")
+    assert w["completedSteps"] == w["totalSteps"] == 10
+    assert sorted(w["steps"], key=int) == [str(i) for i in range(10)]
+    assert all(500 <= s["duration"] <= 2000 for s in w["steps"].values())
+    results = w["results"]
+    assert results["completionRate"] == 100
+    total = sum(s["result"]["value"] for s in w["steps"].values())
+    assert abs(results["totalValue"] - total) < 1e-6
+
+    # Defaults apply to an empty body; a wrong type is a 422 naming the field.
+    assert httpx.post(f"{d.url}/api/workflow/start").json()["totalSteps"] == 5
+    bad = httpx.post(f"{d.url}/api/workflow/start", json={"totalSteps": "ten"})
+    assert bad.status_code == 422
+    assert bad.json()["detail"][0]["loc"] == ["body", "totalSteps"]
+    assert httpx.get(f"{d.url}/api/workflow/nope").status_code == 404

@@ -1,0 +1,101 @@
+"""Every state operation, against every backend (one suite; backends are interchangeable)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from raypipe.errors import UpdateOpError
+from raypipe.state.backend import StateBackend, make_backend
+
+BACKENDS = ["memory"]
+
+
+@pytest.fixture(params=BACKENDS)
+async def backend(request: pytest.FixtureRequest) -> AsyncIterator[StateBackend]:
+    b = make_backend(request.param)
+    yield b
+    await b.close()
+
+
+async def test_get_missing_is_none(backend: StateBackend) -> None:
+    assert await backend.get("g", "nope") is None
+
+
+async def test_set_returns_old_and_new(backend: StateBackend) -> None:
+    assert await backend.set("g", "k", {"a": 1}) == (None, {"a": 1})
+    assert await backend.set("g", "k", {"a": 2}) == ({"a": 1}, {"a": 2})
+    assert await backend.get("g", "k") == {"a": 2}
+
+
+async def test_values_of_every_json_type(backend: StateBackend) -> None:
+    for i, v in enumerate(["s", 1, 1.5, True, [1, {"x": None}], {"n": {"m": [1]}}]):
+        await backend.set("types", str(i), v)
+        assert await backend.get("types", str(i)) == v
+
+
+async def test_delete_returns_old_value(backend: StateBackend) -> None:
+    await backend.set("g", "k", 1)
+    assert await backend.delete("g", "k") == 1
+    assert await backend.get("g", "k") is None
+    assert await backend.delete("g", "k") is None
+
+
+async def test_list_and_groups(backend: StateBackend) -> None:
+    await backend.set("b", "2", {"v": 2})
+    await backend.set("b", "1", {"v": 1})
+    await backend.set("a", "x", 0)
+    assert await backend.list("b") == [{"id": "1", "data": {"v": 1}}, {"id": "2", "data": {"v": 2}}]
+    assert await backend.list("missing") == []
+    assert await backend.list_groups() == ["a", "b"]
+    await backend.delete("a", "x")
+    assert await backend.list_groups() == ["b"]
+
+
+async def test_clear_returns_removed_items(backend: StateBackend) -> None:
+    await backend.set("g", "1", "a")
+    await backend.set("g", "2", "b")
+    await backend.set("other", "1", "c")
+    assert await backend.clear("g") == [("1", "a"), ("2", "b")]
+    assert await backend.list("g") == []
+    assert await backend.get("other", "1") == "c"
+
+
+async def test_update_every_op(backend: StateBackend) -> None:
+    old, new = await backend.update("wf", "1", [
+        {"type": "set", "path": "steps.3", "value": {"ok": True}},
+        {"type": "increment", "path": "completed", "by": 2},
+        {"type": "decrement", "path": "left", "by": 1},
+        {"type": "merge", "path": "meta", "value": {"a": 1}},
+        {"type": "append", "path": "log", "value": "x"},
+    ])
+    assert old is None
+    assert new == {"steps": {"3": {"ok": True}}, "completed": 2, "left": -1,
+                   "meta": {"a": 1}, "log": ["x"]}
+    old2, new2 = await backend.update("wf", "1", [
+        {"type": "remove", "path": "left"},
+        {"type": "merge", "value": {"top": 1}},
+        {"type": "append", "path": "log", "value": "y"},
+        {"type": "increment", "path": "completed"},
+    ])
+    assert old2 == new
+    assert new2 == {"steps": {"3": {"ok": True}}, "completed": 3, "meta": {"a": 1},
+                    "log": ["x", "y"], "top": 1}
+    assert await backend.get("wf", "1") == new2
+
+
+async def test_failed_update_changes_nothing(backend: StateBackend) -> None:
+    await backend.set("g", "k", {"n": "text"})
+    with pytest.raises(UpdateOpError):
+        await backend.update("g", "k", [{"type": "set", "path": "x", "value": 1},
+                                        {"type": "increment", "path": "n"}])
+    assert await backend.get("g", "k") == {"n": "text"}
+
+
+async def test_set_does_not_alias_callers_value(backend: StateBackend) -> None:
+    value = {"a": [1]}
+    await backend.set("g", "k", value)
+    _, new = await backend.update("g", "k", [{"type": "append", "path": "a", "value": 2}])
+    assert value == {"a": [1]}
+    assert new == {"a": [1, 2]}

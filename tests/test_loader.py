@@ -1,0 +1,283 @@
+"""Discovering and loading apps: what is found, what errors say, and the shipped examples."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from raypipe import ApiRequest, ApiResponse, AppLoadError, StepLoadError
+from raypipe import triggers as t
+from raypipe.context import Origin
+from raypipe.delivery import Delivery, execute
+from raypipe.loader import discover, load_app
+from raypipe.messages import Message
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+OK_STEP = """
+from raypipe import StepConfig, queue
+config = StepConfig(name={name!r}, triggers=[queue("t")])
+async def handler(data, ctx):
+    pass
+"""
+
+
+def write(root: Path, files: dict[str, str]) -> Path:
+    for rel, source in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(source))
+    return root
+
+
+def load_errors(root: Path) -> list[StepLoadError]:
+    with pytest.raises(AppLoadError) as info:
+        load_app(root)
+    return info.value.errors
+
+
+def only_error(root: Path) -> StepLoadError:
+    errors = load_errors(root)
+    assert len(errors) == 1, errors
+    return errors[0]
+
+
+# --- discovery -------------------------------------------------------------------------------
+
+
+def test_discover_recurses_and_skips_hidden_cache_vendor_and_venv_dirs(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "a_step.py": "", "helpers.py": "", "notes_step.txt": "",
+        "src/deep/er/b_step.py": "", "src/chat_stream.py": "",
+        ".hidden/c_step.py": "", "src/.git/d_step.py": "",
+        "__pycache__/e_step.py": "", "node_modules/pkg/f_step.py": "",
+        ".venv/lib/g_step.py": "", "myenv/pyvenv.cfg": "", "myenv/lib/h_step.py": "",
+    })
+    steps, streams = discover(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in steps] == [
+        "a_step.py", "src/deep/er/b_step.py"]
+    assert [p.relative_to(tmp_path).as_posix() for p in streams] == ["src/chat_stream.py"]
+
+
+def test_same_relative_paths_in_two_apps_load_their_own_modules(tmp_path: Path) -> None:
+    one = write(tmp_path / "one", {"steps/x_step.py": OK_STEP.format(name="from-one")})
+    two = write(tmp_path / "two", {"steps/x_step.py": OK_STEP.format(name="from-two")})
+    assert list(load_app(one).steps) == ["from-one"]
+    assert list(load_app(two).steps) == ["from-two"]
+
+
+# --- errors name the file and the field ------------------------------------------------------
+
+
+def test_duplicate_step_names_across_files(tmp_path: Path) -> None:
+    write(tmp_path, {"a/first_step.py": OK_STEP.format(name="same"),
+                     "b/second_step.py": OK_STEP.format(name="same")})
+    err = only_error(tmp_path)
+    assert (err.file, err.field) == ("b/second_step.py", "config.name")
+    assert "'same'" in err.message and "a/first_step.py" in err.message
+
+
+def test_two_steps_on_the_same_route_with_differently_named_params(tmp_path: Path) -> None:
+    route = """
+    from raypipe import StepConfig, http
+    config = StepConfig(name={name!r}, triggers=[http("GET", {path!r})])
+    async def handler(req, ctx):
+        return {{"status": 200}}
+    """
+    write(tmp_path, {
+        "a_step.py": route.format(name="a", path="/users/{id}/posts"),
+        "b_step.py": route.format(name="b", path="/users/:other/posts"),
+        "c_step.py": route.format(name="c", path="/users/:other/likes"),  # a different route
+    })
+    err = only_error(tmp_path)
+    assert (err.file, err.field) == ("b_step.py", "config.triggers[0]")
+    assert "GET /users/{other}/posts" in err.message and "'a'" in err.message
+
+
+@pytest.mark.parametrize(("source", "field", "words"), [
+    ('config = {"name": "x", "triggers": [{"type": "webhook"}]}',
+     "config.triggers[0].type", "'webhook'"),
+    ('from raypipe import StepConfig, cron\n'
+     'config = StepConfig(name="x", triggers=[cron("* * *")])',
+     "config.triggers[0].expression", "3 fields"),
+    ('config = {"type": "cron", "name": "x", "cron": "not a cron at all"}',
+     "config.cron", "not a valid cron expression"),
+    ('config = {"type": "api", "name": "x", "method": "GET", "path": "/x"}',
+     "handler", "no `handler`"),
+    ('handler = print', "config", "must define `config`"),
+])
+def test_bad_step_file_errors(tmp_path: Path, source: str, field: str, words: str) -> None:
+    write(tmp_path, {"steps/bad_step.py": source + "\n"})
+    err = only_error(tmp_path)
+    assert (err.file, err.field) == ("steps/bad_step.py", field)
+    assert words in err.message
+    assert str(err).startswith(f"steps/bad_step.py: {field}: ")
+
+
+def test_a_file_whose_import_raises_names_file_and_line(tmp_path: Path) -> None:
+    write(tmp_path, {"boom_step.py": "import os\n\nraise RuntimeError('no config today')\n"})
+    err = only_error(tmp_path)
+    assert err.file == "boom_step.py"
+    assert "line 3" in err.message
+    assert "RuntimeError: no config today" in err.message
+
+
+def test_all_errors_of_an_app_are_reported_together(tmp_path: Path) -> None:
+    write(tmp_path, {
+        "good_step.py": OK_STEP.format(name="good"),
+        "other_step.py": OK_STEP.format(name="good"),
+        "nohandler_step.py": 'config = {"type": "event", "name": "n", "subscribes": ["t"]}',
+        "trigger_step.py": 'config = {"name": "u", "triggers": [{"type": "ftp"}]}',
+        "syntax_step.py": "def broken(:\n",
+    })
+    errors = load_errors(tmp_path)
+    assert sorted((e.file, e.field) for e in errors) == [
+        ("nohandler_step.py", "handler"),
+        ("other_step.py", "config.name"),
+        ("syntax_step.py", None),
+        ("trigger_step.py", "config.triggers[0].type"),
+    ]
+    with pytest.raises(AppLoadError, match=r"the app has 4 error\(s\)"):
+        load_app(tmp_path)
+
+
+def test_a_path_that_is_not_a_directory(tmp_path: Path) -> None:
+    err = only_error(tmp_path / "missing")
+    assert "is not a directory" in err.message
+
+
+# --- the shipped examples --------------------------------------------------------------------
+
+
+def routes(app: Any) -> dict[tuple[str, str], str]:
+    return {(tr.method, tr.path): s.name
+            for s in app.steps.values() for tr in s.triggers_of(t.HttpTrigger)}
+
+
+def test_parallel_workflow_example_loads() -> None:
+    app = load_app(EXAMPLES / "parallel-workflow")
+    assert app.name == "parallel-workflow"
+    assert app.settings.port == 3111
+    assert sorted(app.steps) == [
+        "get-workflow", "process-workflow-step", "start-parallel-workflow",
+        "workflow-completed-consumers", "workflow-completion", "workflow-timeout-check"]
+    assert [s.name for s in app.subscribers("workflow.step.process")] == [
+        "process-workflow-step"]
+    assert app.subscribers("workflow.completed") == []
+    assert routes(app) == {("POST", "/api/workflow/start"): "start-parallel-workflow",
+                           ("GET", "/api/workflow/{workflowId}"): "get-workflow"}
+    assert [s.name for s in app.with_trigger(t.StateTrigger)] == ["workflow-completion"]
+    assert [s.name for s in app.with_trigger(t.CronTrigger)] == ["workflow-timeout-check"]
+    assert app.steps["workflow-completed-consumers"].config.is_noop
+    assert app.flows == ["workflow-orchestration"]
+
+
+def test_user_registration_example_loads() -> None:
+    app = load_app(EXAMPLES / "user-registration")
+    assert (app.name, app.settings.port) == ("user-registration", 3111)
+    assert sorted(app.steps) == ["GetUserStatus", "LogNotification", "RegisterUser",
+                                 "SendWelcomeEmail", "SetupUserAccount"]
+    assert sorted(s.name for s in app.subscribers("user.registered")) == [
+        "SendWelcomeEmail", "SetupUserAccount"]
+    assert [s.name for s in app.subscribers("email.sent")] == ["LogNotification"]
+    assert app.subscribers("account.setup.completed") == []
+    assert routes(app) == {("POST", "/users/register"): "RegisterUser",
+                           ("GET", "/users/{userId}/status"): "GetUserStatus"}
+    assert app.steps["RegisterUser"].config.enqueues == ("user.registered",)
+    assert app.flows == ["user-registration"]
+
+
+class MemoryRuntime:
+    """Just enough of a Runtime for the example: get/set state and a list of messages."""
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[str, str], Any] = {}
+        self.messages: list[Message] = []
+        self.state = self
+        self.bus = self
+
+    async def get(self, group: str, key: str) -> Any:
+        return self.items.get((group, key))
+
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
+        old, self.items[(group, key)] = self.items.get((group, key)), value
+        return old, value
+
+    async def publish(self, messages: list[Message]) -> None:
+        self.messages.extend(messages)
+
+
+def test_user_registration_example_runs_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    from raypipe.context import FlowContext
+
+    app = load_app(EXAMPLES / "user-registration")
+    rt = MemoryRuntime()
+
+    async def no_wait(_: float) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", no_wait)
+
+    async def call_http(name: str, body: Any = None, **path_params: str) -> ApiResponse:
+        step = app.steps[name]
+        (tr,) = step.triggers_of(t.HttpTrigger)
+        req = ApiRequest(body=tr.body_schema.validate(body) if tr.body_schema else body,
+                         path_params=path_params)
+        ctx = FlowContext(app, rt, step=step, trace_id="trace-1", trigger=tr)
+        resp = ApiResponse.coerce(await step.handler(req, ctx))
+        tr.response_schema[resp.status].validate(resp.body)
+        return resp
+
+    async def scenario() -> tuple[ApiResponse, ApiResponse, list[str]]:
+        created = await call_http("RegisterUser", {"name": "Alice Johnson",
+                                                   "email": "alice@example.com",
+                                                   "password": "securepass123"})
+        delivered = []
+        while rt.messages:
+            msg = rt.messages.pop(0)
+            for sub in app.subscribers(msg.topic):
+                await execute(app, rt, Delivery(step=sub.name, kind="queue", payload=msg.data,
+                                                trace_id=msg.trace_id, topic=msg.topic))
+                delivered.append(f"{msg.topic}->{sub.name}")
+        status = await call_http("GetUserStatus", userId=created.body["userId"])
+        return created, status, delivered
+
+    created, status, delivered = asyncio.run(scenario())
+    assert created.status == 201
+    assert created.body["status"] == "pending"
+    assert created.body["userId"].startswith("user-")
+    assert sorted(delivered) == ["email.sent->LogNotification",
+                                 "user.registered->SendWelcomeEmail",
+                                 "user.registered->SetupUserAccount"]
+    assert status.status == 200
+    assert {k: status.body[k] for k in ("status", "emailSent", "accountSetup", "name")} == {
+        "status": "active", "emailSent": True, "accountSetup": True, "name": "Alice Johnson"}
+    user_id = created.body["userId"]
+    assert rt.items[("notification-counts", user_id)]["count"] == 1
+
+    missing = asyncio.run(call_http("GetUserStatus", userId="user-0"))
+    assert (missing.status, missing.body) == (404, {"error": "User not found"})
+
+
+@pytest.mark.parametrize(("body", "loc", "msg"), [
+    ({"name": "A", "email": "a@b.co", "password": "12345678"}, ["name"],
+     "Name must be at least 2 characters"),
+    ({"name": "Al", "email": "not-an-email", "password": "12345678"}, ["email"],
+     "Invalid email address"),
+    ({"name": "Al", "email": "a@b.co", "password": "short"}, ["password"],
+     "Password must be at least 8 characters"),
+])
+def test_user_registration_body_rules(body: dict[str, str], loc: list[str], msg: str) -> None:
+    from raypipe.errors import SchemaValidationError
+
+    app = load_app(EXAMPLES / "user-registration")
+    (tr,) = app.steps["RegisterUser"].triggers_of(t.HttpTrigger)
+    with pytest.raises(SchemaValidationError) as info:
+        tr.body_schema.validate(body)
+    (err,) = info.value.errors
+    assert err["loc"] == loc
+    assert msg in err["msg"]
