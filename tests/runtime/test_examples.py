@@ -42,3 +42,36 @@ def test_parallel_workflow_seed_curl_completes(deploy_app: Deploy) -> None:
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["body", "totalSteps"]
     assert httpx.get(f"{d.url}/api/workflow/nope").status_code == 404
+
+
+def test_user_registration_seed_curls(deploy_app: Deploy) -> None:
+    d = deploy_app(EXAMPLES / "user-registration")
+    # curl -X POST http://localhost:3000/users/register -H "Content-Type: application/json"
+    #   -d '{"name": "Alice Johnson", "email": "alice@example.com", "password": "securepass123"}'
+    r = httpx.post(f"{d.url}/users/register", headers={"Content-Type": "application/json"},
+                   content=b'{"name": "Alice Johnson", "email": "alice@example.com", '
+                           b'"password": "securepass123"}', timeout=60)
+    assert r.status_code == 201, r.text
+    user = r.json()
+    assert user["status"] == "pending"
+    assert user["name"] == "Alice Johnson" and user["email"] == "alice@example.com"
+    assert user["userId"].startswith("user-")
+    assert set(user) == {"userId", "name", "email", "status", "createdAt"}
+
+    # curl http://localhost:3000/users/<userId>/status  (after 2-3 seconds)
+    def active() -> Any:
+        s = httpx.get(f"{d.url}/users/{user['userId']}/status").json()
+        return s if s.get("status") == "active" and s.get("emailSent") else None
+
+    status = wait_for(active, timeout=60, message="the user to become active")
+    assert status == {**user, "status": "active", "emailSent": True, "accountSetup": True}
+    assert httpx.get(f"{d.url}/users/nobody/status").status_code == 404
+
+    bad = httpx.post(f"{d.url}/users/register",
+                     json={"name": "A", "email": "not-an-email", "password": "short"})
+    assert bad.status_code == 422
+    fields = {e["loc"][-1]: e["msg"] for e in bad.json()["detail"]}
+    assert set(fields) == {"name", "email", "password"}
+    assert "at least 2 characters" in fields["name"]
+    assert "Invalid email" in fields["email"]
+    assert "at least 8 characters" in fields["password"]

@@ -1,0 +1,21 @@
+# The README's commands. `make test` is what CI runs (.ci/run).
+PYTHON ?= python3
+
+.PHONY: install dev test lint bench
+
+install:
+	$(PYTHON) -m pip install -q -e '.[test]'
+
+dev:
+	$(PYTHON) -m pip install -q -e .
+	raypipe dev examples/parallel-workflow
+
+lint:
+	ruff check .
+	mypy
+
+test: install lint
+	$(PYTHON) -m pytest
+
+bench: install
+	$(PYTHON) bench/fanout.py

@@ -1,0 +1,3 @@
+def work(i: int) -> int:
+    """The per-step work, shared with the raw-Ray baseline in bench/fanout.py."""
+    return i * i

@@ -1,0 +1,133 @@
+"""CLI commands against a running app, and `raypipe dev` as a user runs it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from raypipe.cli import app
+from tests.conftest import EXAMPLES, ROOT, free_port, wait_for
+
+runner = CliRunner()
+CONTRACT = Path(__file__).resolve().parent.parent / "apps" / "contract"
+
+
+@pytest.fixture(scope="module")
+def running(ray_session: int, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """The contract app deployed under a unique name; the CLI finds it by its pyproject."""
+    import shutil
+
+    from raypipe.runtime.deploy import deploy, teardown
+    from raypipe.runtime.spec import AppSpec
+
+    app_dir = tmp_path_factory.mktemp("cli") / "contract"
+    shutil.copytree(CONTRACT, app_dir)
+    (app_dir / "pyproject.toml").write_text('[tool.raypipe]\nname = "cli-contract"\n'
+                                            'route_prefix = "/cli"\n')
+    spec = AppSpec.from_dir(app_dir, port=ray_session)
+    d = deploy(spec)
+    yield app_dir, d
+    teardown(spec)
+
+
+def cli(*args: str) -> Any:
+    return runner.invoke(app, list(args))
+
+
+def test_state_set_get_list_delete(running: Any) -> None:
+    app_dir, _ = running
+    a = str(app_dir)
+    assert cli("state", "set", "g", "k", '{"n": 1}', "--app", a).exit_code == 0
+    got = cli("state", "get", "g", "k", "--app", a)
+    assert got.exit_code == 0 and json.loads(got.output) == {"n": 1}
+    assert "g" in json.loads(cli("state", "list", "--app", a).output)
+    assert json.loads(cli("state", "list", "g", "--app", a).output) == [
+        {"id": "k", "data": {"n": 1}}]
+    assert json.loads(cli("state", "delete", "g", "k", "--app", a).output) == {"n": 1}
+    missing = cli("state", "get", "g", "k", "--app", a)
+    assert missing.exit_code == 1 and "no item" in missing.output
+
+
+def test_enqueue_delivers_and_validates(running: Any) -> None:
+    app_dir, d = running
+    a = str(app_dir)
+    ok = cli("enqueue", "counter.incr", '{"key": "cli"}', "--app", a)
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.output)["deliveredTo"] == ["count"]
+    wait_for(lambda: httpx.get(f"{d.url}/state/counters/cli").status_code == 200,
+             timeout=30, message="the CLI message to be handled")
+    bad = cli("enqueue", "order.line", '{"orderId": 1}', "--app", a)
+    assert bad.exit_code == 1
+    assert "order.line" in bad.output and "index" in bad.output
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session: int) -> None:
+    """README command 1, as a user runs it: its own local Ray, then Ctrl-C."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "raypipe.cli", "dev", str(EXAMPLES / "parallel-workflow"),
+         "--port", str(port), "--num-cpus", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        def healthy() -> bool:
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            try:
+                return httpx.get(f"{url}/_raypipe/health").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(healthy, timeout=180, interval=1, message="raypipe dev to serve")
+        r = httpx.post(f"{url}/api/workflow/start", json={"totalSteps": 3}, timeout=30)
+        wid = r.json()["workflowId"]
+        wait_for(lambda: httpx.get(f"{url}/api/workflow/{wid}").json().get("status")
+                 == "completed", timeout=120, message="the workflow to complete")
+        started = _descendants(proc.pid)
+        assert started, "raypipe dev started no Ray processes?"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            out, _ = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+    assert proc.returncode == 0, out[-3000:]
+    assert f"HTTP       {url}" in out
+    assert "Dashboard  http://" in out
+    wait_for(lambda: not [p for p in started if _alive(p)], timeout=30,
+             message=f"Ray processes to exit: {[p for p in started if _alive(p)]}")

@@ -1,0 +1,76 @@
+"""The CLI's Ray-free commands, through Typer's CliRunner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from raypipe.cli import app
+from tests.conftest import EXAMPLES
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_ray() -> None:
+    code = ("import sys; from typer.testing import CliRunner; from raypipe.cli import app; "
+            "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0, r.output; "
+            "assert 'dev' in r.output; print('ray' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
+
+
+def test_flows_text_mermaid_json() -> None:
+    pw = str(EXAMPLES / "parallel-workflow")
+    text = runner.invoke(app, ["flows", pw])
+    assert text.exit_code == 0, text.output
+    assert "-> workflow.step.process -> process-workflow-step" in text.output
+
+    mermaid = runner.invoke(app, ["flows", pw, "--format", "mermaid"])
+    assert mermaid.exit_code == 0
+    assert mermaid.output.startswith("flowchart LR")
+
+    js = runner.invoke(app, ["flows", pw, "-f", "json"])
+    doc = json.loads(js.output)
+    assert {"source": "start-parallel-workflow", "target": "process-workflow-step",
+            "topic": "workflow.step.process", "virtual": False} in doc["edges"]
+    assert len(doc["steps"]) == 6
+
+
+def test_flows_filter_and_errors() -> None:
+    ur = str(EXAMPLES / "user-registration")
+    ok = runner.invoke(app, ["flows", ur, "--flow", "user-registration"])
+    assert ok.exit_code == 0 and "RegisterUser" in ok.output
+    unknown = runner.invoke(app, ["flows", ur, "--flow", "nope"])
+    assert unknown.exit_code == 2 and "nope" in unknown.output
+    fmt = runner.invoke(app, ["flows", ur, "--format", "xml"])
+    assert fmt.exit_code == 2 and "mermaid" in fmt.output
+
+
+def test_a_broken_app_names_file_and_field(tmp_path: Path) -> None:
+    (tmp_path / "bad_step.py").write_text(
+        "from raypipe import StepConfig, cron\n"
+        "config = StepConfig(name='bad', triggers=[cron('not a cron')])\n"
+        "async def handler(_, ctx): ...\n")
+    result = runner.invoke(app, ["flows", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "bad_step.py: config.triggers[0].expression" in result.output
+
+
+def test_missing_directory_and_bad_settings(tmp_path: Path) -> None:
+    missing = runner.invoke(app, ["flows", str(tmp_path / "nope")])
+    assert missing.exit_code == 2 and "not a directory" in missing.output
+    (tmp_path / "pyproject.toml").write_text('[tool.raypipe]\nport = "many"\n')
+    bad = runner.invoke(app, ["flows", str(tmp_path)])
+    assert bad.exit_code == 2 and "port" in bad.output
+
+
+def test_enqueue_rejects_bad_json_before_connecting() -> None:
+    result = runner.invoke(app, ["enqueue", "t", "{oops", "--app",
+                                 str(EXAMPLES / "parallel-workflow")])
+    assert result.exit_code == 2
+    assert "not valid JSON" in result.output
