@@ -10,8 +10,7 @@ The tree::
     │   └── EnqueueValidationError   a message failed a subscriber's ``input`` schema
     ├── EnqueueError             a step enqueued a topic it did not declare
     ├── UpdateOpError            a state ``update`` op cannot apply (also a ValueError)
-    ├── RuntimeNotRunningError   no raypipe runtime answers for this app
-    └── HandlerError             a handler failed; carries step, attempt and the remote traceback
+    └── RuntimeNotRunningError   no raypipe runtime answers for this app
 """
 
 from __future__ import annotations
@@ -24,7 +23,6 @@ __all__ = [
     "ConfigError",
     "EnqueueError",
     "EnqueueValidationError",
-    "HandlerError",
     "RaypipeError",
     "RuntimeNotRunningError",
     "SchemaValidationError",
@@ -97,13 +95,3 @@ class UpdateOpError(RaypipeError, ValueError):
 
 class RuntimeNotRunningError(RaypipeError):
     """No raypipe runtime answers: start one with ``raypipe dev`` or ``raypipe start``."""
-
-
-class HandlerError(RaypipeError):
-    """A handler raised. ``step`` and ``attempt`` say which; ``remote_traceback`` where."""
-
-    def __init__(self, step: str, attempt: int, message: str, remote_traceback: str = "") -> None:
-        self.step = step
-        self.attempt = attempt
-        self.remote_traceback = remote_traceback
-        super().__init__(f"step {step!r} failed on attempt {attempt}: {message}")

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["LogRecord", "StepLogger", "add_sink", "configure_console"]
+__all__ = ["ConsoleFormatter", "LogRecord", "StepLogger", "add_sink", "configure_console"]
 
 LogRecord = dict[str, Any]
 _sinks: list[Callable[[LogRecord], None]] = []
@@ -21,7 +21,7 @@ def add_sink(sink: Callable[[LogRecord], None]) -> None:
     _sinks.append(sink)
 
 
-class _ConsoleFormatter(logging.Formatter):
+class ConsoleFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         rec: LogRecord = getattr(record, "raypipe", {})
         if not rec:
@@ -38,7 +38,7 @@ def configure_console(level: int = logging.INFO) -> None:
     if any(getattr(h, "_raypipe", False) for h in _py_logger.handlers):
         return
     handler = logging.StreamHandler()
-    handler.setFormatter(_ConsoleFormatter())
+    handler.setFormatter(ConsoleFormatter())
     handler._raypipe = True  # type: ignore[attr-defined]
     _py_logger.addHandler(handler)
     _py_logger.setLevel(level)

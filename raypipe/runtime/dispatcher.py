@@ -177,11 +177,6 @@ class Dispatcher:
     async def list_dead_letters(self) -> list[dict[str, Any]]:
         return [_public(e) for e in self.dead_letters.values()]
 
-    async def idle(self) -> bool:
-        """No delivery in flight (cron loops excepted)."""
-        cron = sum(len(s.triggers_of(t.CronTrigger)) for s in self.app.with_trigger(t.CronTrigger))
-        return len(self._tasks) <= cron
-
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
     d: Delivery = entry["delivery"]

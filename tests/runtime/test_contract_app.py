@@ -120,3 +120,59 @@ def test_openapi_documents_routes_and_schemas(contract: Any) -> None:
     assert "Line" in doc["components"]["schemas"]
     assert [p["name"] for p in op["parameters"]] == ["customer"]
     assert httpx.get(f"{contract.url}/docs").status_code == 200
+
+
+def _send(contract: Any, topic: str, messages: list[dict[str, Any]]) -> None:
+    from raypipe.context import publish
+    from raypipe.loader import load_app_cached
+    from raypipe.runtime.bridge import runtime_for
+
+    spec = contract.spec
+    app = load_app_cached(spec.root, spec.settings)
+
+    async def send() -> None:
+        for m in messages:
+            await publish(app, runtime_for(spec), topic, m, trace_id="t")
+
+    asyncio.run(send())
+
+
+def test_tasks_are_named_after_their_step_and_modules_imported_once(contract: Any) -> None:
+    _send(contract, "facts", [{"i": i} for i in range(30)])
+    facts = [wait_for(lambda i=i: get_state(contract.url, "facts", str(i)), timeout=60,
+                      message=f"fact {i}") for i in range(30)]
+    assert {f["task"] for f in facts} == {"worker-facts"}
+    # However many deliveries a worker process ran, it imported the step file once.
+    assert {f["imports"] for f in facts} == {1}
+    assert len({f["pid"] for f in facts}) < 30
+
+
+def test_failing_handler_is_retried_then_dead_lettered(contract: Any) -> None:
+    import ray
+
+    from raypipe import constants
+
+    _send(contract, "flaky", [{"id": "flaky-1"}])
+    _send(contract, "doomed", [{"id": "doomed-1"}])
+    flaky = wait_for(lambda: (a := get_state(contract.url, "attempts", "flaky-1"))
+                     and len(a["seen"]) == 3 and a, timeout=60, message="3 attempts")
+    assert flaky["seen"] == [1, 2, 3]
+
+    dispatcher = ray.get_actor(constants.DISPATCHER_ACTOR, namespace=contract.spec.namespace)
+
+    def dead() -> Any:
+        return [d for d in ray.get(dispatcher.list_dead_letters.remote())
+                if d["payload"] == {"id": "doomed-1"}]
+
+    [letter] = wait_for(dead, timeout=60, message="the dead letter")
+    assert letter["step"] == "failing" and letter["topic"] == "doomed"
+    assert [e["attempt"] for e in letter["errors"]] == [1, 2]
+    assert "attempt 2 fails" in letter["errors"][1]["error"]
+    assert "RuntimeError" in letter["errors"][1]["traceback"]
+    assert get_state(contract.url, "attempts", "doomed-1")["seen"] == [1, 2]
+
+
+def test_response_schema_is_enforced(contract: Any) -> None:
+    r = httpx.get(f"{contract.url}/bad-response")
+    assert r.status_code == 500
+    assert r.json()["traceId"] == r.headers["x-trace-id"]
