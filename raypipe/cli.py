@@ -20,6 +20,8 @@ app = typer.Typer(help="Motia-style workflows on Ray.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
 state_app = typer.Typer(help="Read and write the app's state.", no_args_is_help=True)
 app.add_typer(state_app, name="state")
+dlq_app = typer.Typer(help="Inspect and replay dead letters.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
 
 AppArg = Annotated[Path, typer.Argument(help="The app directory.")]
 AppOpt = Annotated[Path, typer.Option("--app", "-a", help="The app directory.")]
@@ -170,21 +172,25 @@ def enqueue(
                            "deliveredTo": subscribers}))
 
 
-def _state_call(app_dir: Path, method: str, *args: Any) -> Any:
+def _runtime_call(app_dir: Path, part: str, method: str, *args: Any) -> Any:
+    """Call ``runtime.<part>.<method>(*args)`` on the running app."""
     spec = _spec(app_dir)
     _join(spec)
-    from raypipe.context import Origin
-    from raypipe.messages import new_id
     from raypipe.runtime.bridge import runtime_for
 
-    store = runtime_for(spec).state
-    fn = getattr(store, method)
-    if method in ("set", "delete", "clear", "update"):
-        args = (*args, Origin(new_id(), "cli"))
     try:
-        return asyncio.run(fn(*args))
+        return asyncio.run(getattr(getattr(runtime_for(spec), part), method)(*args))
     except RaypipeError as exc:
         _fail(str(exc))
+
+
+def _state_call(app_dir: Path, method: str, *args: Any) -> Any:
+    from raypipe.context import Origin
+    from raypipe.messages import new_id
+
+    if method in ("set", "delete", "clear", "update"):
+        args = (*args, Origin(new_id(), "cli"))
+    return _runtime_call(app_dir, "state", method, *args)
 
 
 def _print(value: Any) -> None:
@@ -220,6 +226,41 @@ def state_set(group: str, key: str, value: str, app_dir: AppOpt = Path(".")) -> 
 def state_delete(group: str, key: str, app_dir: AppOpt = Path(".")) -> None:
     """Delete an item; prints what it held."""
     _print(_state_call(app_dir, "delete", group, key))
+
+
+@dlq_app.command("list")
+def dlq_list(app_dir: AppOpt = Path(".")) -> None:
+    """One line per dead letter: id, step, topic, attempts, last error."""
+    entries = _runtime_call(app_dir, "dead_letters", "list")
+    if not entries:
+        typer.echo("no dead letters")
+    for e in entries:
+        typer.echo(f"{e['id']}  {e['step']}  {e['topic'] or e['kind']}  "
+                   f"attempts={len(e['errors'])}  {e['errors'][-1]['error']}")
+
+
+@dlq_app.command("show")
+def dlq_show(entry_id: str, app_dir: AppOpt = Path(".")) -> None:
+    """A dead letter in full: message, trace id, every attempt's error and traceback."""
+    entry = _runtime_call(app_dir, "dead_letters", "get", entry_id)
+    if entry is None:
+        _fail(f"no dead letter {entry_id!r}")
+    _print(entry)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    entry_id: Annotated[str | None, typer.Argument(help="The dead letter to replay.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
+    app_dir: AppOpt = Path("."),
+) -> None:
+    """Run a dead letter (or all) again as a new delivery."""
+    if (entry_id is None) == (not all_):
+        _fail("give one dead letter ID or --all", 2)
+    replayed = _runtime_call(app_dir, "dead_letters", "replay", None if all_ else [entry_id])
+    if entry_id is not None and not replayed:
+        _fail(f"no dead letter {entry_id!r}")
+    typer.echo(json.dumps({"replayed": replayed}))
 
 
 @app.command()

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import inspect
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidationError
 from raypipe.logger import StepLogger
-from raypipe.messages import Message
+from raypipe.messages import Message, new_id
 from raypipe.schemas import dump_json
 from raypipe.state.backend import Groups, Items, Ops
 from raypipe.state.ops import validate_ops
@@ -25,16 +27,22 @@ if TYPE_CHECKING:
     from raypipe.steps import Step
     from raypipe.triggers import Trigger
 
-__all__ = ["Bus", "FlowContext", "Origin", "Runtime", "StateAPI", "StateStore", "publish"]
+__all__ = ["Bus", "DeadLetters", "FlowContext", "Origin", "Runtime", "StateAPI", "StateStore",
+           "publish"]
+
+#: Dead-letter ids (``list`` is also a method name in the protocols below).
+Ids = list[str]
 
 
 @dataclass(frozen=True)
 class Origin:
-    """Who makes a change: carried to state triggers so downstream work keeps the trace."""
+    """Who makes a change. The trace id is carried to state triggers; ``effect`` identifies the
+    change within its delivery (``<delivery id>#<n>``) so that a retried delivery's repeat of
+    it is recognised and not applied twice. Changes from outside a delivery have no ``effect``."""
 
     trace_id: str
     step: str | None = None
-    message_id: str | None = None
+    effect: str | None = None
 
 
 class StateStore(Protocol):
@@ -53,17 +61,25 @@ class Bus(Protocol):
     async def publish(self, messages: Sequence[Message]) -> None: ...
 
 
+class DeadLetters(Protocol):
+    async def list(self) -> Items: ...
+    async def get(self, entry_id: str) -> dict[str, Any] | None: ...
+    async def replay(self, entry_ids: Sequence[str] | None = None) -> Ids: ...
+
+
 class Runtime(Protocol):
     @property
     def state(self) -> StateStore: ...
     @property
     def bus(self) -> Bus: ...
+    @property
+    def dead_letters(self) -> DeadLetters: ...
 
 
 class StateAPI:
     """``ctx.state``: groups of items; every write is atomic per item."""
 
-    def __init__(self, store: StateStore, origin: Origin) -> None:
+    def __init__(self, store: StateStore, origin: Callable[[str], Origin]) -> None:
         self._store = store
         self._origin = origin
 
@@ -72,11 +88,12 @@ class StateAPI:
 
     async def set(self, group: str, key: str, value: Any) -> tuple[Any, Any]:
         """Store ``value``; returns ``(old_value, new_value)``."""
-        return await self._store.set(group, key, dump_json(value), self._origin)
+        return await self._store.set(group, key, dump_json(value),
+                                     self._origin(f"set|{group}|{key}"))
 
     async def delete(self, group: str, key: str) -> Any:
         """Remove an item; returns what it held (``None`` if nothing)."""
-        return await self._store.delete(group, key, self._origin)
+        return await self._store.delete(group, key, self._origin(f"delete|{group}|{key}"))
 
     async def list(self, group: str) -> Items:
         """Every item of ``group`` as ``{"id", "data"}``."""
@@ -89,20 +106,22 @@ class StateAPI:
         return await self._store.list_groups()
 
     async def clear(self, group: str) -> None:
-        await self._store.clear(group, self._origin)
+        await self._store.clear(group, self._origin(f"clear|{group}"))
 
     async def update(
         self, group: str, key: str, ops: Sequence[Mapping[str, Any]]
     ) -> tuple[Any, Any]:
         """Apply ``ops`` atomically (set, merge, increment, decrement, remove, append on dot
         paths); returns ``(old_value, new_value)``."""
-        return await self._store.update(group, key, validate_ops(dump_json(list(ops))),
-                                        self._origin)
+        checked = validate_ops(dump_json(list(ops)))
+        shape = ",".join(f"{op['type']}@{op.get('path') or ''}" for op in checked)
+        return await self._store.update(group, key, checked,
+                                        self._origin(f"update|{group}|{key}|{shape}"))
 
 
 def build_message(
     app: App, topic: str, data: Any, *, trace_id: str, source: Step | None,
-    group_id: str | None = None,
+    group_id: str | None = None, message_id: str | None = None,
 ) -> Message:
     """Check an enqueue the way every caller must: declared topic, subscribers' schemas."""
     if source is not None and topic not in source.config.enqueues:
@@ -118,15 +137,16 @@ def build_message(
             except SchemaValidationError as exc:
                 raise EnqueueValidationError(topic, sub.name, exc.errors) from None
     return Message(topic=topic, data=payload, trace_id=trace_id, group_id=group_id,
-                   source=source.name if source else None)
+                   source=source.name if source else None, id=message_id or new_id())
 
 
 async def publish(
     app: App, runtime: Runtime, topic: str, data: Any, *, trace_id: str,
-    source: Step | None = None, group_id: str | None = None,
+    source: Step | None = None, group_id: str | None = None, message_id: str | None = None,
 ) -> str:
     """Validate and hand one message to the bus; returns its id."""
-    msg = build_message(app, topic, data, trace_id=trace_id, source=source, group_id=group_id)
+    msg = build_message(app, topic, data, trace_id=trace_id, source=source, group_id=group_id,
+                        message_id=message_id)
     await runtime.bus.publish([msg])
     return msg.id
 
@@ -143,6 +163,7 @@ class FlowContext:
         trace_id: str,
         trigger: Trigger | None = None,
         message_id: str | None = None,
+        delivery_id: str | None = None,
         attempt: int = 1,
     ) -> None:
         self.app = app
@@ -152,9 +173,29 @@ class FlowContext:
         self.message_id = message_id
         self.attempt = attempt
         self._runtime = runtime
-        name = step.name if step else None
-        self.state = StateAPI(runtime.state, Origin(trace_id, name, message_id))
-        self.logger = StepLogger(name, trace_id, tuple(step.config.flows) if step else ())
+        self._delivery_id = delivery_id
+        self._effects: Counter[str] = Counter()
+        self.state = StateAPI(runtime.state, self._origin)
+        self.logger = StepLogger(step.name if step else None, trace_id,
+                                 tuple(step.config.flows) if step else ())
+
+    def _effect_id(self, target: str) -> str | None:
+        """``<delivery>|<target>|<n>`` for the n-th effect on ``target`` (an item written with
+        the same kind of operation, or a topic) in this delivery. A retry that repeats an
+        effect reproduces its id, so the effect is not applied twice; effects on other targets,
+        skipped or reordered, do not shift it. Values are not part of the id: a retry that
+        computes a different value for the same write still counts as the same write."""
+        if self._delivery_id is None:
+            return None
+        self._effects[target] += 1
+        # Hashed to a fixed size: message ids become delivery ids downstream, and would
+        # otherwise grow with every hop.
+        raw = f"{self._delivery_id}|{target}|{self._effects[target]}"
+        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+
+    def _origin(self, target: str) -> Origin:
+        return Origin(self.trace_id, self.step.name if self.step else None,
+                      self._effect_id(target))
 
     async def enqueue(self, topic: str | Mapping[str, Any], data: Any = None,
                       message_group_id: str | None = None) -> None:
@@ -165,7 +206,8 @@ class FlowContext:
             return await self.emit(topic)
         subscribers = self.app.subscribers(topic)
         await publish(self.app, self._runtime, topic, data, trace_id=self.trace_id,
-                      source=self.step, group_id=message_group_id)
+                      source=self.step, group_id=message_group_id,
+                      message_id=self._effect_id(f"enqueue|{topic}"))
         if not subscribers:
             self.logger.warn("no step subscribes to this topic; the message is not delivered",
                              topic=topic)

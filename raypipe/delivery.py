@@ -14,19 +14,25 @@ from raypipe.steps import Step
 
 __all__ = ["Delivery", "execute"]
 
+
 Kind = Literal["queue", "cron", "state", "stream"]
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """One message (or event) for one step. Small and picklable: it is a Ray task argument."""
+    """One message (or event) for one step. Small and picklable: it is a Ray task argument.
 
+    ``id`` names this delivery across its attempts (and only this one: a replay of a dead
+    letter is a new delivery with a new id); its effects are deduplicated by it."""
+
+    id: str
     step: str
     kind: Kind
     payload: Any
     trace_id: str
     topic: str | None = None
     message_id: str | None = None
+    group_id: str | None = None
     attempt: int = 1
 
 
@@ -50,9 +56,18 @@ async def execute(app: App, runtime: Runtime, d: Delivery) -> dict[str, Any]:
     step = app.steps[d.step]
     value, trigger = _input_and_trigger(step, d)
     ctx = FlowContext(app, runtime, step=step, trace_id=d.trace_id, trigger=trigger,
-                      message_id=d.message_id, attempt=d.attempt)
+                      message_id=d.message_id, delivery_id=d.id, attempt=d.attempt)
     # State and stream conditions were checked where the change happened.
-    if d.kind in ("queue", "cron") and not await t.check_condition(trigger.condition, value, ctx):
-        return {"status": "skipped"}
+    if d.kind in ("queue", "cron"):
+        try:
+            ok = await t.check_condition(trigger.condition, value, ctx)
+        except Exception as exc:
+            # A broken condition is the step's bug, not the message's: it must not be retried
+            # into the dead-letter queue, nor run the handler.
+            ctx.logger.error("trigger condition raised; treated as false",
+                             error=f"{type(exc).__name__}: {exc}")
+            return {"status": "skipped"}
+        if not ok:
+            return {"status": "skipped"}
     await call_handler(step.handler, value, ctx)
     return {"status": "done"}

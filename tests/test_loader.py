@@ -240,8 +240,9 @@ def test_user_registration_example_runs_in_process(monkeypatch: pytest.MonkeyPat
         while rt.messages:
             msg = rt.messages.pop(0)
             for sub in app.subscribers(msg.topic):
-                await execute(app, rt, Delivery(step=sub.name, kind="queue", payload=msg.data,
-                                                trace_id=msg.trace_id, topic=msg.topic))
+                d = Delivery(id=f"{msg.id}>{sub.name}", step=sub.name, kind="queue",
+                             payload=msg.data, trace_id=msg.trace_id, topic=msg.topic)
+                await execute(app, rt, d)
                 delivered.append(f"{msg.topic}->{sub.name}")
         status = await call_http("GetUserStatus", userId=created.body["userId"])
         return created, status, delivered

@@ -24,6 +24,7 @@ from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.context import FlowContext, Runtime, call_handler
 from raypipe.errors import SchemaValidationError
+from raypipe.http.admin import admin_router
 from raypipe.messages import new_id
 from raypipe.models import ApiRequest, ApiResponse
 from raypipe.schemas import Schema, dump_json
@@ -180,9 +181,7 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
                 responses=responses or None,
             )
 
-    @api.get("/_raypipe/health", include_in_schema=False)
-    async def health() -> dict[str, Any]:
-        return {"app": app.name, "steps": len(app.steps)}
+    api.include_router(admin_router(app, runtime))
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from raypipe import constants
-from raypipe.context import Origin
+from raypipe.context import Ids, Origin
 from raypipe.errors import RuntimeNotRunningError
 from raypipe.messages import Message
 from raypipe.runtime.spec import AppSpec
@@ -91,13 +91,29 @@ class ActorBus:
         loop.create_task(send())
 
 
+class ActorDeadLetters:
+    def __init__(self, handle: Any) -> None:
+        self._h = handle
+
+    async def list(self) -> Items:
+        return await self._h.list_dead_letters.remote()  # type: ignore[no-any-return]
+
+    async def get(self, entry_id: str) -> dict[str, Any] | None:
+        return await self._h.get_dead_letter.remote(entry_id)  # type: ignore[no-any-return]
+
+    async def replay(self, entry_ids: Sequence[str] | None = None) -> Ids:
+        ids = None if entry_ids is None else list(entry_ids)
+        return await self._h.replay.remote(ids)  # type: ignore[no-any-return]
+
+
 class RayRuntime:
     def __init__(self, spec: AppSpec) -> None:
         ns = spec.namespace
         self.spec = spec
+        self.dispatcher = actor(constants.DISPATCHER_ACTOR, ns)
         self.state = ActorStateStore(actor(constants.STATE_ACTOR, ns))
-        self.bus = ActorBus(actor(constants.DISPATCHER_ACTOR, ns))
-        self.dispatcher = self.bus._h
+        self.bus = ActorBus(self.dispatcher)
+        self.dead_letters = ActorDeadLetters(self.dispatcher)
 
 
 _runtimes: dict[AppSpec, RayRuntime] = {}

@@ -83,7 +83,9 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -
     prefix = spec.settings.route_prefix
     serve.run(
         Ingress.options(  # type: ignore[attr-defined]
-            num_replicas=spec.settings.ingress_replicas).bind(spec),
+            num_replicas=spec.settings.ingress_replicas,
+            ray_actor_options={"num_cpus": spec.settings.ingress_num_cpus},
+        ).bind(spec),
         name=constants.serve_app_name(spec.settings.name), route_prefix=prefix,
     )
     # Serve keeps the port it was first started with; report where the app really is.

@@ -14,7 +14,7 @@ import logging
 import random
 import time
 import traceback
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Coroutine
 from typing import Any
 
@@ -22,6 +22,7 @@ import ray
 
 from raypipe import triggers as t
 from raypipe.delivery import Delivery
+from raypipe.effects import EffectLog
 from raypipe.loader import load_app_cached
 from raypipe.messages import Message, new_id
 from raypipe.runtime.spec import AppSpec
@@ -41,147 +42,200 @@ def backoff_seconds(cfg: t.QueueConfig, failed_attempt: int) -> float:
     return float(delay * random.uniform(0.8, 1.2))
 
 
+def queue_config(step: Step, d: Delivery) -> t.QueueConfig:
+    if d.kind == "queue" and d.topic:
+        return step.queue_trigger(d.topic).config
+    return _DEFAULT_QUEUE
+
+
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class Dispatcher:
     def __init__(self, spec: AppSpec) -> None:
         self.spec = spec
         self.app = load_app_cached(spec.root, spec.settings)
         self.dead_letters: dict[str, dict[str, Any]] = {}
-        self.counts: dict[str, int] = defaultdict(int)
+        #: Outcome counts per step: accepted, done, retries, failed_attempts, dead_lettered, ...
+        self.counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self._messages = EffectLog()
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
-        self._fifo: dict[tuple[str, str], asyncio.Lock] = {}
-        self._cron_started = False
+        self._fifo: dict[tuple[str, str], deque[Delivery]] = {}
+        self._task_options: dict[str, Any] = {}
+        self._cron: list[asyncio.Task[None]] = []
 
     async def ready(self) -> bool:
-        if not self._cron_started:
-            self._cron_started = True
-            for step in self.app.with_trigger(t.CronTrigger):
-                for tr in step.triggers_of(t.CronTrigger):
-                    self._spawn(self._cron_loop(step, tr))
+        if not self._cron:
+            loop = asyncio.get_running_loop()
+            self._cron = [loop.create_task(self._cron_loop(step, tr))
+                          for step in self.app.with_trigger(t.CronTrigger)
+                          for tr in step.triggers_of(t.CronTrigger)]
         return True
 
     # --- intake -----------------------------------------------------------------------------
     async def publish(self, messages: list[Message]) -> int:
-        """Accept messages; each subscriber gets its own delivery. Returns deliveries made."""
+        """Accept messages; each subscriber gets its own delivery. A message whose id was
+        already accepted (a retried delivery enqueuing again) is ignored. Returns deliveries."""
         n = 0
         for msg in messages:
+            if self._messages.seen(msg.id):
+                self.counts["*"]["duplicate_messages"] += 1
+                continue
+            self._messages.record(msg.id)
             for step in self.app.subscribers(msg.topic):
                 n += 1
-                self._spawn(self._deliver(step, Delivery(
-                    step.name, "queue", msg.data, msg.trace_id, topic=msg.topic,
-                    message_id=msg.id), msg.group_id))
-        self.counts["accepted"] += n
+                self._accept(step, Delivery(
+                    f"{msg.id}>{step.name}", step.name, "queue", msg.data, msg.trace_id,
+                    topic=msg.topic, message_id=msg.id, group_id=msg.group_id))
         return n
 
     async def invoke(self, deliveries: list[Delivery]) -> None:
         """Deliveries addressed to one step (state, stream and cron triggers)."""
         for d in deliveries:
-            step = self.app.steps[d.step]
-            if d.message_id is None:
-                d = dataclasses.replace(d, message_id=new_id())
-            self.counts["accepted"] += 1
-            self._spawn(self._deliver(step, d, None))
+            if self._messages.seen(d.id):
+                continue
+            self._messages.record(d.id)
+            self._accept(self.app.steps[d.step], d)
+
+    def _accept(self, step: Step, d: Delivery) -> None:
+        self.counts[step.name]["accepted"] += 1
+        cfg = queue_config(step, d)
+        if cfg.type == "fifo" and d.group_id is not None:
+            key = (step.name, d.group_id)
+            pending = self._fifo.get(key)
+            if pending is None:
+                pending = self._fifo[key] = deque()
+                self._spawn(self._drain_fifo(step, key, pending))
+            pending.append(d)
+        else:
+            self._spawn(self._deliver(step, d))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # --- one delivery, all its attempts -----------------------------------------------------
-    def _queue_config(self, step: Step, d: Delivery) -> t.QueueConfig:
-        if d.kind == "queue" and d.topic:
-            return step.queue_trigger(d.topic).config
-        return _DEFAULT_QUEUE
+    async def _drain_fifo(self, step: Step, key: tuple[str, str], pending: deque[Delivery]) -> None:
+        """One group's deliveries, one at a time, in the order accepted, each through all its
+        attempts before the next starts."""
+        while pending:
+            await self._deliver(step, pending.popleft())
+        # No await since the check above: nothing can have been appended in between.
+        del self._fifo[key]
 
-    async def _deliver(self, step: Step, d: Delivery, group_id: str | None) -> None:
-        cfg = self._queue_config(step, d)
+    # --- one delivery, all its attempts -----------------------------------------------------
+    async def _deliver(self, step: Step, d: Delivery) -> None:
+        cfg = queue_config(step, d)
         if cfg.delay_seconds:
             await asyncio.sleep(cfg.delay_seconds)
-        lock = None
-        if cfg.type == "fifo" and group_id is not None:
-            lock = self._fifo.setdefault((step.name, group_id), asyncio.Lock())
-            await lock.acquire()
-        try:
-            await self._attempts(step, d, cfg)
-        finally:
-            if lock is not None:
-                lock.release()
-
-    async def _attempts(self, step: Step, d: Delivery, cfg: t.QueueConfig) -> None:
-        errors: list[dict[str, Any]] = []
         limit = None
         if cfg.concurrency:
             limit = self._limits.setdefault(step.name, asyncio.Semaphore(cfg.concurrency))
+        errors: list[dict[str, Any]] = []
         for attempt in range(1, cfg.max_retries + 2):
             d = dataclasses.replace(d, attempt=attempt)
             try:
-                if limit is not None:
+                if limit is None:
+                    await self._run_once(step, d, cfg)
+                else:
                     async with limit:
                         await self._run_once(step, d, cfg)
-                else:
-                    await self._run_once(step, d, cfg)
             except Exception as exc:
                 errors.append({"attempt": attempt, "error": _describe(exc),
                                "traceback": _traceback(exc), "at": time.time()})
-                self.counts["failed_attempts"] += 1
+                self.counts[step.name]["failed_attempts"] += 1
                 if attempt <= cfg.max_retries:
-                    log.warning("step %r failed attempt %d (%s); retrying", step.name, attempt,
-                                _describe(exc))
-                    await asyncio.sleep(backoff_seconds(cfg, attempt))
+                    delay = backoff_seconds(cfg, attempt)
+                    log.warning("step %r failed attempt %d of %d (%s); retrying in %.2fs",
+                                step.name, attempt, cfg.max_retries + 1, _describe(exc), delay)
+                    self.counts[step.name]["retries"] += 1
+                    await asyncio.sleep(delay)
                     continue
                 self._dead_letter(step, d, errors)
                 return
-            self.counts["done"] += 1
+            self.counts[step.name]["done"] += 1
             return
 
+    def _options(self, step: Step) -> Any:
+        opts = self._task_options.get(step.name)
+        if opts is None:
+            # Ray retries a task whose worker died (system failures); exceptions are ours.
+            opts = self._task_options[step.name] = run_delivery.options(
+                name=step.name, num_cpus=self.spec.settings.task_num_cpus, max_retries=3,
+                retry_exceptions=False)
+        return opts
+
     async def _run_once(self, step: Step, d: Delivery, cfg: t.QueueConfig) -> None:
-        ref = run_delivery.options(
-            name=step.name, num_cpus=self.spec.settings.task_num_cpus,
-        ).remote(self.spec, d)
+        ref = self._options(step).remote(self.spec, d)
         if cfg.visibility_timeout is None:
             await ref
             return
         try:
             await asyncio.wait_for(asyncio.shield(ref), cfg.visibility_timeout)  # type: ignore[arg-type]
         except asyncio.TimeoutError:
+            # force: a handler stuck in a blocking call only stops with its worker.
             ray.cancel(ref, force=True)
             raise TimeoutError(
                 f"step {step.name!r} ran past its visibility_timeout of "
-                f"{cfg.visibility_timeout}s") from None
+                f"{cfg.visibility_timeout}s; cancelled") from None
 
+    # --- dead letters -------------------------------------------------------------------------
     def _dead_letter(self, step: Step, d: Delivery, errors: list[dict[str, Any]]) -> None:
-        entry_id = d.message_id or new_id()
-        entry = {"id": entry_id, "step": step.name, "delivery": d,
-                 "errors": errors, "trace_id": d.trace_id, "dead_at": time.time()}
-        self.dead_letters[entry_id] = entry
-        self.counts["dead_lettered"] += 1
-        log.error("step %r failed %d time(s); message %s moved to the dead-letter queue "
-                  "(`raypipe dlq show %s`)", step.name, len(errors), entry_id, entry_id)
+        self.dead_letters[d.id] = {"id": d.id, "step": step.name, "delivery": d,
+                                   "errors": errors, "trace_id": d.trace_id,
+                                   "dead_at": time.time()}
+        self.counts[step.name]["dead_lettered"] += 1
+        log.error("step %r failed %d time(s); delivery %s moved to the dead-letter queue "
+                  "(`raypipe dlq show %s`)", step.name, len(errors), d.id, d.id)
+
+    async def list_dead_letters(self) -> list[dict[str, Any]]:
+        return [_public(e) for e in self.dead_letters.values()]
+
+    async def get_dead_letter(self, entry_id: str) -> dict[str, Any] | None:
+        entry = self.dead_letters.get(entry_id)
+        return _public(entry) if entry else None
+
+    async def replay(self, entry_ids: list[str] | None = None) -> list[str]:
+        """Run dead letters again, each as a new delivery (new id, attempts from 1); ``None``
+        replays all. Returns the new delivery ids; unknown ids are skipped."""
+        ids = list(self.dead_letters) if entry_ids is None else entry_ids
+        replayed = []
+        for entry_id in ids:
+            entry = self.dead_letters.pop(entry_id, None)
+            if entry is None:
+                continue
+            old: Delivery = entry["delivery"]
+            d = dataclasses.replace(old, id=f"{old.id}~{new_id()[:8]}", attempt=1)
+            log.info("replaying dead letter %s as delivery %s", entry_id, d.id)
+            self.counts[d.step]["replayed"] += 1
+            self._accept(self.app.steps[d.step], d)
+            replayed.append(d.id)
+        return replayed
 
     # --- cron -------------------------------------------------------------------------------
     async def _cron_loop(self, step: Step, tr: t.CronTrigger) -> None:
         due = next_fire(tr.expression, time.time())
         while True:
             await asyncio.sleep(max(0.0, due - time.time()))
-            self.counts["cron_fired"] += 1
-            await self.invoke([Delivery(step.name, "cron", None, new_id())])
+            # The tick names the delivery: one firing is one delivery, however it is retried.
+            await self.invoke([Delivery(f"cron:{step.name}:{due:.0f}", step.name, "cron", None,
+                                        new_id())])
             # Ticks missed while this loop was late are skipped, not fired in a burst.
             due = next_fire(tr.expression, max(due, time.time()))
 
     # --- inspection ---------------------------------------------------------------------------
     async def stats(self) -> dict[str, Any]:
-        return {**self.counts, "in_flight": len(self._tasks),
-                "dead_letters": len(self.dead_letters)}
-
-    async def list_dead_letters(self) -> list[dict[str, Any]]:
-        return [_public(e) for e in self.dead_letters.values()]
+        """``in_flight``: deliveries accepted and not yet done or dead-lettered."""
+        c = self.counts.values()
+        in_flight = sum(s["accepted"] - s["done"] - s["dead_lettered"] for s in c)
+        return {"in_flight": in_flight, "dead_letters": len(self.dead_letters),
+                "steps": {name: dict(s) for name, s in self.counts.items()}}
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:
     d: Delivery = entry["delivery"]
     return {**{k: v for k, v in entry.items() if k != "delivery"},
-            "kind": d.kind, "topic": d.topic, "payload": d.payload}
+            "kind": d.kind, "topic": d.topic, "message_id": d.message_id,
+            "group_id": d.group_id, "payload": d.payload}
 
 
 def _describe(exc: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
@@ -13,7 +14,9 @@ from raypipe import constants
 from raypipe import triggers as t
 from raypipe.context import FlowContext, Origin
 from raypipe.delivery import Delivery
+from raypipe.effects import EffectLog
 from raypipe.loader import load_app_cached
+from raypipe.messages import new_id
 from raypipe.models import EventType, StateTriggerInput
 from raypipe.runtime.spec import AppSpec
 from raypipe.state.backend import Groups, Items, Ops, make_backend
@@ -31,6 +34,7 @@ class StateActor:
             (step, tr) for step in self.app.with_trigger(t.StateTrigger)
             for tr in step.triggers_of(t.StateTrigger)
         ]
+        self.effects = EffectLog()
         self._changes: asyncio.Queue[tuple[StateTriggerInput, Origin]] | None = None
         self._dispatcher: Any = None
 
@@ -42,21 +46,28 @@ class StateActor:
         return await self.backend.get(group, key)
 
     async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
-        old, new = await self.backend.set(group, key, value)
-        self._committed(group, key, old, new, origin)
-        return old, new
+        return await self._write(group, key, origin, lambda: self.backend.set(group, key, value))
 
-    async def update(
-        self, group: str, key: str, ops: Ops, origin: Origin
-    ) -> tuple[Any, Any]:
-        old, new = await self.backend.update(group, key, ops)
-        self._committed(group, key, old, new, origin)
-        return old, new
+    async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> tuple[Any, Any]:
+        return await self._write(group, key, origin, lambda: self.backend.update(group, key, ops))
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:
-        old = await self.backend.delete(group, key)
-        self._committed(group, key, old, None, origin)
+        async def delete() -> tuple[Any, Any]:
+            return await self.backend.delete(group, key), None
+
+        old, _ = await self._write(group, key, origin, delete)
         return old
+
+    async def _write(self, group: str, key: str, origin: Origin,
+                     write: Callable[[], Awaitable[tuple[Any, Any]]]) -> tuple[Any, Any]:
+        # A write whose effect was already applied (its delivery is being retried) returns the
+        # first result and changes nothing, so it fires no trigger either.
+        if self.effects.seen(origin.effect):
+            return self.effects.result(origin.effect)  # type: ignore[arg-type,no-any-return]
+        old, new = await write()
+        self._committed(group, key, old, new, origin)
+        self.effects.record(origin.effect, (old, new))
+        return old, new
 
     async def list(self, group: str) -> Items:
         return await self.backend.list(group)
@@ -65,8 +76,11 @@ class StateActor:
         return await self.backend.list_groups()
 
     async def clear(self, group: str, origin: Origin) -> None:
+        if self.effects.seen(origin.effect):
+            return
         for key, old in await self.backend.clear(group):
             self._committed(group, key, old, None, origin)
+        self.effects.record(origin.effect)
 
     # --- state triggers ---------------------------------------------------------------------
     def _committed(self, group: str, key: str, old: Any, new: Any, origin: Origin) -> None:
@@ -94,8 +108,11 @@ class StateActor:
                                   step.name)
                     continue
                 if ok:
-                    await self._invoke(Delivery(step.name, "state", change.to_dict(),
-                                                origin.trace_id))
+                    # Named after the change's effect when it has one, so that the same
+                    # change can never start two deliveries of one step.
+                    cause = origin.effect or new_id()
+                    await self._invoke(Delivery(f"{cause}>{step.name}", step.name, "state",
+                                                change.to_dict(), origin.trace_id))
 
     def _ctx(self, step: Any, origin: Origin) -> FlowContext:
         from raypipe.runtime.bridge import runtime_for

@@ -12,7 +12,7 @@ config = StepConfig(
 
 
 async def handler(msg: dict, ctx: FlowContext) -> None:
-    await ctx.state.update("attempts", msg["id"], [{"type": "append", "path": "seen",
-                                                    "value": ctx.attempt}])
+    # One item per attempt: the same write repeated by a retry would be deduplicated.
+    await ctx.state.set("attempts", f"{msg['id']}:{ctx.attempt}", ctx.trace_id)
     if ctx.trigger.topic == "doomed" or ctx.attempt < 3:
         raise RuntimeError(f"attempt {ctx.attempt} fails")

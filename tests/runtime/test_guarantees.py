@@ -1,0 +1,261 @@
+"""Delivery guarantees on real Ray: retries and backoff, dead letters and replay, time limits,
+FIFO groups, concurrency limits, effectively-once effects, worker crashes."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import EXAMPLES, Deploy, wait_for
+
+APP = Path(__file__).resolve().parent.parent / "apps" / "guarantees"
+
+
+class Running:
+    def __init__(self, deployment: Any) -> None:
+        from raypipe.loader import load_app_cached
+        from raypipe.runtime.bridge import runtime_for
+
+        self.d = deployment
+        self.spec = deployment.spec
+        self.app = load_app_cached(self.spec.root, self.spec.settings)
+        self.rt = runtime_for(self.spec)
+
+    def run(self, coro: Any) -> Any:
+        return asyncio.run(coro)
+
+    def send(self, topic: str, messages: list[dict[str, Any]],
+             group: Any = None) -> None:
+        from raypipe.context import publish
+
+        async def go() -> None:
+            await asyncio.gather(*(publish(self.app, self.rt, topic, m, trace_id="t",
+                                           group_id=group(m) if group else None)
+                                   for m in messages))
+
+        self.run(go())
+
+    def get(self, group: str, key: str) -> Any:
+        return self.run(self.rt.state.get(group, key))
+
+    def items(self, group: str) -> dict[str, Any]:
+        return {i["id"]: i["data"] for i in self.run(self.rt.state.list(group))}
+
+    def stats(self) -> dict[str, Any]:
+        import ray
+
+        return ray.get(self.rt.dispatcher.stats.remote())  # type: ignore[no-any-return]
+
+    def step_stats(self, step: str) -> dict[str, int]:
+        return self.stats()["steps"].get(step, {})  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def g(ray_session: int) -> Any:
+    from raypipe.runtime.deploy import deploy, teardown
+    from raypipe.runtime.spec import AppSpec
+
+    spec = AppSpec.from_dir(APP, name="guarantees-tests", port=ray_session,
+                            route_prefix="/guarantees")
+    yield Running(deploy(spec))
+    teardown(spec)
+
+
+def test_retries_follow_the_backoff(g: Running) -> None:
+    g.send("backoff", [{"id": "b1"}])
+    times = wait_for(lambda: (t := [g.get("backoff", f"b1:{a}") for a in (1, 2, 3)])
+                     and all(t) and t, timeout=30, message="three attempts")
+    gap1, gap2 = times[1] - times[0], times[2] - times[1]
+    # 300 ms then 600 ms, each +-20% jitter, plus the time to run an attempt.
+    assert 0.24 <= gap1 <= 0.65, gap1
+    assert 0.48 <= gap2 <= 1.0, gap2
+    assert gap2 > gap1
+    assert g.step_stats("backoff")["retries"] == 2
+
+
+def test_dead_letter_then_replay_after_the_fix(g: Running) -> None:
+    from raypipe.cli import app as cli
+
+    g.send("doomed", [{"id": "d1"}])
+    url = g.d.url
+
+    def dead() -> Any:
+        return [e for e in httpx.get(f"{url}/_raypipe/dlq").json()
+                if e["payload"] == {"id": "d1"}]
+
+    [entry] = wait_for(dead, timeout=30, message="the dead letter")
+    assert entry["step"] == "doomed" and entry["trace_id"] == "t"
+    assert [e["attempt"] for e in entry["errors"]] == [1, 2, 3]  # 1 + max_retries
+    assert "ValueError: not fixed yet (attempt 3)" in entry["errors"][2]["error"]
+    full = httpx.get(f"{url}/_raypipe/dlq/{entry['id']}").json()
+    assert "Traceback" in full["errors"][0]["traceback"]
+
+    runner = CliRunner()
+    app_dir = ["--app", str(APP)]
+    env = {"RAYPIPE_NAME": g.spec.settings.name}
+    listed = runner.invoke(cli, ["dlq", "list", *app_dir], env=env)
+    assert entry["id"] in listed.output and "attempts=3" in listed.output
+    shown = runner.invoke(cli, ["dlq", "show", entry["id"], *app_dir], env=env)
+    assert json.loads(shown.output)["payload"] == {"id": "d1"}
+
+    # Fix the cause, then replay: a new delivery that completes.
+    g.run(g.rt.state.set("flags", "fixed", True, _origin()))
+    replayed = runner.invoke(cli, ["dlq", "replay", entry["id"], *app_dir], env=env)
+    assert replayed.exit_code == 0, replayed.output
+    assert wait_for(lambda: g.get("doomed-done", "d1"), timeout=30, message="replay") == 1
+    assert httpx.get(f"{url}/_raypipe/dlq/{entry['id']}").status_code == 404
+    again = runner.invoke(cli, ["dlq", "replay", entry["id"], *app_dir], env=env)
+    assert again.exit_code == 1
+    assert httpx.post(f"{url}/_raypipe/dlq/nope/replay").status_code == 404
+
+
+def _origin() -> Any:
+    from raypipe.context import Origin
+
+    return Origin("test")
+
+
+def test_burst_with_random_failures_reconciles_exactly(g: Running) -> None:
+    n = 2000
+    g.send("chaos", [{"i": i} for i in range(n)])
+
+    def settled() -> Any:
+        s = g.step_stats("chaos")
+        return s if s.get("done", 0) + s.get("dead_lettered", 0) == n else None
+
+    s = wait_for(settled, timeout=300, interval=1, message=f"{n} messages to settle")
+    time.sleep(0.5)
+    s = g.step_stats("chaos")
+    assert s["accepted"] == n
+    assert s["done"] + s.get("dead_lettered", 0) == n
+    assert s["failed_attempts"] > n * 0.1  # the failures really happened
+    dead = {e["payload"]["i"] for e in g.run(g.rt.dead_letters.list())
+            if e["step"] == "chaos"}
+    assert len(dead) == s.get("dead_lettered", 0)
+    counted = g.items("chaos")
+    # No effect applied twice, however often its delivery was retried...
+    assert all(v == {"n": 1} for v in counted.values())
+    # ... and every message that was not dead-lettered has its effect.
+    assert {int(k) for k in counted} >= set(range(n)) - dead
+
+
+def test_seed_workflow_whose_steps_fail_after_their_update(deploy_app: Deploy,
+                                                          tmp_path: Path) -> None:
+    app_dir = tmp_path / "parallel-workflow"
+    shutil.copytree(EXAMPLES / "parallel-workflow", app_dir)
+    step = app_dir / "steps" / "process_step_step.py"
+    step.write_text(step.read_text() + (
+        "\n\n_original = handler\n\n\n"
+        "async def handler(input, ctx):\n"
+        "    await _original(input, ctx)\n"
+        "    if ctx.attempt == 1:\n"
+        "        raise RuntimeError('fails once, after its state update')\n"))
+    (app_dir / "steps" / "count_completed_step.py").write_text(
+        "from raypipe import StepConfig, queue\n"
+        "config = StepConfig(name='count-completed', triggers=[queue('workflow.completed')])\n"
+        "async def handler(msg, ctx):\n"
+        "    await ctx.state.update('completions', msg['workflowId'],"
+        " [{'type': 'increment', 'path': 'n'}])\n")
+    (app_dir / "steps" / "process_step_step.py").write_text(
+        step.read_text().replace('queue("workflow.step.process", input=StepInput)',
+                                 'queue("workflow.step.process", input=StepInput, '
+                                 'config=QueueConfig(backoff_delay_ms=50))')
+        .replace("from raypipe import FlowContext, StepConfig, queue",
+                 "from raypipe import FlowContext, QueueConfig, StepConfig, queue"))
+    d = deploy_app(app_dir)
+    wid = httpx.post(f"{d.url}/api/workflow/start", json={"totalSteps": 20},
+                     timeout=60).json()["workflowId"]
+
+    def completed() -> Any:
+        w = httpx.get(f"{d.url}/api/workflow/{wid}").json()
+        return w if w.get("status") == "completed" else None
+
+    w = wait_for(completed, timeout=120, message="the workflow "
+                 f"{httpx.get(f'{d.url}/api/workflow/{wid}').json()}")
+    assert w["completedSteps"] == w["totalSteps"] == 20
+    time.sleep(1.5)
+    w = httpx.get(f"{d.url}/api/workflow/{wid}").json()
+    assert w["completedSteps"] == 20
+    from raypipe.runtime.bridge import runtime_for
+
+    rt = runtime_for(d.spec)
+    assert asyncio.run(rt.state.get("completions", wid)) == {"n": 1}
+    import ray
+
+    stats = ray.get(rt.dispatcher.stats.remote())["steps"]
+    assert stats["process-workflow-step"]["retries"] == 20
+    assert stats["workflow-completion"]["accepted"] == 1
+
+
+def test_fifo_groups_keep_order_across_retries(g: Running) -> None:
+    groups, per_group = 5, 100
+    messages = [{"group": f"g{k}", "seq": s} for s in range(per_group) for k in range(groups)]
+    g.send("fifo", messages, group=lambda m: m["group"])
+    wait_for(lambda: all(len((g.get("fifo", f"g{k}") or {}).get("seq", [])) == per_group
+                         for k in range(groups)), timeout=240, interval=0.5,
+             message="every FIFO group")
+    spans = {}
+    for k in range(groups):
+        item = g.get("fifo", f"g{k}")
+        assert item["seq"] == list(range(per_group)), f"group g{k} out of order"
+        spans[k] = item["spans"]
+        # One at a time within a group: each delivery started after the previous ended.
+        assert all(b[0] >= a[1] for a, b in itertools.pairwise(item["spans"]))
+    # Different groups ran in parallel: some spans of different groups overlap.
+    overlaps = sum(1 for a in spans[0] for b in spans[1] if a[0] < b[1] and b[0] < a[1])
+    assert overlaps > 0
+
+
+def test_concurrency_limit_is_never_exceeded(g: Running) -> None:
+    g.send("limited", [{"i": i} for i in range(16)])
+    spans = wait_for(lambda: len(s := g.items("limited")) == 16 and list(s.values()),
+                     timeout=60, message="16 limited deliveries")
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans],
+                    key=lambda e: (e[0], e[1]))
+    peak = running = 0
+    for _, delta in events:
+        running += delta
+        peak = max(peak, running)
+    assert peak == 2
+
+
+def test_sigkilled_worker_is_redelivered(g: Running) -> None:
+    g.send("killer", [{"id": "k1"}])
+    survivor = wait_for(lambda: g.get("survived", "k1"), timeout=60, message="redelivery")
+    assert survivor != g.get("killed", "k1")  # another process finished it
+    assert g.step_stats("killer")["done"] == 1
+
+
+def test_visibility_timeout_cancels_an_overrunning_attempt(g: Running) -> None:
+    t0 = time.time()
+    g.send("slow", [{"id": "s1"}])
+    item = wait_for(lambda: (v := g.get("slow", "s1")) and "done" in v and v, timeout=30,
+                    message="the second attempt")
+    # Attempt 2 repeated attempt 1's first write: deduplicated, so "started" holds one entry.
+    assert item == {"started": [1], "done": 2}
+    assert time.time() - t0 < 8  # the 10 s sleep of attempt 1 was cut short
+    assert g.step_stats("slow")["failed_attempts"] == 1
+
+
+def test_delay_seconds_delays_delivery(g: Running) -> None:
+    t0 = time.time()
+    g.send("delayed", [{"id": "x"}])
+    at = wait_for(lambda: g.get("delayed", "x"), timeout=30, message="the delayed message")
+    assert at - t0 >= 1.0
+
+
+def test_raising_queue_condition_is_false_not_a_failure(g: Running) -> None:
+    g.send("cond", [{"any": 1}])
+    wait_for(lambda: g.step_stats("bad-condition").get("done") == 1, timeout=30,
+             message="the skipped delivery")
+    assert g.get("cond", "ran") is None
+    assert not g.step_stats("bad-condition").get("failed_attempts")
