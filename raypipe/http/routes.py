@@ -74,7 +74,12 @@ def _render(resp: ApiResponse, trace_id: str) -> Response:
     if isinstance(resp.body, bytes) or (isinstance(resp.body, str) and ctype
                                         and "json" not in ctype):
         return Response(resp.body, status_code=resp.status, headers=headers)
-    return JSONResponse(jsonable_encoder(resp.body), status_code=resp.status, headers=headers)
+    try:
+        content = jsonable_encoder(resp.body)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"the response body (a {type(resp.body).__name__}) is not "
+                        f"JSON-serialisable: {exc}") from exc
+    return JSONResponse(content, status_code=resp.status, headers=headers)
 
 
 Handler = Callable[[], Awaitable[Any]]
@@ -117,12 +122,12 @@ def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
             schema = _response_schema(tr, resp.status)
             if schema is not None:
                 schema.validate(dump_json(resp.body), what=f"response {resp.status}")
+            return _render(resp, trace_id)
         except Exception as exc:
             ctx.logger.error("request failed", error=f"{type(exc).__name__}: {exc}")
             log.exception("step %r failed on %s %s", step.name, request.method, request.url.path)
             return JSONResponse({"error": "Internal Server Error", "traceId": trace_id}, 500,
                                 {constants.TRACE_HEADER: trace_id})
-        return _render(resp, trace_id)
 
     endpoint.__name__ = step.name.replace("-", "_")
     return endpoint
