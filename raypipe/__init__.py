@@ -4,6 +4,9 @@ flows) in Python, running on Ray."""
 # The subpackages `http` and `state` share their names with the trigger constructors exported
 # below. Importing them first means the import system has already bound them, so a later
 # `import raypipe.http.ingress` cannot rebind `raypipe.http` over the function users import.
+from collections.abc import AsyncIterator
+from typing import Any
+
 import raypipe.http
 import raypipe.state
 import raypipe.streams  # noqa: F401
@@ -32,6 +35,17 @@ from raypipe.triggers import QueueConfig, cron, http, queue, state, stream
 
 __version__ = "0.1.0"
 
+
+def subscribe(name: str, group_id: str, id: str | None = None, *, app: Any = ".",
+              buffer: int = 1000) -> AsyncIterator[dict[str, Any]]:
+    """``async for message in raypipe.subscribe("workflows", "active-workflows")``: the
+    stream's ``sync`` message, then every change, as WebSocket clients get them. ``app`` is
+    the app directory (its settings name the app to follow)."""
+    # Imported here: following a stream needs Ray, importing raypipe must not.
+    from raypipe.runtime.subscribe import subscribe as _subscribe
+
+    return _subscribe(name, group_id, id, app=app, buffer=buffer)
+
 __all__ = [
     "ApiRequest",
     "ApiResponse",
@@ -57,4 +71,5 @@ __all__ = [
     "queue",
     "state",
     "stream",
+    "subscribe",
 ]

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -261,6 +262,61 @@ def dlq_replay(
     if entry_id is not None and not replayed:
         _fail(f"no dead letter {entry_id!r}")
     typer.echo(json.dumps({"replayed": replayed}))
+
+
+@app.command()
+def watch(
+    stream: Annotated[str, typer.Argument(help="The stream, e.g. workflows.")],
+    group: Annotated[str, typer.Argument(help="The group, e.g. active-workflows.")],
+    item_id: Annotated[str | None, typer.Argument(help="Only this item.")] = None,
+    app_dir: AppOpt = Path("."),
+    done: Annotated[str, typer.Option(help="Field counting progress.")] = "completedSteps",
+    total: Annotated[str, typer.Option(help="Field holding the total.")] = "totalSteps",
+    until_complete: Annotated[
+        bool, typer.Option("--until-complete", help="Exit once every bar is full.")
+    ] = False,
+) -> None:
+    """Follow a stream live: one progress bar per item, filling as its steps complete."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    spec = _spec(app_dir)
+    _join(spec)
+    from raypipe.runtime.subscribe import subscribe
+
+    async def follow() -> None:
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn()) as progress:
+            bars: dict[str, Any] = {}
+            full: dict[str, bool] = {}
+
+            def show(item: dict[str, Any]) -> None:
+                key = str(item.get("id"))
+                n, of = item.get(done), item.get(total)
+                if not isinstance(n, (int, float)) or not isinstance(of, (int, float)):
+                    return
+                if key not in bars:
+                    bars[key] = progress.add_task(key[:36], total=of)
+                progress.update(bars[key], completed=n, total=of)
+                full[key] = n >= of
+
+            async for message in subscribe(stream, group, item_id, app=spec):
+                event = message["event"]
+                if event["type"] == "sync":
+                    data = event["data"]
+                    for item in data if isinstance(data, list) else [data] if data else []:
+                        show(item)
+                elif event["type"] in ("create", "update"):
+                    show(event["data"])
+                elif event["type"] == "delete" and str(message.get("id")) in bars:
+                    progress.remove_task(bars.pop(str(message.get("id"))))
+                    full.pop(str(message.get("id")), None)
+                elif event["type"] == "error":
+                    _fail(event["data"]["message"])
+                if until_complete and full and all(full.values()):
+                    return
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(follow())
 
 
 @app.command()

@@ -9,6 +9,7 @@ NAMESPACE_PREFIX = "raypipe."
 #: Detached actors, one set per namespace.
 STATE_ACTOR = "raypipe:state"
 DISPATCHER_ACTOR = "raypipe:dispatcher"
+STREAMS_ACTOR = "raypipe:streams"
 #: The Serve application (and the deployment inside it) serving an app's HTTP steps.
 SERVE_APP_PREFIX = "raypipe-"
 INGRESS_DEPLOYMENT = "RaypipeIngress"

@@ -21,6 +21,8 @@ from raypipe.messages import Message, new_id
 from raypipe.schemas import dump_json
 from raypipe.state.backend import Groups, Items, Ops
 from raypipe.state.ops import validate_ops
+from raypipe.streams.api import StreamAPI, Streams, StreamStore
+from raypipe.streams.relay import Relay
 
 if TYPE_CHECKING:
     from raypipe.app import App
@@ -74,6 +76,9 @@ class Runtime(Protocol):
     def bus(self) -> Bus: ...
     @property
     def dead_letters(self) -> DeadLetters: ...
+    @property
+    def streams(self) -> StreamStore: ...
+    def relay(self) -> Relay: ...
 
 
 class StateAPI:
@@ -176,6 +181,7 @@ class FlowContext:
         self._delivery_id = delivery_id
         self._effects: Counter[str] = Counter()
         self.state = StateAPI(runtime.state, self._origin)
+        self.streams = Streams(runtime.streams, list(app.streams), self._origin)
         self.logger = StepLogger(step.name if step else None, trace_id,
                                  tuple(step.config.flows) if step else ())
 
@@ -238,7 +244,7 @@ class SyncProxy:
                 fut = asyncio.run_coroutine_threadsafe(value(*args, **kwargs), self._loop)
                 return fut.result()
             return call
-        if isinstance(value, StateAPI):
+        if isinstance(value, (StateAPI, Streams, StreamAPI)):
             return SyncProxy(value, self._loop)
         return value
 

@@ -38,6 +38,9 @@ class Settings(BaseModel):
     route_prefix: str = "/"
     #: Replicas of the HTTP ingress deployment.
     ingress_replicas: int = Field(default=1, ge=1)
+    #: ``"module:function"`` (a module of the app): ``authenticate(request)`` returns what
+    #: streams' ``can_access(subscription, auth)`` receive; raising refuses the connection.
+    authenticate: str | None = None
     #: CPUs each ingress replica reserves. Serve's default of 1 would take half of a 2-core
     #: machine from the step tasks; a replica mostly waits on actors.
     ingress_num_cpus: float = Field(default=0.0, ge=0)

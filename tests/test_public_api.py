@@ -13,7 +13,7 @@ PUBLIC = {
     "EnqueueValidationError", "FlowContext", "QueueConfig", "RaypipeError",
     "RuntimeNotRunningError", "SchemaValidationError", "StateTriggerInput", "StepConfig",
     "StepLoadError", "StreamConfig", "StreamEvent", "StreamTriggerInput", "UpdateOpError",
-    "__version__", "cron", "http", "queue", "state", "stream",
+    "__version__", "cron", "http", "queue", "state", "stream", "subscribe",
 }
 
 

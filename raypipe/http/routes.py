@@ -25,6 +25,7 @@ from raypipe.app import App
 from raypipe.context import FlowContext, Runtime, call_handler
 from raypipe.errors import SchemaValidationError
 from raypipe.http.admin import admin_router
+from raypipe.http.streams import streams_router
 from raypipe.messages import new_id
 from raypipe.models import ApiRequest, ApiResponse
 from raypipe.schemas import Schema, dump_json
@@ -187,6 +188,8 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
             )
 
     api.include_router(admin_router(app, runtime))
+    if app.streams:
+        api.include_router(streams_router(app, runtime))
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

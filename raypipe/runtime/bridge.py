@@ -15,6 +15,8 @@ from raypipe.errors import RuntimeNotRunningError
 from raypipe.messages import Message
 from raypipe.runtime.spec import AppSpec
 from raypipe.state.backend import Groups, Items, Ops
+from raypipe.streams.hub import Events, Key
+from raypipe.streams.relay import Relay
 
 __all__ = ["RayRuntime", "actor", "runtime_for"]
 
@@ -91,6 +93,46 @@ class ActorBus:
         loop.create_task(send())
 
 
+class ActorStreamStore:
+    """Both a StreamStore (for ``ctx.streams``) and a relay's HubClient."""
+
+    def __init__(self, handle: Any) -> None:
+        self._h = handle
+
+    async def get(self, stream: str, group: str, item_id: str) -> Any:
+        return await self._h.get.remote(stream, group, item_id)
+
+    async def set(self, stream: str, group: str, item_id: str, data: Any,
+                  origin: Origin) -> tuple[Any, Any]:
+        return tuple(await self._h.set.remote(stream, group, item_id, data, origin))  # type: ignore[return-value]
+
+    async def update(self, stream: str, group: str, item_id: str, ops: Ops,
+                     origin: Origin) -> tuple[Any, Any]:
+        return tuple(await self._h.update.remote(stream, group, item_id, ops, origin))  # type: ignore[return-value]
+
+    async def delete(self, stream: str, group: str, item_id: str, origin: Origin) -> Any:
+        return await self._h.delete.remote(stream, group, item_id, origin)
+
+    async def list(self, stream: str, group: str) -> Items:
+        return await self._h.list.remote(stream, group)  # type: ignore[no-any-return]
+
+    async def list_groups(self, stream: str) -> Groups:
+        return await self._h.list_groups.remote(stream)  # type: ignore[no-any-return]
+
+    async def send(self, stream: str, channel: dict[str, Any], event: dict[str, Any],
+                   origin: Origin) -> None:
+        await self._h.send.remote(stream, channel, event, origin)
+
+    async def join(self, relay_id: str, key: Key) -> tuple[int, dict[str, Any]]:
+        return tuple(await self._h.join.remote(relay_id, key))  # type: ignore[return-value]
+
+    async def leave(self, relay_id: str, key: Key) -> None:
+        await self._h.leave.remote(relay_id, key)
+
+    async def poll(self, relay_id: str, timeout: float) -> tuple[bool, Events]:
+        return tuple(await self._h.poll.remote(relay_id, timeout))  # type: ignore[return-value]
+
+
 class ActorDeadLetters:
     def __init__(self, handle: Any) -> None:
         self._h = handle
@@ -114,6 +156,16 @@ class RayRuntime:
         self.state = ActorStateStore(actor(constants.STATE_ACTOR, ns))
         self.bus = ActorBus(self.dispatcher)
         self.dead_letters = ActorDeadLetters(self.dispatcher)
+        self.streams = ActorStreamStore(actor(constants.STREAMS_ACTOR, ns))
+        self._relays: dict[asyncio.AbstractEventLoop, Relay] = {}
+
+    def relay(self) -> Relay:
+        """This process's stream relay (one per event loop: a relay's tasks live on one)."""
+        loop = asyncio.get_running_loop()
+        relay = self._relays.get(loop)
+        if relay is None:
+            relay = self._relays[loop] = Relay(self.streams)
+        return relay
 
 
 _runtimes: dict[AppSpec, RayRuntime] = {}

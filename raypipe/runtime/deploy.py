@@ -71,14 +71,16 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -
     from raypipe.http.ingress import Ingress
     from raypipe.runtime.dispatcher import Dispatcher
     from raypipe.runtime.state_actor import StateActor
+    from raypipe.runtime.streams_actor import StreamsActor
 
     load_app(spec.root, spec.settings)
     host = host or spec.settings.host
     port = port or spec.settings.port
     bridge.forget(spec)
-    state = _start_actor(StateActor, constants.STATE_ACTOR, spec)
-    dispatcher = _start_actor(Dispatcher, constants.DISPATCHER_ACTOR, spec)
-    ray.get([state.ready.remote(), dispatcher.ready.remote()])
+    actors = [_start_actor(cls, name, spec) for cls, name in (
+        (StateActor, constants.STATE_ACTOR), (StreamsActor, constants.STREAMS_ACTOR),
+        (Dispatcher, constants.DISPATCHER_ACTOR))]
+    ray.get([a.ready.remote() for a in actors])
     serve.start(http_options={"host": host, "port": port})
     prefix = spec.settings.route_prefix
     serve.run(
@@ -110,7 +112,7 @@ def teardown(spec: AppSpec) -> None:
         serve.delete(constants.serve_app_name(spec.settings.name))
     except Exception:  # Serve may already be gone with the cluster
         log.debug("serve.delete failed", exc_info=True)
-    for name in (constants.DISPATCHER_ACTOR, constants.STATE_ACTOR):
+    for name in (constants.DISPATCHER_ACTOR, constants.STREAMS_ACTOR, constants.STATE_ACTOR):
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=spec.namespace), no_restart=True)
     bridge.forget(spec)

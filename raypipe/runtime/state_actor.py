@@ -3,22 +3,19 @@ change into state-trigger deliveries, in commit order."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
 
-from raypipe import constants
 from raypipe import triggers as t
-from raypipe.context import FlowContext, Origin
-from raypipe.delivery import Delivery
+from raypipe.context import Origin
 from raypipe.effects import EffectLog
 from raypipe.loader import load_app_cached
-from raypipe.messages import new_id
 from raypipe.models import EventType, StateTriggerInput
 from raypipe.runtime.spec import AppSpec
+from raypipe.runtime.triggering import ChangeTriggers
 from raypipe.state.backend import Groups, Items, Ops, make_backend
 
 log = logging.getLogger("raypipe.state")
@@ -30,13 +27,8 @@ class StateActor:
         self.spec = spec
         self.app = load_app_cached(spec.root, spec.settings)
         self.backend = make_backend(spec.settings.state)
-        self.watchers = [
-            (step, tr) for step in self.app.with_trigger(t.StateTrigger)
-            for tr in step.triggers_of(t.StateTrigger)
-        ]
         self.effects = EffectLog()
-        self._changes: asyncio.Queue[tuple[StateTriggerInput, Origin]] | None = None
-        self._dispatcher: Any = None
+        self.triggers = ChangeTriggers(spec, self.app, "state", t.StateTrigger, _state_matches)
 
     async def ready(self) -> bool:
         return True
@@ -82,45 +74,13 @@ class StateActor:
             self._committed(group, key, old, None, origin)
         self.effects.record(origin.effect)
 
-    # --- state triggers ---------------------------------------------------------------------
     def _committed(self, group: str, key: str, old: Any, new: Any, origin: Origin) -> None:
         # A write that changes nothing is not a change: no trigger fires for it.
-        if not self.watchers or old == new:
+        if old == new:
             return
         event: EventType = "created" if old is None else "deleted" if new is None else "updated"
-        if self._changes is None:
-            self._changes = asyncio.Queue()
-            asyncio.get_running_loop().create_task(self._fire_triggers())
-        self._changes.put_nowait((StateTriggerInput(group, key, old, new, event), origin))
+        self.triggers.push(StateTriggerInput(group, key, old, new, event), origin)
 
-    async def _fire_triggers(self) -> None:
-        assert self._changes is not None
-        while True:
-            change, origin = await self._changes.get()
-            for step, tr in self.watchers:
-                if tr.group_id is not None and tr.group_id != change.group_id:
-                    continue
-                try:
-                    ok = await t.check_condition(tr.condition, change, self._ctx(step, origin))
-                except Exception:
-                    # A broken condition must not stop the actor or the other triggers.
-                    log.exception("state trigger condition of step %r raised; treated as false",
-                                  step.name)
-                    continue
-                if ok:
-                    # Named after the change's effect when it has one, so that the same
-                    # change can never start two deliveries of one step.
-                    cause = origin.effect or new_id()
-                    await self._invoke(Delivery(f"{cause}>{step.name}", step.name, "state",
-                                                change.to_dict(), origin.trace_id))
 
-    def _ctx(self, step: Any, origin: Origin) -> FlowContext:
-        from raypipe.runtime.bridge import runtime_for
-
-        return FlowContext(self.app, runtime_for(self.spec), step=step, trace_id=origin.trace_id)
-
-    async def _invoke(self, delivery: Delivery) -> None:
-        if self._dispatcher is None:
-            self._dispatcher = ray.get_actor(constants.DISPATCHER_ACTOR,
-                                             namespace=self.spec.namespace)
-        await self._dispatcher.invoke.remote([delivery])
+def _state_matches(tr: t.StateTrigger, change: StateTriggerInput) -> bool:
+    return tr.group_id is None or tr.group_id == change.group_id

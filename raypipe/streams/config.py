@@ -1,7 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+#: ``can_access(subscription, auth)``: ``subscription`` is ``{"streamName", "groupId", "id"}``,
+#: ``auth`` what the app's ``authenticate(request)`` returned (``None`` without one).
+AccessCheck = Callable[[dict[str, Any], Any], "bool | Awaitable[bool]"]
 
 
 @dataclass(frozen=True)
@@ -12,3 +17,4 @@ class StreamConfig:
     #: A pydantic type or JSON-schema dict describing an item (its ``id`` is added by raypipe).
     schema: Any = None
     description: str = ""
+    can_access: AccessCheck | None = None

@@ -1,0 +1,80 @@
+"""Change-driven triggers (state and stream): conditions are evaluated for each committed
+change in commit order, inside the actor that committed it, and matching steps get a
+delivery from the dispatcher like any other."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import ray
+
+from raypipe import constants
+from raypipe import triggers as t
+from raypipe.app import App
+from raypipe.context import FlowContext, Origin
+from raypipe.delivery import Delivery, Kind
+from raypipe.messages import new_id
+from raypipe.runtime.spec import AppSpec
+from raypipe.steps import Step
+
+log = logging.getLogger("raypipe.triggers")
+
+Watcher = tuple[Step, Any]
+
+
+class ChangeTriggers:
+    def __init__(self, spec: AppSpec, app: App, kind: Kind, trigger_type: type[t.Trigger],
+                 matches: Callable[[Any, Any], bool]) -> None:
+        self.spec = spec
+        self.app = app
+        self.kind = kind
+        self.matches = matches
+        self.watchers: list[Watcher] = [(step, tr) for step in app.with_trigger(trigger_type)
+                                        for tr in step.triggers_of(trigger_type)]
+        self._changes: asyncio.Queue[tuple[Any, Origin]] | None = None
+        self._dispatcher: Any = None
+
+    def push(self, change: Any, origin: Origin) -> None:
+        """Queue a committed change; never waits, so the write that made it returns at once."""
+        if not self.watchers:
+            return
+        if self._changes is None:
+            self._changes = asyncio.Queue()
+            asyncio.get_running_loop().create_task(self._run())
+        self._changes.put_nowait((change, origin))
+
+    async def _run(self) -> None:
+        assert self._changes is not None
+        while True:
+            change, origin = await self._changes.get()
+            for step, tr in self.watchers:
+                if not self.matches(tr, change):
+                    continue
+                try:
+                    ok = await t.check_condition(tr.condition, change, self._ctx(step, origin))
+                except Exception:
+                    # A broken condition must not stop the actor or the other triggers.
+                    log.exception("%s trigger condition of step %r raised; treated as false",
+                                  self.kind, step.name)
+                    continue
+                if ok:
+                    # Named after the change's effect when it has one, so the same change can
+                    # never start two deliveries of one step.
+                    cause = origin.effect or new_id()
+                    await self._invoke(Delivery(f"{cause}>{step.name}", step.name, self.kind,
+                                                dataclasses.asdict(change), origin.trace_id))
+
+    def _ctx(self, step: Step, origin: Origin) -> FlowContext:
+        from raypipe.runtime.bridge import runtime_for
+
+        return FlowContext(self.app, runtime_for(self.spec), step=step, trace_id=origin.trace_id)
+
+    async def _invoke(self, delivery: Delivery) -> None:
+        if self._dispatcher is None:
+            self._dispatcher = ray.get_actor(constants.DISPATCHER_ACTOR,
+                                             namespace=self.spec.namespace)
+        await self._dispatcher.invoke.remote([delivery])

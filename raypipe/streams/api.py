@@ -1,0 +1,99 @@
+"""``ctx.streams.<name>``: a handler's view of one stream."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from raypipe.schemas import dump_json
+from raypipe.state.ops import validate_ops
+
+if TYPE_CHECKING:
+    from raypipe.context import Origin
+
+__all__ = ["StreamAPI", "StreamStore", "Streams"]
+
+Items = list[Any]
+Groups = list[str]
+Ops = list[dict[str, Any]]
+
+
+class StreamStore(Protocol):
+    async def get(self, stream: str, group: str, item_id: str) -> Any: ...
+    async def set(self, stream: str, group: str, item_id: str, data: Any,
+                  origin: Origin) -> tuple[Any, Any]: ...
+    async def update(self, stream: str, group: str, item_id: str, ops: Ops,
+                     origin: Origin) -> tuple[Any, Any]: ...
+    async def delete(self, stream: str, group: str, item_id: str, origin: Origin) -> Any: ...
+    async def list(self, stream: str, group: str) -> Items: ...
+    async def list_groups(self, stream: str) -> Groups: ...
+    async def send(self, stream: str, channel: dict[str, Any], event: dict[str, Any],
+                   origin: Origin) -> None: ...
+
+
+class StreamAPI:
+    """Items of one stream, in groups; every change reaches the stream's subscribers."""
+
+    def __init__(self, store: StreamStore, name: str,
+                 origin: Callable[[str], Origin]) -> None:
+        self._store = store
+        self.name = name
+        self._origin = origin
+
+    async def get(self, group: str, item_id: str) -> Any:
+        return await self._store.get(self.name, group, item_id)
+
+    async def set(self, group: str, item_id: str, data: Any) -> tuple[Any, Any]:
+        """Store an item (validated by the stream's schema, ``id`` added); returns
+        ``(old, new)``."""
+        return await self._store.set(self.name, group, item_id, dump_json(data),
+                                     self._origin(f"stream-set|{self.name}|{group}|{item_id}"))
+
+    async def update(self, group: str, item_id: str,
+                     ops: Sequence[Mapping[str, Any]]) -> tuple[Any, Any]:
+        """The state ops, applied atomically to the item; the result must fit the schema."""
+        checked = validate_ops(dump_json(list(ops)))
+        shape = ",".join(f"{op['type']}@{op.get('path') or ''}" for op in checked)
+        return await self._store.update(
+            self.name, group, item_id, checked,
+            self._origin(f"stream-update|{self.name}|{group}|{item_id}|{shape}"))
+
+    async def delete(self, group: str, item_id: str) -> Any:
+        return await self._store.delete(
+            self.name, group, item_id, self._origin(f"stream-delete|{self.name}|{group}|{item_id}"))
+
+    async def list(self, group: str) -> Items:
+        return await self._store.list(self.name, group)
+
+    #: Motia 0.x's name for ``list``.
+    get_group = list
+
+    async def list_groups(self) -> Groups:
+        return await self._store.list_groups(self.name)
+
+    async def send(self, channel: Mapping[str, Any], event: Mapping[str, Any]) -> None:
+        """An ephemeral event (``{"type", "data"}``) for the subscribers of ``channel``
+        (``{"groupId", "id"?}``); never stored."""
+        target = f"stream-send|{self.name}|{channel.get('groupId')}|{channel.get('id')}"
+        await self._store.send(self.name, dict(channel), dict(event), self._origin(target))
+
+
+class Streams:
+    """``ctx.streams``: one attribute per declared stream."""
+
+    def __init__(self, store: StreamStore, names: Sequence[str],
+                 origin: Callable[[str], Origin]) -> None:
+        self._apis = {n: StreamAPI(store, n, origin) for n in names}
+
+    def __getattr__(self, name: str) -> StreamAPI:
+        try:
+            return self._apis[name]
+        except KeyError:
+            raise AttributeError(f"no stream {name!r}; the app declares "
+                                 f"{sorted(self._apis) or 'none'} (in *_stream.py files)") from None
+
+    def __getitem__(self, name: str) -> StreamAPI:
+        return self.__getattr__(name)
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._apis)
