@@ -19,3 +19,4 @@ test: install lint
 
 bench: install
 	$(PYTHON) bench/fanout.py
+	$(PYTHON) bench/streams.py

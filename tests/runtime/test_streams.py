@@ -264,3 +264,19 @@ def test_seed_stream_workflow_completes_through_its_trigger_once(deploy_app: Dep
     stats = ray.get(runtime_for(d.spec).dispatcher.stats.remote())["steps"]
     assert stats["stream-workflow-completion"]["accepted"] == 1
     assert stats["stream-workflow-completion"]["done"] == 1
+
+
+def test_raypipe_watch_shows_a_workflow_filling_up(deploy_app: Deploy) -> None:
+    from typer.testing import CliRunner
+
+    from raypipe.cli import app as cli
+
+    d = deploy_app(EXAMPLES / "parallel-workflow")
+    wid = httpx.post(f"{d.url}/api/workflow/stream/start", json={"totalSteps": 5}).json()[
+        "workflowId"]
+    result = CliRunner().invoke(
+        cli, ["watch", "workflows", "active-workflows", wid, "--until-complete",
+              "--app", str(EXAMPLES / "parallel-workflow")],
+        env={"RAYPIPE_NAME": d.spec.settings.name, "COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    assert wid[:36] in result.output and "5/5" in result.output
