@@ -5,6 +5,8 @@ PYTHON ?= python3
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
+	@command -v npm >/dev/null || { echo "npm is needed for the Motia client test: apt-get install -y nodejs npm"; exit 1; }
+	cd tests/node && npm ci --silent
 
 dev:
 	$(PYTHON) -m pip install -q -e .

@@ -38,7 +38,9 @@ def test_flows_text_mermaid_json() -> None:
     doc = json.loads(js.output)
     assert {"source": "start-parallel-workflow", "target": "process-workflow-step",
             "topic": "workflow.step.process", "virtual": False} in doc["edges"]
-    assert len(doc["steps"]) == 6
+    assert len(doc["steps"]) == 9
+    assert {"source": "start-stream-workflow", "target": "process-stream-workflow-step",
+            "topic": "workflow.stream.step.process", "virtual": False} in doc["edges"]
 
 
 def test_flows_filter_and_errors() -> None:

@@ -163,14 +163,21 @@ def test_parallel_workflow_example_loads() -> None:
     assert app.name == "parallel-workflow"
     assert app.settings.port == 3111
     assert sorted(app.steps) == [
-        "get-workflow", "process-workflow-step", "start-parallel-workflow",
+        "get-workflow", "process-stream-workflow-step", "process-workflow-step",
+        "start-parallel-workflow", "start-stream-workflow", "stream-workflow-completion",
         "workflow-completed-consumers", "workflow-completion", "workflow-timeout-check"]
     assert [s.name for s in app.subscribers("workflow.step.process")] == [
         "process-workflow-step"]
+    assert [s.name for s in app.subscribers("workflow.stream.step.process")] == [
+        "process-stream-workflow-step"]
     assert app.subscribers("workflow.completed") == []
     assert routes(app) == {("POST", "/api/workflow/start"): "start-parallel-workflow",
+                           ("POST", "/api/workflow/stream/start"): "start-stream-workflow",
                            ("GET", "/api/workflow/{workflowId}"): "get-workflow"}
     assert [s.name for s in app.with_trigger(t.StateTrigger)] == ["workflow-completion"]
+    assert [s.name for s in app.with_trigger(t.StreamTrigger)] == [
+        "stream-workflow-completion"]
+    assert list(app.streams) == ["workflows"]
     assert [s.name for s in app.with_trigger(t.CronTrigger)] == ["workflow-timeout-check"]
     assert app.steps["workflow-completed-consumers"].config.is_noop
     assert app.flows == ["workflow-orchestration"]
@@ -199,6 +206,7 @@ class MemoryRuntime:
         self.messages: list[Message] = []
         self.state = self
         self.bus = self
+        self.streams = None  # the example declares no stream
 
     async def get(self, group: str, key: str) -> Any:
         return self.items.get((group, key))

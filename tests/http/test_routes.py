@@ -23,7 +23,7 @@ class Unreachable:
 class NoRuntime:
     """These requests never get as far as state or the bus."""
 
-    state = bus = dead_letters = Unreachable()
+    state = bus = dead_letters = streams = Unreachable()
 
 
 @pytest.fixture(scope="module")
