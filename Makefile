@@ -17,7 +17,7 @@ lint:
 	mypy
 
 test: install lint
-	$(PYTHON) -m pytest
+	REDIS_URL=$$(scripts/ensure-redis) $(PYTHON) -m pytest
 
 bench: install
 	$(PYTHON) bench/fanout.py

@@ -147,6 +147,49 @@ def start(
 
 
 @app.command()
+def status(app_dir: AppArg = Path(".")) -> None:
+    """The running app: deployment, actors, deliveries in flight, dead letters, per step."""
+    spec = _spec(app_dir)
+    _join(spec)
+    import ray
+    from ray import serve
+
+    from raypipe import constants
+    from raypipe.runtime.bridge import runtime_for
+
+    try:
+        rt = runtime_for(spec)
+        stats = ray.get(rt.dispatcher.stats.remote())
+    except RaypipeError as exc:
+        _fail(str(exc))
+    name = constants.serve_app_name(spec.settings.name)
+    apps = serve.status().applications
+    deployment = apps[name].status if name in apps else "not deployed"
+    typer.echo(f"app         {spec.settings.name} (namespace {spec.namespace})")
+    typer.echo(f"http        {deployment}")
+    typer.echo(f"state       {spec.settings.state}")
+    typer.echo(f"in flight   {stats['in_flight']}")
+    typer.echo(f"dead        {stats['dead_letters']}")
+    steps = stats["steps"]
+    if steps:
+        cols = ("accepted", "done", "retries", "failed_attempts", "dead_lettered")
+        typer.echo(f"\n{'step':32} " + " ".join(f"{c:>15}" for c in cols))
+        for step in sorted(steps):
+            typer.echo(f"{step:32} " + " ".join(f"{steps[step].get(c, 0):>15}" for c in cols))
+
+
+@app.command()
+def stop(app_dir: AppArg = Path(".")) -> None:
+    """Remove the app from the cluster: its Serve application and its actors."""
+    spec = _spec(app_dir)
+    _join(spec)
+    from raypipe.runtime.deploy import teardown
+
+    teardown(spec)
+    typer.echo(f"stopped '{spec.settings.name}'")
+
+
+@app.command()
 def enqueue(
     topic: Annotated[str, typer.Argument(help="The topic.")],
     data: Annotated[str, typer.Argument(help="The message, as JSON.")] = "{}",

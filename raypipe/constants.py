@@ -33,6 +33,15 @@ STEP_MODULE_PACKAGE = "raypipe_app"
 TRACE_HEADER = "x-trace-id"
 
 
+#: Redis keys of an app's state: a hash per group, and the set of group names.
+def state_group_key(app_name: str, group: str) -> str:
+    return f"raypipe:{app_name}:state:{group}"
+
+
+def state_groups_key(app_name: str) -> str:
+    return f"raypipe:{app_name}:state-groups"
+
+
 def namespace_for(app_name: str) -> str:
     return NAMESPACE_PREFIX + app_name
 

@@ -43,6 +43,21 @@ def ray_session() -> Iterator[int]:
     ray.shutdown()
 
 
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """``$REDIS_URL`` (``make test`` sets it, starting a redis-server if needed) or the local
+    default; a Redis that does not answer fails the test, it never skips it."""
+    import redis
+
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2).ping()
+    except redis.RedisError as exc:
+        pytest.fail(f"no Redis at {url} ({exc}): run `make test`, or start redis-server, "
+                    "or set REDIS_URL")
+    return url
+
+
 Deploy = Callable[..., Any]
 
 

@@ -16,7 +16,7 @@ from raypipe.loader import load_app
 from raypipe.runtime import bridge
 from raypipe.runtime.spec import AppSpec
 
-__all__ = ["Cluster", "Deployment", "connect", "deploy", "teardown"]
+__all__ = ["Cluster", "Deployment", "connect", "deploy", "ingress", "start_actors", "teardown"]
 
 log = logging.getLogger("raypipe.deploy")
 
@@ -63,33 +63,42 @@ def _start_actor(cls: Any, name: str, spec: AppSpec) -> Any:
     return cls.options(name=name, namespace=spec.namespace, lifetime="detached").remote(spec)
 
 
-def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -> Deployment:
-    """Start the app's state and dispatcher actors and its Serve application at ``/``.
+def start_actors(spec: AppSpec) -> None:
+    """(Re)start the app's detached actors: state, streams, dispatcher.
 
-    The app is loaded here first so that a broken step file fails the deploy with its file and
-    field named, before anything starts."""
-    from raypipe.http.ingress import Ingress
+    The app is loaded here first so that a broken step file fails with its file and field
+    named, before anything starts."""
     from raypipe.runtime.dispatcher import Dispatcher
     from raypipe.runtime.state_actor import StateActor
     from raypipe.runtime.streams_actor import StreamsActor
 
     load_app(spec.root, spec.settings)
-    host = host or spec.settings.host
-    port = port or spec.settings.port
     bridge.forget(spec)
     actors = [_start_actor(cls, name, spec) for cls, name in (
         (StateActor, constants.STATE_ACTOR), (StreamsActor, constants.STREAMS_ACTOR),
         (Dispatcher, constants.DISPATCHER_ACTOR))]
     ray.get([a.ready.remote() for a in actors])
+
+
+def ingress(spec: AppSpec) -> Any:
+    """The app's Serve application (what ``serve.run`` and Serve config files deploy)."""
+    from raypipe.http.ingress import Ingress
+
+    return Ingress.options(  # type: ignore[attr-defined]
+        num_replicas=spec.settings.ingress_replicas,
+        ray_actor_options={"num_cpus": spec.settings.ingress_num_cpus},
+    ).bind(spec)
+
+
+def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -> Deployment:
+    """Start the app's actors and its Serve application (at its ``route_prefix``)."""
+    start_actors(spec)
+    host = host or spec.settings.host
+    port = port or spec.settings.port
     serve.start(http_options={"host": host, "port": port})
     prefix = spec.settings.route_prefix
-    serve.run(
-        Ingress.options(  # type: ignore[attr-defined]
-            num_replicas=spec.settings.ingress_replicas,
-            ray_actor_options={"num_cpus": spec.settings.ingress_num_cpus},
-        ).bind(spec),
-        name=constants.serve_app_name(spec.settings.name), route_prefix=prefix,
-    )
+    serve.run(ingress(spec), name=constants.serve_app_name(spec.settings.name),
+              route_prefix=prefix)
     # Serve keeps the port it was first started with; report where the app really is.
     host, port = _serve_address(host, port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host

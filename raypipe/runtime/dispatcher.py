@@ -25,6 +25,7 @@ from raypipe.delivery import Delivery
 from raypipe.effects import EffectLog
 from raypipe.loader import load_app_cached
 from raypipe.messages import Message, new_id
+from raypipe.runtime.metrics import DeliveryMetrics
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.worker import run_delivery
 from raypipe.schedules import next_fire
@@ -62,6 +63,8 @@ class Dispatcher:
         self._fifo: dict[tuple[str, str], deque[Delivery]] = {}
         self._task_options: dict[str, Any] = {}
         self._cron: list[asyncio.Task[None]] = []
+        self.metrics = DeliveryMetrics(spec.settings.name)
+        self._in_flight = 0
 
     async def ready(self) -> bool:
         if not self._cron:
@@ -98,6 +101,7 @@ class Dispatcher:
 
     def _accept(self, step: Step, d: Delivery) -> None:
         self.counts[step.name]["accepted"] += 1
+        self._track(1)
         cfg = queue_config(step, d)
         if cfg.type == "fifo" and d.group_id is not None:
             key = (step.name, d.group_id)
@@ -108,6 +112,11 @@ class Dispatcher:
             pending.append(d)
         else:
             self._spawn(self._deliver(step, d))
+
+    def _track(self, delta: int) -> None:
+        """+1 when a delivery is accepted, -1 when it is done or dead-lettered."""
+        self._in_flight += delta
+        self.metrics.in_flight.set(self._in_flight, tags={"app": self.metrics.app})
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -131,6 +140,7 @@ class Dispatcher:
         if cfg.concurrency:
             limit = self._limits.setdefault(step.name, asyncio.Semaphore(cfg.concurrency))
         errors: list[dict[str, Any]] = []
+        tags = self.metrics.tags(step.name)
         for attempt in range(1, cfg.max_retries + 2):
             d = dataclasses.replace(d, attempt=attempt)
             try:
@@ -140,6 +150,7 @@ class Dispatcher:
                     async with limit:
                         await self._run_once(step, d, cfg)
             except Exception as exc:
+                self.metrics.failed.inc(tags=tags)
                 errors.append({"attempt": attempt, "error": _describe(exc),
                                "traceback": _traceback(exc), "at": time.time()})
                 self.counts[step.name]["failed_attempts"] += 1
@@ -148,11 +159,14 @@ class Dispatcher:
                     log.warning("step %r failed attempt %d of %d (%s); retrying in %.2fs",
                                 step.name, attempt, cfg.max_retries + 1, _describe(exc), delay)
                     self.counts[step.name]["retries"] += 1
+                    self.metrics.retried.inc(tags=tags)
                     await asyncio.sleep(delay)
                     continue
                 self._dead_letter(step, d, errors)
                 return
             self.counts[step.name]["done"] += 1
+            self.metrics.succeeded.inc(tags=tags)
+            self._track(-1)
             return
 
     def _options(self, step: Step) -> Any:
@@ -165,6 +179,15 @@ class Dispatcher:
         return opts
 
     async def _run_once(self, step: Step, d: Delivery, cfg: t.QueueConfig) -> None:
+        tags = self.metrics.tags(step.name)
+        self.metrics.started.inc(tags=tags)
+        started = time.monotonic()
+        try:
+            await self._attempt(step, d, cfg)
+        finally:
+            self.metrics.latency.observe(time.monotonic() - started, tags=tags)
+
+    async def _attempt(self, step: Step, d: Delivery, cfg: t.QueueConfig) -> None:
         ref = self._options(step).remote(self.spec, d)
         if cfg.visibility_timeout is None:
             await ref
@@ -184,6 +207,8 @@ class Dispatcher:
                                    "errors": errors, "trace_id": d.trace_id,
                                    "dead_at": time.time()}
         self.counts[step.name]["dead_lettered"] += 1
+        self.metrics.dead.inc(tags=self.metrics.tags(step.name))
+        self._track(-1)
         log.error("step %r failed %d time(s); delivery %s moved to the dead-letter queue "
                   "(`raypipe dlq show %s`)", step.name, len(errors), d.id, d.id)
 
@@ -225,9 +250,7 @@ class Dispatcher:
     # --- inspection ---------------------------------------------------------------------------
     async def stats(self) -> dict[str, Any]:
         """``in_flight``: deliveries accepted and not yet done or dead-lettered."""
-        c = self.counts.values()
-        in_flight = sum(s["accepted"] - s["done"] - s["dead_lettered"] for s in c)
-        return {"in_flight": in_flight, "dead_letters": len(self.dead_letters),
+        return {"in_flight": self._in_flight, "dead_letters": len(self.dead_letters),
                 "steps": {name: dict(s) for name, s in self.counts.items()}}
 
 

@@ -26,7 +26,7 @@ class StateActor:
     def __init__(self, spec: AppSpec) -> None:
         self.spec = spec
         self.app = load_app_cached(spec.root, spec.settings)
-        self.backend = make_backend(spec.settings.state)
+        self.backend = make_backend(spec.settings.state, spec.settings.name)
         self.effects = EffectLog()
         self.triggers = ChangeTriggers(spec, self.app, "state", t.StateTrigger, _state_matches)
 

@@ -51,12 +51,12 @@ class StateBackend(abc.ABC):
         """Release connections."""
 
 
-def make_backend(url: str) -> StateBackend:
-    """``memory`` or a Redis URL (the Redis backend arrives with cluster durability)."""
+def make_backend(url: str, app: str) -> StateBackend:
+    """``memory``, or a ``redis://`` URL (keys prefixed with the app's name)."""
     if url == "memory":
         from raypipe.state.backends.memory import MemoryBackend
 
         return MemoryBackend()
-    from raypipe.errors import ConfigError
+    from raypipe.state.backends.redis import RedisBackend
 
-    raise ConfigError(f"state backend {url!r} is not available in this version; use 'memory'")
+    return RedisBackend(url, app)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import AsyncIterator
 
 import pytest
@@ -9,14 +11,23 @@ import pytest
 from raypipe.errors import UpdateOpError
 from raypipe.state.backend import StateBackend, make_backend
 
-BACKENDS = ["memory"]
+BACKENDS = ["memory", "redis"]
 
 
 @pytest.fixture(params=BACKENDS)
 async def backend(request: pytest.FixtureRequest) -> AsyncIterator[StateBackend]:
-    b = make_backend(request.param)
+    app = f"test-{uuid.uuid4().hex[:8]}"  # a key prefix of its own: no test sees another's
+    url = request.getfixturevalue("redis_url") if request.param == "redis" else "memory"
+    b = make_backend(url, app)
     yield b
     await b.close()
+    if request.param == "redis":
+        import redis
+
+        r = redis.Redis.from_url(url)
+        keys = list(r.scan_iter(f"raypipe:{app}:*"))
+        if keys:
+            r.delete(*keys)
 
 
 async def test_get_missing_is_none(backend: StateBackend) -> None:
@@ -99,3 +110,22 @@ async def test_set_does_not_alias_callers_value(backend: StateBackend) -> None:
     _, new = await backend.update("g", "k", [{"type": "append", "path": "a", "value": 2}])
     assert value == {"a": [1]}
     assert new == {"a": [1, 2]}
+
+
+async def test_concurrent_updates_of_one_item_never_lose_one(backend: StateBackend) -> None:
+    await asyncio.gather(*(backend.update("hot", "k", [{"type": "increment", "path": "n"}])
+                           for _ in range(200)))
+    assert await backend.get("hot", "k") == {"n": 200}
+
+
+async def test_a_second_backend_on_the_same_store_sees_the_items(backend: StateBackend,
+                                                                 redis_url: str) -> None:
+    """What a restarted state actor relies on (meaningful for Redis; memory is per process)."""
+    if not hasattr(backend, "_redis"):
+        return
+    await backend.set("durable", "k", {"v": 1})
+    app = backend._groups_key.split(":")[1]  # type: ignore[attr-defined]
+    again = make_backend(redis_url, app)
+    assert await again.get("durable", "k") == {"v": 1}
+    assert await again.list_groups() == ["durable"]
+    await again.close()
