@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from raypipe.cli import app
-from tests.conftest import EXAMPLES, ROOT, free_port, wait_for
+from tests.conftest import EXAMPLES, ROOT, alive, descendants, free_port, wait_for
 
 runner = CliRunner()
 CONTRACT = Path(__file__).resolve().parent.parent / "apps" / "contract"
@@ -70,31 +70,6 @@ def test_enqueue_delivers_and_validates(running: Any) -> None:
     assert "order.line" in bad.output and "index" in bad.output
 
 
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = set(), [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session: int) -> None:
     """README command 1, as a user runs it: its own local Ray, then Ctrl-C."""
     port = free_port()
@@ -117,7 +92,7 @@ def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session:
         wid = r.json()["workflowId"]
         wait_for(lambda: httpx.get(f"{url}/api/workflow/{wid}").json().get("status")
                  == "completed", timeout=120, message="the workflow to complete")
-        started = _descendants(proc.pid)
+        started = descendants(proc.pid)
         assert started, "raypipe dev started no Ray processes?"
     finally:
         proc.send_signal(signal.SIGINT)
@@ -129,5 +104,5 @@ def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session:
     assert proc.returncode == 0, out[-3000:]
     assert f"HTTP       {url}" in out
     assert "Dashboard  http://" in out
-    wait_for(lambda: not [p for p in started if _alive(p)], timeout=30,
-             message=f"Ray processes to exit: {[p for p in started if _alive(p)]}")
+    wait_for(lambda: not [p for p in started if alive(p)], timeout=30,
+             message=f"Ray processes to exit: {[p for p in started if alive(p)]}")
