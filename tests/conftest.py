@@ -34,7 +34,8 @@ def ray_session() -> Iterator[int]:
     from ray import serve
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
-    ray.init(num_cpus=2, namespace="raypipe-tests", include_dashboard=False,
+    # "local": always a new Ray, never one that `ray start` left registered on this machine.
+    ray.init(address="local", num_cpus=2, namespace="raypipe-tests", include_dashboard=False,
              logging_level="WARNING")
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -41,7 +41,9 @@ def connect(address: str | None = None, *, start: bool = False, namespace: str |
         info = ray.init(address=address or "auto", **kwargs)
         started = False
     else:
-        info = ray.init(include_dashboard=True, dashboard_host="127.0.0.1", **kwargs)
+        # "local": a new Ray of our own, never a cluster `ray start` registered on this host.
+        info = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
+                        **kwargs)
         started = True
     url = info.dashboard_url
     return Cluster(started, f"http://{url}" if url and "://" not in url else url or None)

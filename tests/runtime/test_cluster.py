@@ -65,6 +65,10 @@ def cluster() -> Iterator[dict[str, str]]:
         head.communicate(timeout=30)
         wait_for(lambda: not [p for p in ours if alive(p)], timeout=30,
                  message="the test cluster's processes to exit")
+        # `ray start` registered the cluster for `address="auto"`; it is gone, so is that.
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.is_file() and current.read_text().strip().endswith(f":{gcs}"):
+            current.unlink()
 
 
 def _dashboard_up(api: str) -> bool:
