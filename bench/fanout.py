@@ -74,8 +74,8 @@ def main() -> None:
     p.add_argument("--num-cpus", type=int, default=2)
     args = p.parse_args()
 
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)
+    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,
+             logging_level="ERROR", log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     spec = AppSpec.from_dir(APP)
     url = deploy(spec).url

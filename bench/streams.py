@@ -77,7 +77,8 @@ def main() -> None:
     p.add_argument("--subscribers", type=int, default=20)
     p.add_argument("--seconds", type=float, default=5)
     args = p.parse_args()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     spec = AppSpec.from_dir(APP)
     url = deploy(spec).url.replace("http://", "ws://") + "/streams"
