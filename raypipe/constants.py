@@ -42,6 +42,11 @@ def state_groups_key(app_name: str) -> str:
     return f"raypipe:{app_name}:state-groups"
 
 
+#: A write's effect id, kept with a TTL so that a retried delivery does not apply it twice.
+def effect_key(app_name: str, effect: str) -> str:
+    return f"raypipe:{app_name}:effect:{effect}"
+
+
 def namespace_for(app_name: str) -> str:
     return NAMESPACE_PREFIX + app_name
 

@@ -4,14 +4,12 @@ change into state-trigger deliveries, in commit order."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import ray
 
 from raypipe import triggers as t
 from raypipe.context import Origin
-from raypipe.effects import EffectLog
 from raypipe.loader import load_app_cached
 from raypipe.models import EventType, StateTriggerInput
 from raypipe.runtime.spec import AppSpec
@@ -27,7 +25,6 @@ class StateActor:
         self.spec = spec
         self.app = load_app_cached(spec.root, spec.settings)
         self.backend = make_backend(spec.settings.state, spec.settings.name)
-        self.effects = EffectLog()
         self.triggers = ChangeTriggers(spec, self.app, "state", t.StateTrigger, _state_matches)
 
     async def ready(self) -> bool:
@@ -37,29 +34,23 @@ class StateActor:
     async def get(self, group: str, key: str) -> Any:
         return await self.backend.get(group, key)
 
+    # A write whose effect was already applied (a retried delivery repeating it) changes
+    # nothing: the backend returns the first result. Triggers see it again, but the trigger
+    # delivery is named after the effect, so the dispatcher does not run it twice.
     async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
-        return await self._write(group, key, origin, lambda: self.backend.set(group, key, value))
+        old, new = await self.backend.set(group, key, value, origin.effect)
+        self._committed(group, key, old, new, origin)
+        return old, new
 
     async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> tuple[Any, Any]:
-        return await self._write(group, key, origin, lambda: self.backend.update(group, key, ops))
+        old, new = await self.backend.update(group, key, ops, origin.effect)
+        self._committed(group, key, old, new, origin)
+        return old, new
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:
-        async def delete() -> tuple[Any, Any]:
-            return await self.backend.delete(group, key), None
-
-        old, _ = await self._write(group, key, origin, delete)
+        old = await self.backend.delete(group, key, origin.effect)
+        self._committed(group, key, old, None, origin)
         return old
-
-    async def _write(self, group: str, key: str, origin: Origin,
-                     write: Callable[[], Awaitable[tuple[Any, Any]]]) -> tuple[Any, Any]:
-        # A write whose effect was already applied (its delivery is being retried) returns the
-        # first result and changes nothing, so it fires no trigger either.
-        if self.effects.seen(origin.effect):
-            return self.effects.result(origin.effect)  # type: ignore[arg-type,no-any-return]
-        old, new = await write()
-        self._committed(group, key, old, new, origin)
-        self.effects.record(origin.effect, (old, new))
-        return old, new
 
     async def list(self, group: str) -> Items:
         return await self.backend.list(group)
@@ -68,11 +59,8 @@ class StateActor:
         return await self.backend.list_groups()
 
     async def clear(self, group: str, origin: Origin) -> None:
-        if self.effects.seen(origin.effect):
-            return
-        for key, old in await self.backend.clear(group):
+        for key, old in await self.backend.clear(group, origin.effect):
             self._committed(group, key, old, None, origin)
-        self.effects.record(origin.effect)
 
     def _committed(self, group: str, key: str, old: Any, new: Any, origin: Origin) -> None:
         # A write that changes nothing is not a change: no trigger fires for it.

@@ -18,16 +18,22 @@ Ops = list[dict[str, Any]]
 
 class StateBackend(abc.ABC):
     """Groups of items keyed by id; values are JSON. Each write is atomic for its item and
-    returns what the item held before and after, which state triggers are made from."""
+    returns what the item held before and after, which state triggers are made from.
+
+    A write may name its ``effect`` (see :mod:`raypipe.effects`): a write whose effect was
+    already applied changes nothing and returns the first result. The backend keeps that
+    record as durably as the items themselves, so a restarted state actor still knows."""
 
     @abc.abstractmethod
     async def get(self, group: str, key: str) -> Any: ...
 
     @abc.abstractmethod
-    async def set(self, group: str, key: str, value: Any) -> tuple[Any, Any]: ...
+    async def set(
+        self, group: str, key: str, value: Any, effect: str | None = None
+    ) -> tuple[Any, Any]: ...
 
     @abc.abstractmethod
-    async def delete(self, group: str, key: str) -> Any:
+    async def delete(self, group: str, key: str, effect: str | None = None) -> Any:
         """Remove an item; returns its old value (``None`` if there was none)."""
 
     @abc.abstractmethod
@@ -38,12 +44,12 @@ class StateBackend(abc.ABC):
     async def list_groups(self) -> Groups: ...
 
     @abc.abstractmethod
-    async def clear(self, group: str) -> Removed:
+    async def clear(self, group: str, effect: str | None = None) -> Removed:
         """Remove a whole group; returns ``(id, old_value)`` of every removed item."""
 
     @abc.abstractmethod
     async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]]
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: str | None = None
     ) -> tuple[Any, Any]:
         """Apply ``ops`` atomically; an item that does not exist starts as ``{}``."""
 

@@ -118,14 +118,55 @@ async def test_concurrent_updates_of_one_item_never_lose_one(backend: StateBacke
     assert await backend.get("hot", "k") == {"n": 200}
 
 
-async def test_a_second_backend_on_the_same_store_sees_the_items(backend: StateBackend,
-                                                                 redis_url: str) -> None:
-    """What a restarted state actor relies on (meaningful for Redis; memory is per process)."""
-    if not hasattr(backend, "_redis"):
-        return
+@pytest.fixture
+async def redis_app(redis_url: str) -> AsyncIterator[tuple[StateBackend, str]]:
+    """A Redis backend and its app name, to open a second backend on the same keys."""
+    app = f"test-{uuid.uuid4().hex[:8]}"
+    b = make_backend(redis_url, app)
+    yield b, app
+    await b.close()
+    import redis
+
+    r = redis.Redis.from_url(redis_url)
+    keys = list(r.scan_iter(f"raypipe:{app}:*"))
+    if keys:
+        r.delete(*keys)
+
+
+async def test_a_second_backend_on_the_same_redis_sees_the_items(
+        redis_app: tuple[StateBackend, str], redis_url: str) -> None:
+    """What a restarted state actor relies on."""
+    backend, app = redis_app
     await backend.set("durable", "k", {"v": 1})
-    app = backend._groups_key.split(":")[1]  # type: ignore[attr-defined]
     again = make_backend(redis_url, app)
     assert await again.get("durable", "k") == {"v": 1}
     assert await again.list_groups() == ["durable"]
     await again.close()
+
+
+async def test_a_repeated_effect_is_applied_once(backend: StateBackend) -> None:
+    ops = [{"type": "increment", "path": "n"}]
+    first = await backend.update("fx", "k", ops, effect="delivery-1|update|1")
+    again = await backend.update("fx", "k", ops, effect="delivery-1|update|1")
+    other = await backend.update("fx", "k", ops, effect="delivery-2|update|1")
+    assert first == again == (None, {"n": 1})
+    assert other == ({"n": 1}, {"n": 2})
+    assert await backend.set("fx", "s", 1, effect="e-set") == (None, 1)
+    assert await backend.set("fx", "s", 2, effect="e-set") == (None, 1)
+    assert await backend.get("fx", "s") == 1
+    assert await backend.delete("fx", "s", effect="e-del") == 1
+    await backend.set("fx", "s", 3)
+    assert await backend.delete("fx", "s", effect="e-del") == 1  # the repeat: nothing deleted
+    assert await backend.get("fx", "s") == 3
+
+
+async def test_effects_survive_a_new_backend_on_the_same_redis(
+        redis_app: tuple[StateBackend, str], redis_url: str) -> None:
+    """A restarted state actor must still recognise the effects its predecessor applied."""
+    backend, app = redis_app
+    ops = [{"type": "increment", "path": "n"}]
+    await backend.update("fx", "k", ops, effect="d|1")
+    restarted = make_backend(redis_url, app)
+    assert await restarted.update("fx", "k", ops, effect="d|1") == (None, {"n": 1})
+    assert await restarted.get("fx", "k") == {"n": 1}
+    await restarted.close()

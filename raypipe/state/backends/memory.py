@@ -6,9 +6,10 @@ object is safe and old values stay valid for state triggers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from raypipe.effects import EffectLog
 from raypipe.state.backend import Groups, Items, Removed, StateBackend
 from raypipe.state.ops import apply_ops
 
@@ -18,23 +19,42 @@ __all__ = ["MemoryBackend"]
 class MemoryBackend(StateBackend):
     def __init__(self) -> None:
         self._groups: dict[str, dict[str, Any]] = {}
+        self._effects = EffectLog()
 
     async def get(self, group: str, key: str) -> Any:
         return self._groups.get(group, {}).get(key)
 
-    async def set(self, group: str, key: str, value: Any) -> tuple[Any, Any]:
+    def _write(self, group: str, key: str, effect: str | None,
+               compute: Callable[[Any], Any]) -> tuple[Any, Any]:
+        # No await between read and write: the actor's event loop makes this atomic.
+        if self._effects.seen(effect):
+            return self._effects.result(effect)  # type: ignore[arg-type,no-any-return]
         items = self._groups.setdefault(group, {})
         old = items.get(key)
-        items[key] = value
-        return old, value
+        new = compute(old)
+        if new is None:
+            items.pop(key, None)
+            if not items:
+                del self._groups[group]
+        else:
+            items[key] = new
+        self._effects.record(effect, (old, new))
+        return old, new
 
-    async def delete(self, group: str, key: str) -> Any:
-        items = self._groups.get(group)
-        if not items:
+    async def set(
+        self, group: str, key: str, value: Any, effect: str | None = None
+    ) -> tuple[Any, Any]:
+        return self._write(group, key, effect, lambda _old: value)
+
+    async def update(
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: str | None = None
+    ) -> tuple[Any, Any]:
+        return self._write(group, key, effect, lambda old: apply_ops(old, ops))
+
+    async def delete(self, group: str, key: str, effect: str | None = None) -> Any:
+        if group not in self._groups:
             return None
-        old = items.pop(key, None)
-        if not items:
-            del self._groups[group]
+        old, _ = self._write(group, key, effect, lambda _old: None)
         return old
 
     async def list(self, group: str) -> Items:
@@ -44,15 +64,8 @@ class MemoryBackend(StateBackend):
     async def list_groups(self) -> Groups:
         return sorted(self._groups)
 
-    async def clear(self, group: str) -> Removed:
+    async def clear(self, group: str, effect: str | None = None) -> Removed:
+        if self._effects.seen(effect):
+            return []
+        self._effects.record(effect)
         return sorted(self._groups.pop(group, {}).items())
-
-    async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]]
-    ) -> tuple[Any, Any]:
-        # No await between read and write: the actor's event loop makes this atomic.
-        items = self._groups.setdefault(group, {})
-        old = items.get(key)
-        new = apply_ops(old, ops)
-        items[key] = new
-        return old, new

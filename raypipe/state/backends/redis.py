@@ -22,6 +22,9 @@ from raypipe.state.ops import apply_ops
 
 __all__ = ["RedisBackend"]
 
+#: How long a write's effect is remembered: retries come within minutes.
+EFFECT_TTL_SECONDS = 3600
+
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
@@ -36,6 +39,7 @@ class RedisBackend(StateBackend):
         # Any: redis-py's stubs type every reply as bytes | str whatever decode_responses says.
         self._redis: Any = aioredis.from_url(url, decode_responses=True)
         self._groups_key = constants.state_groups_key(app)
+        self._effect_key: Callable[[str], str] = lambda effect: constants.effect_key(app, effect)
         self._group_key: Callable[[str], str] = lambda group: constants.state_group_key(
             app, group)
         # Writes to one item from this process take turns (striped locks), so they neither
@@ -46,15 +50,23 @@ class RedisBackend(StateBackend):
     async def get(self, group: str, key: str) -> Any:
         return _loads(await self._redis.hget(self._group_key(group), key))
 
-    async def _write(self, group: str, key: str,
+    async def _write(self, group: str, key: str, effect: str | None,
                      compute: Callable[[Any], Any]) -> tuple[Any, Any]:
-        """Read the item, compute its new value (``None`` deletes it), commit atomically."""
+        """Read the item, compute its new value (``None`` deletes it), commit atomically,
+        together with the record of ``effect`` (so its repeat returns this result)."""
         hkey = self._group_key(group)
+        ekey = self._effect_key(effect) if effect else None
         async with self._locks[hash((group, key)) % len(self._locks)], self._redis.pipeline(
                 transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(hkey)
+                    await pipe.watch(hkey, *([ekey] if ekey else []))
+                    if ekey:
+                        done = await pipe.get(ekey)
+                        if done is not None:
+                            await pipe.reset()
+                            old, new = json.loads(done)
+                            return old, new
                     old = _loads(await pipe.hget(hkey, key))
                     new = compute(old)
                     pipe.multi()
@@ -63,21 +75,25 @@ class RedisBackend(StateBackend):
                     else:
                         pipe.hset(hkey, key, _dumps(new))
                         pipe.sadd(self._groups_key, group)
+                    if ekey:
+                        pipe.set(ekey, _dumps([old, new]), ex=EFFECT_TTL_SECONDS)
                     await pipe.execute()
                     return old, new
                 except WatchError:
                     continue  # another writer got there first: read again
 
-    async def set(self, group: str, key: str, value: Any) -> tuple[Any, Any]:
-        return await self._write(group, key, lambda _old: value)
+    async def set(
+        self, group: str, key: str, value: Any, effect: str | None = None
+    ) -> tuple[Any, Any]:
+        return await self._write(group, key, effect, lambda _old: value)
 
     async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]]
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: str | None = None
     ) -> tuple[Any, Any]:
-        return await self._write(group, key, lambda old: apply_ops(old, ops))
+        return await self._write(group, key, effect, lambda old: apply_ops(old, ops))
 
-    async def delete(self, group: str, key: str) -> Any:
-        old, _ = await self._write(group, key, lambda _old: None)
+    async def delete(self, group: str, key: str, effect: str | None = None) -> Any:
+        old, _ = await self._write(group, key, effect, lambda _old: None)
         if not await self._redis.hlen(self._group_key(group)):
             await self._redis.srem(self._groups_key, group)
         return old
@@ -92,8 +108,11 @@ class RedisBackend(StateBackend):
         # A group emptied by a concurrent delete may linger in the set for an instant.
         return [g for g in groups if await self._redis.hlen(self._group_key(g))]
 
-    async def clear(self, group: str) -> Removed:
+    async def clear(self, group: str, effect: str | None = None) -> Removed:
         hkey = self._group_key(group)
+        ekey = self._effect_key(effect) if effect else None
+        if ekey and await self._redis.exists(ekey):
+            return []
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
@@ -102,6 +121,8 @@ class RedisBackend(StateBackend):
                     pipe.multi()
                     pipe.delete(hkey)
                     pipe.srem(self._groups_key, group)
+                    if ekey:
+                        pipe.set(ekey, "[]", ex=EFFECT_TTL_SECONDS)
                     await pipe.execute()
                     return sorted((k, _loads(v)) for k, v in raw.items())
                 except WatchError:
