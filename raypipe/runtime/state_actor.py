@@ -39,17 +39,17 @@ class StateActor:
     # delivery is named after the effect, so the dispatcher does not run it twice.
     async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
         old, new = await self.backend.set(group, key, value, origin.effect)
-        self._committed(group, key, old, new, origin)
+        await self._committed(group, key, old, new, origin)
         return old, new
 
     async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> tuple[Any, Any]:
         old, new = await self.backend.update(group, key, ops, origin.effect)
-        self._committed(group, key, old, new, origin)
+        await self._committed(group, key, old, new, origin)
         return old, new
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:
         old = await self.backend.delete(group, key, origin.effect)
-        self._committed(group, key, old, None, origin)
+        await self._committed(group, key, old, None, origin)
         return old
 
     async def list(self, group: str) -> Items:
@@ -60,14 +60,15 @@ class StateActor:
 
     async def clear(self, group: str, origin: Origin) -> None:
         for key, old in await self.backend.clear(group, origin.effect):
-            self._committed(group, key, old, None, origin)
+            await self._committed(group, key, old, None, origin)
 
-    def _committed(self, group: str, key: str, old: Any, new: Any, origin: Origin) -> None:
+    async def _committed(self, group: str, key: str, old: Any, new: Any,
+                         origin: Origin) -> None:
         # A write that changes nothing is not a change: no trigger fires for it.
         if old == new:
             return
         event: EventType = "created" if old is None else "deleted" if new is None else "updated"
-        self.triggers.push(StateTriggerInput(group, key, old, new, event), origin)
+        await self.triggers.fire(StateTriggerInput(group, key, old, new, event), origin)
 
 
 def _state_matches(tr: t.StateTrigger, change: StateTriggerInput) -> bool:

@@ -52,21 +52,21 @@ class StreamsActor:
 
     async def set(self, stream: str, group: str, item_id: str, data: Any,
                   origin: Origin) -> tuple[Any, Any]:
-        return self._write(stream, group, item_id, origin,
-                           lambda: self.hub.set(stream, group, item_id, data))
+        return await self._write(stream, group, item_id, origin,
+                                 lambda: self.hub.set(stream, group, item_id, data))
 
     async def update(self, stream: str, group: str, item_id: str, ops: Ops,
                      origin: Origin) -> tuple[Any, Any]:
-        return self._write(stream, group, item_id, origin,
-                           lambda: self.hub.update(stream, group, item_id, ops))
+        return await self._write(stream, group, item_id, origin,
+                                 lambda: self.hub.update(stream, group, item_id, ops))
 
     async def delete(self, stream: str, group: str, item_id: str, origin: Origin) -> Any:
-        old, _ = self._write(stream, group, item_id, origin,
-                             lambda: self.hub.delete(stream, group, item_id))
+        old, _ = await self._write(stream, group, item_id, origin,
+                                   lambda: self.hub.delete(stream, group, item_id))
         return old
 
-    def _write(self, stream: str, group: str, item_id: str, origin: Origin,
-               write: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
+    async def _write(self, stream: str, group: str, item_id: str, origin: Origin,
+                     write: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
         # A repeat of an effect already applied (a retried delivery) changes nothing.
         if self.effects.seen(origin.effect):
             return self.effects.result(origin.effect)  # type: ignore[arg-type,no-any-return]
@@ -74,7 +74,7 @@ class StreamsActor:
         self.effects.record(origin.effect, (old, new))
         if old != new:
             kind = "create" if old is None else "delete" if new is None else "update"
-            self.triggers.push(StreamTriggerInput(
+            await self.triggers.fire(StreamTriggerInput(
                 stream, group, item_id, StreamEvent(kind, new if new is not None else old)),
                 origin)
         return old, new
@@ -86,8 +86,9 @@ class StreamsActor:
         self.hub.send(stream, channel, event)
         self.effects.record(origin.effect)
         group = str(channel.get("groupId") or channel.get("group_id"))
-        self.triggers.push(StreamTriggerInput(stream, group, channel.get("id"), StreamEvent(
-            str(event.get("type")), event.get("data"))), origin)
+        await self.triggers.fire(StreamTriggerInput(stream, group, channel.get("id"),
+                                                    StreamEvent(str(event.get("type")),
+                                                                event.get("data"))), origin)
 
     # --- relays -------------------------------------------------------------------------------
     async def join(self, relay_id: str, key: Key) -> tuple[int, dict[str, Any]]:

@@ -35,38 +35,55 @@ class ChangeTriggers:
         self.matches = matches
         self.watchers: list[Watcher] = [(step, tr) for step in app.with_trigger(trigger_type)
                                         for tr in step.triggers_of(trigger_type)]
-        self._changes: asyncio.Queue[tuple[Any, Origin]] | None = None
+        self._changes: asyncio.Queue[tuple[Any, Origin, asyncio.Future[None]]] | None = None
         self._dispatcher: Any = None
+        self._runner: asyncio.Task[None] | None = None
 
-    def push(self, change: Any, origin: Origin) -> None:
-        """Queue a committed change; never waits, so the write that made it returns at once."""
+    async def fire(self, change: Any, origin: Origin) -> None:
+        """Evaluate the triggers of a committed change and hand their deliveries to the
+        dispatcher; returns once that is done. The write that made the change answers only
+        after this, so an actor lost in between loses no trigger: the writer's delivery is
+        retried, its write repeats (changing nothing), and the trigger fires from the repeat
+        (the dispatcher drops the delivery if the first firing got through)."""
         if not self.watchers:
             return
+        loop = asyncio.get_running_loop()
         if self._changes is None:
             self._changes = asyncio.Queue()
-            asyncio.get_running_loop().create_task(self._run())
-        self._changes.put_nowait((change, origin))
+            self._runner = loop.create_task(self._run())
+        done: asyncio.Future[None] = loop.create_future()
+        self._changes.put_nowait((change, origin, done))
+        await done
 
     async def _run(self) -> None:
         assert self._changes is not None
         while True:
-            change, origin = await self._changes.get()
-            for step, tr in self.watchers:
-                if not self.matches(tr, change):
-                    continue
-                try:
-                    ok = await t.check_condition(tr.condition, change, self._ctx(step, origin))
-                except Exception:
-                    # A broken condition must not stop the actor or the other triggers.
-                    log.exception("%s trigger condition of step %r raised; treated as false",
-                                  self.kind, step.name)
-                    continue
-                if ok:
-                    # Named after the change's effect when it has one, so the same change can
-                    # never start two deliveries of one step.
-                    cause = origin.effect or new_id()
-                    await self._invoke(Delivery(f"{cause}>{step.name}", step.name, self.kind,
-                                                dataclasses.asdict(change), origin.trace_id))
+            change, origin, done = await self._changes.get()
+            try:
+                await self._evaluate(change, origin)
+            except Exception as exc:  # the dispatcher unreachable: the writer must retry
+                done.set_exception(exc)
+            else:
+                done.set_result(None)
+
+    async def _evaluate(self, change: Any, origin: Origin) -> None:
+        # One change at a time, in commit order.
+        for step, tr in self.watchers:
+            if not self.matches(tr, change):
+                continue
+            try:
+                ok = await t.check_condition(tr.condition, change, self._ctx(step, origin))
+            except Exception:
+                # A broken condition must not stop the actor or the other triggers.
+                log.exception("%s trigger condition of step %r raised; treated as false",
+                              self.kind, step.name)
+                continue
+            if ok:
+                # Named after the change's effect when it has one, so the same change can
+                # never start two deliveries of one step.
+                cause = origin.effect or new_id()
+                await self._invoke(Delivery(f"{cause}>{step.name}", step.name, self.kind,
+                                            dataclasses.asdict(change), origin.trace_id))
 
     def _ctx(self, step: Step, origin: Origin) -> FlowContext:
         from raypipe.runtime.bridge import runtime_for
