@@ -47,6 +47,15 @@ def effect_key(app_name: str, effect: str) -> str:
     return f"raypipe:{app_name}:effect:{effect}"
 
 
+#: The dispatcher's journal in Redis: deliveries not yet settled, and dead letters.
+def pending_deliveries_key(app_name: str) -> str:
+    return f"raypipe:{app_name}:deliveries"
+
+
+def dead_letters_key(app_name: str) -> str:
+    return f"raypipe:{app_name}:dead-letters"
+
+
 def namespace_for(app_name: str) -> str:
     return NAMESPACE_PREFIX + app_name
 

@@ -25,6 +25,7 @@ from raypipe.delivery import Delivery
 from raypipe.effects import EffectLog
 from raypipe.loader import load_app_cached
 from raypipe.messages import Message, new_id
+from raypipe.runtime.journal import make_journal
 from raypipe.runtime.metrics import DeliveryMetrics
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.worker import run_delivery
@@ -65,38 +66,68 @@ class Dispatcher:
         self._cron: list[asyncio.Task[None]] = []
         self.metrics = DeliveryMetrics(spec.settings.name)
         self._in_flight = 0
+        self.journal = make_journal(spec.settings.state, spec.settings.name)
+        self._started: asyncio.Future[None] | None = None
+
+    async def _start(self) -> None:
+        """Once per actor life (first start or a restart by Ray): recover the journal's
+        unsettled deliveries and dead letters, and start the cron schedules. Every entry
+        point awaits it, so nothing is accepted before recovery."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_future()
+            try:
+                for entry in await self.journal.dead_letters():
+                    self.dead_letters[entry["id"]] = entry
+                pending = await self.journal.pending()
+                if pending:
+                    log.info("recovering %d unfinished deliveries", len(pending))
+                for d in pending:
+                    self._messages.record(d.id)
+                    self._accept(self.app.steps[d.step], d)
+                loop = asyncio.get_running_loop()
+                self._cron = [loop.create_task(self._cron_loop(step, tr))
+                              for step in self.app.with_trigger(t.CronTrigger)
+                              for tr in step.triggers_of(t.CronTrigger)]
+            except BaseException as exc:
+                self._started.set_exception(exc)
+                self._started = None
+                raise
+            self._started.set_result(None)
+        await self._started
 
     async def ready(self) -> bool:
-        if not self._cron:
-            loop = asyncio.get_running_loop()
-            self._cron = [loop.create_task(self._cron_loop(step, tr))
-                          for step in self.app.with_trigger(t.CronTrigger)
-                          for tr in step.triggers_of(t.CronTrigger)]
+        await self._start()
         return True
 
     # --- intake -----------------------------------------------------------------------------
     async def publish(self, messages: list[Message]) -> int:
         """Accept messages; each subscriber gets its own delivery. A message whose id was
         already accepted (a retried delivery enqueuing again) is ignored. Returns deliveries."""
-        n = 0
+        fresh = []
         for msg in messages:
             if self._messages.seen(msg.id):
                 self.counts["*"]["duplicate_messages"] += 1
                 continue
+            fresh += [Delivery(f"{msg.id}>{step.name}", step.name, "queue", msg.data,
+                               msg.trace_id, topic=msg.topic, message_id=msg.id,
+                               group_id=msg.group_id)
+                      for step in self.app.subscribers(msg.topic)]
             self._messages.record(msg.id)
-            for step in self.app.subscribers(msg.topic):
-                n += 1
-                self._accept(step, Delivery(
-                    f"{msg.id}>{step.name}", step.name, "queue", msg.data, msg.trace_id,
-                    topic=msg.topic, message_id=msg.id, group_id=msg.group_id))
-        return n
+        await self._take(fresh)
+        return len(fresh)
 
     async def invoke(self, deliveries: list[Delivery]) -> None:
         """Deliveries addressed to one step (state, stream and cron triggers)."""
-        for d in deliveries:
-            if self._messages.seen(d.id):
-                continue
+        fresh = [d for d in deliveries if not self._messages.seen(d.id)]
+        for d in fresh:
             self._messages.record(d.id)
+        await self._take(fresh)
+
+    async def _take(self, deliveries: list[Delivery]) -> None:
+        """Journal the deliveries, then start them: accepted means journaled."""
+        await self._start()
+        await self.journal.accepted(deliveries)
+        for d in deliveries:
             self._accept(self.app.steps[d.step], d)
 
     def _accept(self, step: Step, d: Delivery) -> None:
@@ -162,8 +193,9 @@ class Dispatcher:
                     self.metrics.retried.inc(tags=tags)
                     await asyncio.sleep(delay)
                     continue
-                self._dead_letter(step, d, errors)
+                await self._dead_letter(step, d, errors)
                 return
+            await self.journal.settled(d.id)
             self.counts[step.name]["done"] += 1
             self.metrics.succeeded.inc(tags=tags)
             self._track(-1)
@@ -202,10 +234,11 @@ class Dispatcher:
                 f"{cfg.visibility_timeout}s; cancelled") from None
 
     # --- dead letters -------------------------------------------------------------------------
-    def _dead_letter(self, step: Step, d: Delivery, errors: list[dict[str, Any]]) -> None:
-        self.dead_letters[d.id] = {"id": d.id, "step": step.name, "delivery": d,
-                                   "errors": errors, "trace_id": d.trace_id,
-                                   "dead_at": time.time()}
+    async def _dead_letter(self, step: Step, d: Delivery, errors: list[dict[str, Any]]) -> None:
+        entry = {"id": d.id, "step": step.name, "delivery": d, "errors": errors,
+                 "trace_id": d.trace_id, "dead_at": time.time()}
+        await self.journal.dead(entry)
+        self.dead_letters[d.id] = entry
         self.counts[step.name]["dead_lettered"] += 1
         self.metrics.dead.inc(tags=self.metrics.tags(step.name))
         self._track(-1)
@@ -213,15 +246,18 @@ class Dispatcher:
                   "(`raypipe dlq show %s`)", step.name, len(errors), d.id, d.id)
 
     async def list_dead_letters(self) -> list[dict[str, Any]]:
+        await self._start()
         return [_public(e) for e in self.dead_letters.values()]
 
     async def get_dead_letter(self, entry_id: str) -> dict[str, Any] | None:
+        await self._start()
         entry = self.dead_letters.get(entry_id)
         return _public(entry) if entry else None
 
     async def replay(self, entry_ids: list[str] | None = None) -> list[str]:
         """Run dead letters again, each as a new delivery (new id, attempts from 1); ``None``
         replays all. Returns the new delivery ids; unknown ids are skipped."""
+        await self._start()
         ids = list(self.dead_letters) if entry_ids is None else entry_ids
         replayed = []
         for entry_id in ids:
@@ -232,7 +268,8 @@ class Dispatcher:
             d = dataclasses.replace(old, id=f"{old.id}~{new_id()[:8]}", attempt=1)
             log.info("replaying dead letter %s as delivery %s", entry_id, d.id)
             self.counts[d.step]["replayed"] += 1
-            self._accept(self.app.steps[d.step], d)
+            await self._take([d])
+            await self.journal.revived(entry_id)
             replayed.append(d.id)
         return replayed
 
@@ -250,6 +287,7 @@ class Dispatcher:
     # --- inspection ---------------------------------------------------------------------------
     async def stats(self) -> dict[str, Any]:
         """``in_flight``: deliveries accepted and not yet done or dead-lettered."""
+        await self._start()
         return {"in_flight": self._in_flight, "dead_letters": len(self.dead_letters),
                 "steps": {name: dict(s) for name, s in self.counts.items()}}
 

@@ -25,6 +25,9 @@ log = logging.getLogger("raypipe.triggers")
 
 Watcher = tuple[Step, Any]
 
+#: Seconds to wait for the dispatcher to accept a trigger's delivery.
+INVOKE_TIMEOUT = 30.0
+
 
 class ChangeTriggers:
     def __init__(self, spec: AppSpec, app: App, kind: Kind, trigger_type: type[t.Trigger],
@@ -50,6 +53,7 @@ class ChangeTriggers:
         loop = asyncio.get_running_loop()
         if self._changes is None:
             self._changes = asyncio.Queue()
+        if self._runner is None or self._runner.done():
             self._runner = loop.create_task(self._run())
         done: asyncio.Future[None] = loop.create_future()
         self._changes.put_nowait((change, origin, done))
@@ -61,8 +65,12 @@ class ChangeTriggers:
             change, origin, done = await self._changes.get()
             try:
                 await self._evaluate(change, origin)
-            except Exception as exc:  # the dispatcher unreachable: the writer must retry
-                done.set_exception(exc)
+            except (Exception, asyncio.CancelledError) as exc:
+                # The dispatcher unreachable or restarting: the write fails, and the delivery
+                # that made it is retried. The loop itself goes on.
+                if not done.done():
+                    done.set_exception(exc if isinstance(exc, Exception)
+                                       else RuntimeError(f"trigger evaluation cancelled: {exc}"))
             else:
                 done.set_result(None)
 
@@ -94,4 +102,10 @@ class ChangeTriggers:
         if self._dispatcher is None:
             self._dispatcher = ray.get_actor(constants.DISPATCHER_ACTOR,
                                              namespace=self.spec.namespace)
-        await self._dispatcher.invoke.remote([delivery])
+        try:
+            # Bounded: a call lost with a dying dispatcher must fail (the writer then retries),
+            # not hold every later change of this actor.
+            await asyncio.wait_for(self._dispatcher.invoke.remote([delivery]), INVOKE_TIMEOUT)
+        except Exception:
+            self._dispatcher = None  # look the actor up again next time
+            raise

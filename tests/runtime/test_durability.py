@@ -50,3 +50,28 @@ def test_state_actor_killed_mid_fan_out_loses_and_doubles_nothing(
     assert order()["done"] == n
     stats = ray.get(rt.dispatcher.stats.remote())["steps"]["process-line"]
     assert stats["done"] == n and not stats.get("dead_lettered")
+
+
+def test_dead_letters_survive_a_dispatcher_restart(deploy_app: Deploy, redis_url: str) -> None:
+    from raypipe import constants
+    from raypipe.context import publish
+    from raypipe.loader import load_app_cached
+    from raypipe.runtime.bridge import runtime_for
+
+    d = deploy_app(CONTRACT, state=redis_url)
+    rt = runtime_for(d.spec)
+    app = load_app_cached(d.spec.root, d.spec.settings)
+    asyncio.run(publish(app, rt, "doomed", {"id": "kept"}, trace_id="t"))
+
+    def letters() -> list[dict[str, Any]]:
+        try:
+            return asyncio.run(rt.dead_letters.list())
+        except ray.exceptions.RayError:
+            return []
+
+    [before] = wait_for(letters, timeout=60, message="the dead letter")
+    ray.kill(ray.get_actor(constants.DISPATCHER_ACTOR, namespace=d.spec.namespace),
+             no_restart=False)
+    [after] = wait_for(letters, timeout=60, message="the dead letter after the restart")
+    assert after["id"] == before["id"] and after["errors"] == before["errors"]
+    assert after["payload"] == {"id": "kept"}

@@ -1,0 +1,92 @@
+"""The dispatcher's journal: deliveries accepted and not yet settled, and dead letters.
+
+With the memory backend the journal is the dispatcher's own memory. With Redis, a delivery is
+written before ``publish`` answers and removed once done (or moved to the dead letters), so a
+restarted dispatcher, or a whole cluster started again, re-runs every delivery that was
+accepted but not finished; effects already applied are not applied twice (see
+:mod:`raypipe.effects`), and dead letters outlive the actor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from raypipe import constants
+from raypipe.delivery import Delivery
+
+__all__ = ["Journal", "make_journal"]
+
+
+class Journal:
+    """In memory: nothing to recover after a restart."""
+
+    async def accepted(self, deliveries: Sequence[Delivery]) -> None:
+        pass
+
+    async def settled(self, delivery_id: str) -> None:
+        pass
+
+    async def pending(self) -> list[Delivery]:
+        return []
+
+    async def dead(self, entry: dict[str, Any]) -> None:
+        pass
+
+    async def revived(self, entry_id: str) -> None:
+        pass
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        return []
+
+    async def close(self) -> None:
+        pass
+
+
+class RedisJournal(Journal):
+    def __init__(self, url: str, app: str) -> None:
+        import redis.asyncio as aioredis
+
+        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._pending = constants.pending_deliveries_key(app)
+        self._dead = constants.dead_letters_key(app)
+
+    async def accepted(self, deliveries: Sequence[Delivery]) -> None:
+        if deliveries:
+            await self._redis.hset(self._pending, mapping={
+                d.id: json.dumps(dataclasses.asdict(d)) for d in deliveries})
+
+    async def settled(self, delivery_id: str) -> None:
+        await self._redis.hdel(self._pending, delivery_id)
+
+    async def pending(self) -> list[Delivery]:
+        raw = await self._redis.hgetall(self._pending)
+        return [Delivery(**json.loads(v)) for _, v in sorted(raw.items())]
+
+    async def dead(self, entry: dict[str, Any]) -> None:
+        d: Delivery = entry["delivery"]
+        record = {**entry, "delivery": dataclasses.asdict(d)}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._dead, entry["id"], json.dumps(record))
+            pipe.hdel(self._pending, d.id)
+            await pipe.execute()
+
+    async def revived(self, entry_id: str) -> None:
+        await self._redis.hdel(self._dead, entry_id)
+
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        out = []
+        for raw in (await self._redis.hgetall(self._dead)).values():
+            entry = json.loads(raw)
+            entry["delivery"] = Delivery(**entry["delivery"])
+            out.append(entry)
+        return sorted(out, key=lambda e: e["dead_at"])
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def make_journal(url: str, app: str) -> Journal:
+    return Journal() if url == "memory" else RedisJournal(url, app)
