@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import statistics
 import sys
 import time
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import httpx
 import ray
-from ray import serve
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "apps" / "fanout"
@@ -32,18 +30,10 @@ from shared import work  # noqa: E402
 # Workers cannot import the app's `shared` module by name: ship the function itself.
 cloudpickle.register_pickle_by_value(shared)
 
+from _local import local_app  # noqa: E402
+
 from raypipe.runtime.bridge import runtime_for  # noqa: E402
-from raypipe.runtime.deploy import deploy, teardown  # noqa: E402
 from raypipe.runtime.spec import AppSpec  # noqa: E402
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not 10002 <= port <= 19999:  # Ray's worker port range here
-            return port
 
 
 def raw_ray(n: int, num_cpus: float) -> float:
@@ -74,13 +64,9 @@ def main() -> None:
     p.add_argument("--num-cpus", type=int, default=2)
     args = p.parse_args()
 
-    ray.init(address="local", num_cpus=args.num_cpus, include_dashboard=False,
-             logging_level="ERROR", log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    spec = AppSpec.from_dir(APP)
-    url = deploy(spec).url
-    cpus = spec.settings.task_num_cpus
-    try:
+    with local_app(str(APP), args.num_cpus) as deployment:
+        spec, url = deployment.spec, deployment.url
+        cpus = spec.settings.task_num_cpus
         # Warm both paths: worker processes started, modules imported.
         raw_ray(50, cpus)
         through_raypipe(url, spec, 50)
@@ -94,10 +80,6 @@ def main() -> None:
                 rp.append(through_raypipe(url, spec, n))
             r, q = statistics.median(raw), statistics.median(rp)
             print(f"{n:>6} {r:>9.3f} {q:>9.3f} {q / r:>6.2f}x {n / q:>9.0f}", flush=True)
-    finally:
-        teardown(spec)
-        serve.shutdown()
-        ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -12,30 +12,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import statistics
 import time
 from pathlib import Path
 
-import ray
 import websockets
-from ray import serve
+from _local import local_app
 
 from raypipe.context import Origin
 from raypipe.runtime.bridge import runtime_for
-from raypipe.runtime.deploy import deploy, teardown
 from raypipe.runtime.spec import AppSpec
 
 APP = Path(__file__).resolve().parent / "apps" / "streams"
 
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not 10002 <= port <= 19999:  # Ray's worker port range here
-            return port
 
 
 async def run(url: str, spec: AppSpec, rate: int, subscribers: int,
@@ -77,12 +66,9 @@ def main() -> None:
     p.add_argument("--subscribers", type=int, default=20)
     p.add_argument("--seconds", type=float, default=5)
     args = p.parse_args()
-    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
-             log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    spec = AppSpec.from_dir(APP)
-    url = deploy(spec).url.replace("http://", "ws://") + "/streams"
-    try:
+    with local_app(str(APP)) as deployment:
+        spec = deployment.spec
+        url = deployment.url.replace("http://", "ws://") + "/streams"
         asyncio.run(run(url, spec, 50, 2, 1))  # warm up
         print(f"stream delivery latency, {args.subscribers} WebSocket subscribers, "
               f"{args.seconds:g} s per rate (milliseconds)")
@@ -93,10 +79,6 @@ def main() -> None:
             p99 = ms[int(len(ms) * 0.99) - 1]
             print(f"{rate:>9} {statistics.median(ms):>8.1f} {p99:>8.1f} {ms[-1]:>8.1f} "
                   f"{missed:>7}", flush=True)
-    finally:
-        teardown(spec)
-        serve.shutdown()
-        ray.shutdown()
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import re
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +24,7 @@ __all__ = [
     "queue",
     "state",
     "stream",
+    "wants_ctx",
 ]
 
 #: ``condition(input)`` or ``condition(input, ctx)``, sync or async; gates the handler.
@@ -151,7 +153,9 @@ def stream(
     return StreamTrigger(stream_name, group_id, item_id, condition)
 
 
-def _wants_ctx(fn: Callable[..., Any]) -> bool:
+@functools.lru_cache(maxsize=4096)
+def wants_ctx(fn: Callable[..., Any]) -> bool:
+    """Whether a condition takes ``(input, ctx)``; asked on every evaluation, so cached."""
     try:
         params = list(inspect.signature(fn).parameters.values())
     except (TypeError, ValueError):
@@ -166,7 +170,7 @@ async def check_condition(condition: Condition | None, value: Any, ctx: Any) -> 
     """Evaluate a trigger condition, passing ``ctx`` only to conditions that take it."""
     if condition is None:
         return True
-    result = condition(value, ctx) if _wants_ctx(condition) else condition(value)
+    result = condition(value, ctx) if wants_ctx(condition) else condition(value)
     if inspect.isawaitable(result):
         result = await result
     return bool(result)

@@ -80,7 +80,10 @@ class ChangeTriggers:
             if not self.matches(tr, change):
                 continue
             try:
-                ok = await t.check_condition(tr.condition, change, self._ctx(step, origin))
+                # A context costs a few objects: made only for conditions that take one.
+                ctx = self._ctx(step, origin) if tr.condition and t.wants_ctx(
+                    tr.condition) else None
+                ok = await t.check_condition(tr.condition, change, ctx)
             except Exception:
                 # A broken condition must not stop the actor or the other triggers.
                 log.exception("%s trigger condition of step %r raised; treated as false",

@@ -9,6 +9,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -84,10 +85,15 @@ def _env(cluster: dict[str, str]) -> dict[str, str]:
 
 def test_ray_job_submit_runs_a_workflow_to_completion(cluster: dict[str, str]) -> None:
     port = cluster["serve_port"]
-    out = subprocess.run(
-        [RAY, "job", "submit", "--working-dir", ".", "--", "python", "jobs/run_workflow.py",
-         "--total-steps", "20", "--port", port],
-        cwd=ROOT, env=_env(cluster), capture_output=True, text=True, timeout=600)
+    for _ in range(20):
+        out = subprocess.run(
+            [RAY, "job", "submit", "--working-dir", ".", "--", "python",
+             "jobs/run_workflow.py", "--total-steps", "20", "--port", port],
+            cwd=ROOT, env=_env(cluster), capture_output=True, text=True, timeout=600)
+        # A fresh head takes a few seconds more to start its job agent than its dashboard.
+        if "No available agent" not in out.stderr:
+            break
+        time.sleep(3)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "20/20" in out.stdout
     assert "completed: {'totalValue'" in out.stdout

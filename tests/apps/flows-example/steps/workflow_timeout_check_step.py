@@ -1,10 +1,4 @@
-"""Every 5 minutes, report workflows that have been running for more than 30 minutes."""
-
-import time
-
-from raypipe import FlowContext, StepConfig, cron
-
-TIMEOUT_MS = 30 * 60 * 1000
+from raypipe import StepConfig, cron
 
 config = StepConfig(
     name="workflow-timeout-check",
@@ -14,11 +8,5 @@ config = StepConfig(
 )
 
 
-async def handler(_: None, ctx: FlowContext) -> None:
-    now = int(time.time() * 1000)
-    for item in await ctx.state.list("workflows"):
-        data = item["data"]
-        if data.get("completedSteps", 0) < data.get("totalSteps", 0):
-            age = now - data.get("startedAt", now)
-            if age > TIMEOUT_MS:
-                ctx.logger.error("Workflow timeout detected", workflowId=item["id"], age=age)
+async def handler(_, ctx):
+    return None
