@@ -91,7 +91,7 @@ def test_ray_job_submit_runs_a_workflow_to_completion(cluster: dict[str, str]) -
              "jobs/run_workflow.py", "--total-steps", "20", "--port", port],
             cwd=ROOT, env=_env(cluster), capture_output=True, text=True, timeout=600)
         # A fresh head takes a few seconds more to start its job agent than its dashboard.
-        if "No available agent" not in out.stderr:
+        if "No available agent" not in out.stdout + out.stderr:
             break
         time.sleep(3)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
