@@ -35,7 +35,7 @@ def test_flows_text_mermaid_json() -> None:
     assert mermaid.output.startswith("flowchart LR")
 
     js = runner.invoke(app, ["flows", pw, "-f", "json"])
-    doc = json.loads(js.output)
+    doc = json.loads(js.stdout)
     assert {"source": "start-parallel-workflow", "target": "process-workflow-step",
             "topic": "workflow.step.process", "virtual": False} in doc["edges"]
     assert len(doc["steps"]) == 9
@@ -76,3 +76,17 @@ def test_enqueue_rejects_bad_json_before_connecting() -> None:
                                  str(EXAMPLES / "parallel-workflow")])
     assert result.exit_code == 2
     assert "not valid JSON" in result.output
+
+
+def test_create_scaffolds_an_app_that_loads(tmp_path: Path) -> None:
+    from raypipe.loader import load_app
+
+    target = tmp_path / "my-app"
+    result = runner.invoke(app, ["create", str(target)])
+    assert result.exit_code == 0, result.output
+    loaded = load_app(target)
+    assert loaded.name == "my-app"
+    assert sorted(loaded.steps) == ["count-hellos", "hello-api"]
+    assert [s.name for s in loaded.subscribers("hello.said")] == ["count-hellos"]
+    again = runner.invoke(app, ["create", str(target)])
+    assert again.exit_code == 2 and "not empty" in again.output

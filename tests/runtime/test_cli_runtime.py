@@ -15,7 +15,7 @@ import pytest
 from typer.testing import CliRunner
 
 from raypipe.cli import app
-from tests.conftest import EXAMPLES, ROOT, alive, descendants, free_port, wait_for
+from tests.conftest import EXAMPLES, ROOT, Deploy, alive, descendants, free_port, wait_for
 
 runner = CliRunner()
 CONTRACT = Path(__file__).resolve().parent.parent / "apps" / "contract"
@@ -48,11 +48,11 @@ def test_state_set_get_list_delete(running: Any) -> None:
     a = str(app_dir)
     assert cli("state", "set", "g", "k", '{"n": 1}', "--app", a).exit_code == 0
     got = cli("state", "get", "g", "k", "--app", a)
-    assert got.exit_code == 0 and json.loads(got.output) == {"n": 1}
-    assert "g" in json.loads(cli("state", "list", "--app", a).output)
-    assert json.loads(cli("state", "list", "g", "--app", a).output) == [
+    assert got.exit_code == 0 and json.loads(got.stdout) == {"n": 1}
+    assert "g" in json.loads(cli("state", "list", "--app", a).stdout)
+    assert json.loads(cli("state", "list", "g", "--app", a).stdout) == [
         {"id": "k", "data": {"n": 1}}]
-    assert json.loads(cli("state", "delete", "g", "k", "--app", a).output) == {"n": 1}
+    assert json.loads(cli("state", "delete", "g", "k", "--app", a).stdout) == {"n": 1}
     missing = cli("state", "get", "g", "k", "--app", a)
     assert missing.exit_code == 1 and "no item" in missing.output
 
@@ -62,7 +62,7 @@ def test_enqueue_delivers_and_validates(running: Any) -> None:
     a = str(app_dir)
     ok = cli("enqueue", "counter.incr", '{"key": "cli"}', "--app", a)
     assert ok.exit_code == 0, ok.output
-    assert json.loads(ok.output)["deliveredTo"] == ["count"]
+    assert json.loads(ok.stdout)["deliveredTo"] == ["count"]
     wait_for(lambda: httpx.get(f"{d.url}/state/counters/cli").status_code == 200,
              timeout=30, message="the CLI message to be handled")
     bad = cli("enqueue", "order.line", '{"orderId": 1}', "--app", a)
@@ -106,3 +106,18 @@ def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session:
     assert "Dashboard  http://" in out
     wait_for(lambda: not [p for p in started if alive(p)], timeout=30,
              message=f"Ray processes to exit: {[p for p in started if alive(p)]}")
+
+
+def test_a_created_app_runs(deploy_app: Deploy, tmp_path: Path) -> None:
+    import asyncio
+
+    from raypipe.runtime.bridge import runtime_for
+
+    target = tmp_path / "fresh"
+    assert runner.invoke(app, ["create", str(target)]).exit_code == 0
+    d = deploy_app(target, route_prefix="/fresh")
+    r = httpx.post(f"{d.url}/hello", json={"name": "ray"})
+    assert r.json() == {"message": "hello, ray"}
+    rt = runtime_for(d.spec)
+    wait_for(lambda: asyncio.run(rt.state.get("hellos", "ray")) == {"n": 1}, timeout=60,
+             message="the queue step")

@@ -38,11 +38,14 @@ def _naming_gcs_port(port: int) -> set[int]:
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[dict[str, str]]:
-    gcs, dashboard, client = free_port(), free_port(), free_port()
+    gcs, dashboard, client, agent = free_port(), free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
     head = subprocess.Popen(
         [RAY, "start", "--head", f"--port={gcs}", f"--dashboard-port={dashboard}",
-         f"--ray-client-server-port={client}", "--num-cpus=2", "--block"],
+         f"--ray-client-server-port={client}",
+         # Its own agent port: the session's Ray already holds the default (52365), and a
+         # head whose job agent cannot bind answers every submit with "No available agent".
+         f"--dashboard-agent-listen-port={agent}", "--num-cpus=2", "--block"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     api = f"http://127.0.0.1:{dashboard}"
     # Ray 2.59+ turns token authentication on for local clusters: clients must send the token.

@@ -105,7 +105,7 @@ def test_dead_letter_then_replay_after_the_fix(g: Running) -> None:
     listed = runner.invoke(cli, ["dlq", "list", *app_dir], env=env)
     assert entry["id"] in listed.output and "attempts=3" in listed.output
     shown = runner.invoke(cli, ["dlq", "show", entry["id"], *app_dir], env=env)
-    assert json.loads(shown.output)["payload"] == {"id": "d1"}
+    assert json.loads(shown.stdout)["payload"] == {"id": "d1"}
 
     # Fix the cause, then replay: a new delivery that completes.
     g.run(g.rt.state.set("flags", "fixed", True, _origin()))
