@@ -12,7 +12,6 @@ import re
 import sys
 import threading
 import traceback
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -141,12 +140,6 @@ def _check_unique(steps: list[Step], errors: list[StepLoadError]) -> dict[str, S
                     routes[key] = step
     return by_name
 
-
-def iter_errors(exc: BaseException) -> Iterator[StepLoadError]:
-    if isinstance(exc, AppLoadError):
-        yield from exc.errors
-    elif isinstance(exc, StepLoadError):
-        yield exc
 
 
 def load_app(root: str | Path, settings: Settings | None = None) -> App:

@@ -83,17 +83,24 @@ class Streams:
 
     def __init__(self, store: StreamStore, names: Sequence[str],
                  origin: Callable[[str], Origin]) -> None:
-        self._apis = {n: StreamAPI(store, n, origin) for n in names}
+        # A context is made for every delivery and most handlers use no stream: the per-stream
+        # objects are made on first use.
+        self._store = store
+        self._names = frozenset(names)
+        self._origin = origin
+        self._apis: dict[str, StreamAPI] = {}
 
     def __getattr__(self, name: str) -> StreamAPI:
-        try:
-            return self._apis[name]
-        except KeyError:
+        if name.startswith("_") or name not in self._names:
             raise AttributeError(f"no stream {name!r}; the app declares "
-                                 f"{sorted(self._apis) or 'none'} (in *_stream.py files)") from None
+                                 f"{sorted(self._names) or 'none'} (in *_stream.py files)")
+        api = self._apis.get(name)
+        if api is None:
+            api = self._apis[name] = StreamAPI(self._store, name, self._origin)
+        return api
 
     def __getitem__(self, name: str) -> StreamAPI:
         return self.__getattr__(name)
 
     def __dir__(self) -> list[str]:
-        return sorted(self._apis)
+        return sorted(self._names)

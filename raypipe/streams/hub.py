@@ -202,9 +202,6 @@ class StreamHub:
         self._expire()
         return False, events
 
-    def drop_relay(self, relay_id: str) -> None:
-        self._relays.pop(relay_id, None)
-
     def _expire(self) -> None:
         """Forget relays that stopped polling (their process went away)."""
         now = time.monotonic()
