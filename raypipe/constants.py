@@ -33,13 +33,27 @@ STEP_MODULE_PACKAGE = "raypipe_app"
 TRACE_HEADER = "x-trace-id"
 
 
-#: Redis keys of an app's state: a hash per group, and the set of group names.
-def state_group_key(app_name: str, group: str) -> str:
-    return f"raypipe:{app_name}:state:{group}"
+#: Stream names: URL segments (SSE) and part of storage keys.
+STREAM_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+
+#: Key spaces of a state backend: the app's state, and its stream items (group
+#: ``<stream>:<group>``), which the streams actor keeps with the same backend.
+STATE_SPACE = "state"
+STREAMS_SPACE = "streams"
 
 
-def state_groups_key(app_name: str) -> str:
-    return f"raypipe:{app_name}:state-groups"
+#: Redis keys of a key space: a hash per group, and the set of group names.
+def state_group_key(app_name: str, group: str, space: str = STATE_SPACE) -> str:
+    return f"raypipe:{app_name}:{space}:{group}"
+
+
+def state_groups_key(app_name: str, space: str = STATE_SPACE) -> str:
+    return f"raypipe:{app_name}:{space}-groups"
+
+
+def stream_group(stream: str, group: str) -> str:
+    """A stream group's name in the streams key space (stream names hold no ``:``)."""
+    return f"{stream}:{group}"
 
 
 #: A write's effect id, kept with a TTL so that a retried delivery does not apply it twice.
@@ -54,6 +68,11 @@ def pending_deliveries_key(app_name: str) -> str:
 
 def dead_letters_key(app_name: str) -> str:
     return f"raypipe:{app_name}:dead-letters"
+
+
+#: The last tick each cron step fired (epoch seconds), to catch up one missed after a restart.
+def cron_ticks_key(app_name: str) -> str:
+    return f"raypipe:{app_name}:cron-ticks"
 
 
 def namespace_for(app_name: str) -> str:

@@ -113,6 +113,10 @@ def _load_stream(root: Path, path: Path) -> StreamConfig:
         raise StepLoadError(rel, "config", "a stream file must define `config = StreamConfig(...)`")
     if not raw.name:
         raise StepLoadError(rel, "config.name", "every stream needs a name")
+    if not constants.STREAM_NAME.fullmatch(raw.name):
+        # The name is a URL segment (SSE) and part of storage keys.
+        raise StepLoadError(rel, "config.name", f"stream name {raw.name!r} may use only "
+                            "letters, digits, '_', '-' and '.'")
     return raw
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from croniter import croniter
 
-__all__ = ["check_cron", "next_fire"]
+__all__ = ["check_cron", "missed_tick", "next_fire"]
 
 
 def _fields(expression: str) -> int:
@@ -27,3 +27,12 @@ def next_fire(expression: str, after: float) -> float:
     """The first tick strictly after ``after`` (epoch seconds, UTC)."""
     it = croniter(expression, after, second_at_beginning=(_fields(expression) == 6))
     return float(it.get_next(float))
+
+
+def missed_tick(expression: str, last: float, now: float) -> float | None:
+    """The latest tick after ``last`` and at or before ``now``: the one to catch up after a
+    pause (only one, however many were missed). ``None`` if none was missed."""
+    if next_fire(expression, last) > now:
+        return None
+    it = croniter(expression, now + 1e-3, second_at_beginning=(_fields(expression) == 6))
+    return float(it.get_prev(float))

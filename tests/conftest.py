@@ -96,7 +96,7 @@ def deploy_app(ray_session: int) -> Iterator[Deploy]:
     specs: list[Any] = []
 
     def _deploy(app_dir: Path | str, **overrides: Any) -> Any:
-        name = f"{Path(app_dir).name}-{uuid.uuid4().hex[:8]}"
+        name = overrides.pop("name", None) or f"{Path(app_dir).name}-{uuid.uuid4().hex[:8]}"
         spec = AppSpec.from_dir(app_dir, name=name, port=ray_session, **overrides)
         specs.append(spec)
         return deploy(spec)

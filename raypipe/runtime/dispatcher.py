@@ -29,7 +29,7 @@ from raypipe.runtime.journal import make_journal
 from raypipe.runtime.metrics import DeliveryMetrics
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.worker import run_delivery
-from raypipe.schedules import next_fire
+from raypipe.schedules import missed_tick, next_fire
 from raypipe.steps import Step
 
 log = logging.getLogger("raypipe.dispatcher")
@@ -50,7 +50,9 @@ def queue_config(step: Step, d: Delivery) -> t.QueueConfig:
     return _DEFAULT_QUEUE
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+# max_task_retries: a call in flight when the actor dies waits for the restart and is retried
+# there (publish and invoke are idempotent by message and delivery id), instead of failing.
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Dispatcher:
     def __init__(self, spec: AppSpec) -> None:
         self.spec = spec
@@ -68,6 +70,9 @@ class Dispatcher:
         self._in_flight = 0
         self.journal = make_journal(spec.settings.state, spec.settings.name)
         self._started: asyncio.Future[None] | None = None
+        # Ray restarts a dead actor without calling it, and nothing else may call it for a
+        # while: wake it up so it recovers the journal and resumes its cron schedules at once.
+        self._wake = ray.get_runtime_context().current_actor.ready.remote()
 
     async def _start(self) -> None:
         """Once per actor life (first start or a restart by Ray): recover the journal's
@@ -83,6 +88,9 @@ class Dispatcher:
                     log.info("recovering %d unfinished deliveries", len(pending))
                 for d in pending:
                     self._messages.record(d.id)
+                    # A publish the dead actor journaled may be retried by its caller (Ray
+                    # retries calls across a restart): its deliveries are these.
+                    self._messages.record(d.message_id)
                     self._accept(self.app.steps[d.step], d)
                 loop = asyncio.get_running_loop()
                 self._cron = [loop.create_task(self._cron_loop(step, tr))
@@ -103,6 +111,7 @@ class Dispatcher:
     async def publish(self, messages: list[Message]) -> int:
         """Accept messages; each subscriber gets its own delivery. A message whose id was
         already accepted (a retried delivery enqueuing again) is ignored. Returns deliveries."""
+        await self._start()
         fresh = []
         for msg in messages:
             if self._messages.seen(msg.id):
@@ -118,6 +127,7 @@ class Dispatcher:
 
     async def invoke(self, deliveries: list[Delivery]) -> None:
         """Deliveries addressed to one step (state, stream and cron triggers)."""
+        await self._start()
         fresh = [d for d in deliveries if not self._messages.seen(d.id)]
         for d in fresh:
             self._messages.record(d.id)
@@ -125,7 +135,6 @@ class Dispatcher:
 
     async def _take(self, deliveries: list[Delivery]) -> None:
         """Journal the deliveries, then start them: accepted means journaled."""
-        await self._start()
         await self.journal.accepted(deliveries)
         for d in deliveries:
             self._accept(self.app.steps[d.step], d)
@@ -275,14 +284,25 @@ class Dispatcher:
 
     # --- cron -------------------------------------------------------------------------------
     async def _cron_loop(self, step: Step, tr: t.CronTrigger) -> None:
-        due = next_fire(tr.expression, time.time())
+        now = time.time()
+        last = await self.journal.last_tick(step.name)
+        # A tick missed while the dispatcher was down (a restart, a stopped cluster) fires
+        # once on start; a tick already fired is not fired again.
+        missed = None if last is None else missed_tick(tr.expression, last, now)
+        if missed is not None:
+            await self._tick(step, missed)
+        due = next_fire(tr.expression, now)
         while True:
             await asyncio.sleep(max(0.0, due - time.time()))
-            # The tick names the delivery: one firing is one delivery, however it is retried.
-            await self.invoke([Delivery(f"cron:{step.name}:{due:.0f}", step.name, "cron", None,
-                                        new_id())])
+            await self._tick(step, due)
             # Ticks missed while this loop was late are skipped, not fired in a burst.
             due = next_fire(tr.expression, max(due, time.time()))
+
+    async def _tick(self, step: Step, due: float) -> None:
+        # The tick names the delivery: one firing is one delivery, however it is retried.
+        await self.invoke([Delivery(f"cron:{step.name}:{due:.0f}", step.name, "cron", None,
+                                    new_id())])
+        await self.journal.ticked(step.name, due)
 
     # --- inspection ---------------------------------------------------------------------------
     async def stats(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The dispatcher's journal: deliveries accepted and not yet settled, and dead letters.
+"""The dispatcher's journal: deliveries accepted and not yet settled, dead letters, and the
+last tick each cron step fired.
 
 With the memory backend the journal is the dispatcher's own memory. With Redis, a delivery is
 written before ``publish`` answers and removed once done (or moved to the dead letters), so a
@@ -23,6 +24,9 @@ __all__ = ["Journal", "make_journal"]
 class Journal:
     """In memory: nothing to recover after a restart."""
 
+    def __init__(self) -> None:
+        self._ticks: dict[str, float] = {}
+
     async def accepted(self, deliveries: Sequence[Delivery]) -> None:
         pass
 
@@ -41,17 +45,25 @@ class Journal:
     async def dead_letters(self) -> list[dict[str, Any]]:
         return []
 
+    async def ticked(self, step: str, due: float) -> None:
+        self._ticks[step] = due
+
+    async def last_tick(self, step: str) -> float | None:
+        return self._ticks.get(step)
+
     async def close(self) -> None:
         pass
 
 
 class RedisJournal(Journal):
     def __init__(self, url: str, app: str) -> None:
+        super().__init__()
         import redis.asyncio as aioredis
 
         self._redis: Any = aioredis.from_url(url, decode_responses=True)
         self._pending = constants.pending_deliveries_key(app)
         self._dead = constants.dead_letters_key(app)
+        self._ticks_key = constants.cron_ticks_key(app)
 
     async def accepted(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
@@ -83,6 +95,13 @@ class RedisJournal(Journal):
             entry["delivery"] = Delivery(**entry["delivery"])
             out.append(entry)
         return sorted(out, key=lambda e: e["dead_at"])
+
+    async def ticked(self, step: str, due: float) -> None:
+        await self._redis.hset(self._ticks_key, step, repr(due))
+
+    async def last_tick(self, step: str) -> float | None:
+        raw = await self._redis.hget(self._ticks_key, step)
+        return None if raw is None else float(raw)
 
     async def close(self) -> None:
         await self._redis.aclose()

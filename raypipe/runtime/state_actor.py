@@ -19,7 +19,9 @@ from raypipe.state.backend import Groups, Items, Ops, make_backend
 log = logging.getLogger("raypipe.state")
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
+# max_task_retries: a call in flight when the actor dies is retried once it is back; writes
+# are idempotent by their effect id.
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class StateActor:
     def __init__(self, spec: AppSpec) -> None:
         self.spec = spec

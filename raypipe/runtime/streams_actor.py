@@ -1,13 +1,21 @@
 """The streams actor: keeps stream items, publishes every change to the relays that follow it
-(the Serve ingress relays them to WebSocket and SSE clients) and evaluates stream triggers."""
+(the Serve ingress relays them to WebSocket and SSE clients) and evaluates stream triggers.
+
+With a Redis state URL, items are written through to Redis (the ``streams`` key space) before a
+write answers, with the write's effect id in the same transaction, and read back when the actor
+starts again; the hub keeps the copy that joins and subscribers read. Subscriptions themselves
+are not durable: a restart ends them with an error event, and clients subscribe again.
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
 import ray
 
+from raypipe import constants
 from raypipe import triggers as t
 from raypipe.context import Origin
 from raypipe.effects import EffectLog
@@ -15,6 +23,7 @@ from raypipe.loader import load_app_cached
 from raypipe.models import StreamEvent, StreamTriggerInput
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ChangeTriggers
+from raypipe.state.backend import StateBackend, make_backend
 from raypipe.streams.hub import Events, Groups, Items, Key, StreamHub
 
 Ops = list[dict[str, Any]]
@@ -26,8 +35,10 @@ def _stream_matches(tr: t.StreamTrigger, change: StreamTriggerInput) -> bool:
             and tr.item_id in (None, change.id))
 
 
-# Relays keep a long poll open each: far more concurrent calls than Ray's default.
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0,  # type: ignore[call-overload]
+# Relays keep a long poll open each: far more concurrent calls than Ray's default. Calls in
+# flight when the actor dies are retried once it is back: writes are idempotent by effect id,
+# and a relay's retried poll learns that the new actor does not know it.
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1,  # type: ignore[call-overload]
             max_concurrency=10_000)
 class StreamsActor:
     def __init__(self, spec: AppSpec) -> None:
@@ -36,41 +47,91 @@ class StreamsActor:
         self.effects = EffectLog()
         self.triggers = ChangeTriggers(spec, self.app, "stream", t.StreamTrigger,
                                        _stream_matches)
+        url = spec.settings.state
+        self.store: StateBackend | None = None if url == "memory" else make_backend(
+            url, spec.settings.name, constants.STREAMS_SPACE)
+        self._loaded: asyncio.Future[None] | None = None
+        # Writes to one item take turns: each computes its value from the one before it.
+        self._locks = [asyncio.Lock() for _ in range(64)]
+
+    async def _load(self) -> None:
+        """Once per actor life: read the items back from the store."""
+        if self._loaded is None:
+            self._loaded = asyncio.get_running_loop().create_future()
+            try:
+                if self.store is not None:
+                    for name in await self.store.list_groups():
+                        stream, _, group = name.partition(":")
+                        if stream in self.hub.configs:
+                            items = await self.store.list(name)
+                            self.hub.load(stream, group, {i["id"]: i["data"] for i in items})
+            except BaseException as exc:
+                self._loaded.set_exception(exc)
+                self._loaded = None
+                raise
+            self._loaded.set_result(None)
+        await self._loaded
 
     async def ready(self) -> bool:
+        await self._load()
         return True
 
     # --- items --------------------------------------------------------------------------------
     async def get(self, stream: str, group: str, item_id: str) -> Any:
+        await self._load()
         return self.hub.get(stream, group, item_id)
 
     async def list(self, stream: str, group: str) -> Items:
+        await self._load()
         return self.hub.list(stream, group)
 
     async def list_groups(self, stream: str) -> Groups:
+        await self._load()
         return self.hub.list_groups(stream)
 
     async def set(self, stream: str, group: str, item_id: str, data: Any,
                   origin: Origin) -> tuple[Any, Any]:
         return await self._write(stream, group, item_id, origin,
-                                 lambda: self.hub.set(stream, group, item_id, data))
+                                 lambda: self.hub.after_set(stream, group, item_id, data))
 
     async def update(self, stream: str, group: str, item_id: str, ops: Ops,
                      origin: Origin) -> tuple[Any, Any]:
         return await self._write(stream, group, item_id, origin,
-                                 lambda: self.hub.update(stream, group, item_id, ops))
+                                 lambda: self.hub.after_update(stream, group, item_id, ops))
 
     async def delete(self, stream: str, group: str, item_id: str, origin: Origin) -> Any:
-        old, _ = await self._write(stream, group, item_id, origin,
-                                   lambda: self.hub.delete(stream, group, item_id))
+        def gone() -> None:
+            self.hub.get(stream, group, item_id)  # an unknown stream raises here
+            return None
+
+        old, _ = await self._write(stream, group, item_id, origin, gone)
         return old
 
     async def _write(self, stream: str, group: str, item_id: str, origin: Origin,
-                     write: Callable[[], tuple[Any, Any]]) -> tuple[Any, Any]:
+                     compute: Callable[[], Any]) -> tuple[Any, Any]:
+        """``compute()`` gives the item's new value (``None`` deletes it) from the current one."""
+        await self._load()
         # A repeat of an effect already applied (a retried delivery) changes nothing.
         if self.effects.seen(origin.effect):
             return self.effects.result(origin.effect)  # type: ignore[arg-type,no-any-return]
-        old, new = write()
+        async with self._locks[hash((stream, group, item_id)) % len(self._locks)]:
+            first = None
+            if self.store is not None and origin.effect is not None:
+                # Applied before a restart: the hub, loaded from the store, already has it.
+                first = await self.store.applied(origin.effect)
+            if first is not None:
+                old, new = first
+            elif self.store is None:
+                old, new = self.hub.commit(stream, group, item_id, compute())
+            else:
+                # Durable before the hub (and its subscribers) see it.
+                new = compute()
+                key = constants.stream_group(stream, group)
+                if new is None:
+                    old = await self.store.delete(key, item_id, origin.effect)
+                else:
+                    old, new = await self.store.set(key, item_id, new, origin.effect)
+                self.hub.commit(stream, group, item_id, new)
         self.effects.record(origin.effect, (old, new))
         if old != new:
             kind = "create" if old is None else "delete" if new is None else "update"
@@ -81,6 +142,7 @@ class StreamsActor:
 
     async def send(self, stream: str, channel: dict[str, Any], event: dict[str, Any],
                    origin: Origin) -> None:
+        await self._load()
         if self.effects.seen(origin.effect):
             return
         self.hub.send(stream, channel, event)
@@ -92,6 +154,7 @@ class StreamsActor:
 
     # --- relays -------------------------------------------------------------------------------
     async def join(self, relay_id: str, key: Key) -> tuple[int, dict[str, Any]]:
+        await self._load()
         return self.hub.join(relay_id, tuple(key))  # type: ignore[arg-type]
 
     async def leave(self, relay_id: str, key: Key) -> None:

@@ -6,6 +6,8 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
+from raypipe import constants
+
 __all__ = ["StateBackend", "make_backend"]
 
 Item = dict[str, Any]
@@ -53,16 +55,20 @@ class StateBackend(abc.ABC):
     ) -> tuple[Any, Any]:
         """Apply ``ops`` atomically; an item that does not exist starts as ``{}``."""
 
+    @abc.abstractmethod
+    async def applied(self, effect: str) -> tuple[Any, Any] | None:
+        """``(old, new)`` of an item write whose ``effect`` was already applied, else ``None``."""
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
 
-def make_backend(url: str, app: str) -> StateBackend:
-    """``memory``, or a ``redis://`` URL (keys prefixed with the app's name)."""
+def make_backend(url: str, app: str, space: str = constants.STATE_SPACE) -> StateBackend:
+    """``memory``, or a ``redis://`` URL (keys prefixed with the app's name and ``space``)."""
     if url == "memory":
         from raypipe.state.backends.memory import MemoryBackend
 
         return MemoryBackend()
     from raypipe.state.backends.redis import RedisBackend
 
-    return RedisBackend(url, app)
+    return RedisBackend(url, app, space)

@@ -96,23 +96,31 @@ class StreamHub:
         self._check(stream)
         return sorted(g for (s, g), items in self._items.items() if s == stream and items)
 
-    def set(self, stream: str, group: str, item_id: str, data: Any) -> tuple[Any, Any]:
+    def after_set(self, stream: str, group: str, item_id: str, data: Any) -> dict[str, Any]:
+        """The item ``set`` would store (validated), without storing it."""
         self._check(stream)
-        new = self._validate(stream, item_id, dump_json(data))
-        return self._commit(stream, group, item_id, new)
+        return self._validate(stream, item_id, dump_json(data))
+
+    def after_update(self, stream: str, group: str, item_id: str,
+                     ops: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        """The item ``update`` would store (validated), without storing it."""
+        self._check(stream)
+        return self._validate(stream, item_id, apply_ops(self.get(stream, group, item_id), ops))
+
+    def set(self, stream: str, group: str, item_id: str, data: Any) -> tuple[Any, Any]:
+        return self.commit(stream, group, item_id, self.after_set(stream, group, item_id, data))
 
     def update(self, stream: str, group: str, item_id: str,
                ops: Sequence[dict[str, Any]]) -> tuple[Any, Any]:
-        self._check(stream)
-        old = self.get(stream, group, item_id)
-        new = self._validate(stream, item_id, apply_ops(old, ops))
-        return self._commit(stream, group, item_id, new)
+        return self.commit(stream, group, item_id,
+                           self.after_update(stream, group, item_id, ops))
 
     def delete(self, stream: str, group: str, item_id: str) -> tuple[Any, Any]:
         self._check(stream)
-        return self._commit(stream, group, item_id, None)
+        return self.commit(stream, group, item_id, None)
 
-    def _commit(self, stream: str, group: str, item_id: str, new: Any) -> tuple[Any, Any]:
+    def commit(self, stream: str, group: str, item_id: str, new: Any) -> tuple[Any, Any]:
+        """Store ``new`` (``None`` deletes) and publish the change, if it is one."""
         items = self._items.setdefault((stream, group), {})
         old = items.get(item_id)
         if new is None:
@@ -124,6 +132,11 @@ class StreamHub:
             self._publish(stream, group, item_id,
                           {"type": kind, "data": new if new is not None else old})
         return old, new
+
+    def load(self, stream: str, group: str, items: dict[str, Any]) -> None:
+        """Items read back from durable storage at start: stored without events."""
+        self._check(stream)
+        self._items[(stream, group)] = dict(items)
 
     def send(self, stream: str, channel: dict[str, Any], event: dict[str, Any]) -> None:
         """An ephemeral event for a group's subscribers (or an item's): never stored."""
@@ -185,9 +198,14 @@ class StreamHub:
             relay.interest.pop(key, None)
 
     async def poll(self, relay_id: str, timeout: float) -> tuple[bool, Events]:
-        """Wait up to ``timeout`` for events; returns ``(overflowed, events)``. An overflowed
-        relay has lost events: it must fail its subscribers and join again."""
-        relay = self._relays.setdefault(relay_id, _Relay())
+        """Wait up to ``timeout`` for events; returns ``(lost, events)``. A relay that lost
+        events (it overflowed, or this hub does not know it) must fail its subscribers, who
+        join again."""
+        relay = self._relays.get(relay_id)
+        if relay is None:
+            # Never joined here: this hub restarted (or expired the relay) and lost its
+            # interests, so the relay's subscribers may have missed events.
+            return True, []
         relay.last_seen = time.monotonic()
         if not relay.buffer and not relay.overflowed:
             relay.wake.clear()

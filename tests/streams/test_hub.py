@@ -142,3 +142,23 @@ async def test_items_are_validated_and_carry_their_id() -> None:
     with pytest.raises(KeyError, match="nope"):
         hub.get("nope", "g", "a")
     assert hub.list_groups("items") == ["g"]
+
+
+async def test_a_restarted_hub_ends_subscriptions_with_an_error_then_they_rejoin() -> None:
+    hub, relay = make()
+    hub.set("items", "g1", "a", {"n": 1})
+    sub = await relay.subscribe("items", "g1")
+    # The streams actor restarts: a new hub with the same items (read back from Redis), no
+    # relays. The relay's next poll reaches it.
+    items = {i["id"]: i for i in hub.list("items", "g1")}
+    reborn = StreamHub(hub.configs, max_buffer=50)
+    reborn.load("items", "g1", items)
+    relay.remote = LocalHub(reborn)
+    sync, error = await take(sub, 2)
+    assert sync["event"]["type"] == "sync" and error["event"]["type"] == "error"
+    again = await relay.subscribe("items", "g1")
+    reborn.set("items", "g1", "b", {"n": 2})
+    resync, created = await take(again, 2)
+    assert [i["id"] for i in resync["event"]["data"]] == ["a"]
+    assert kinds([created]) == [("create", "b")]
+    await again.close()

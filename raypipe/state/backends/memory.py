@@ -57,6 +57,10 @@ class MemoryBackend(StateBackend):
         old, _ = self._write(group, key, effect, lambda _old: None)
         return old
 
+    async def applied(self, effect: str) -> tuple[Any, Any] | None:
+        first = self._effects.result(effect) if self._effects.seen(effect) else None
+        return first if isinstance(first, tuple) else None
+
     async def list(self, group: str) -> Items:
         items = self._groups.get(group, {})
         return [{"id": k, "data": items[k]} for k in sorted(items)]

@@ -35,13 +35,13 @@ def _loads(raw: str | None) -> Any:
 
 
 class RedisBackend(StateBackend):
-    def __init__(self, url: str, app: str) -> None:
+    def __init__(self, url: str, app: str, space: str = constants.STATE_SPACE) -> None:
         # Any: redis-py's stubs type every reply as bytes | str whatever decode_responses says.
         self._redis: Any = aioredis.from_url(url, decode_responses=True)
-        self._groups_key = constants.state_groups_key(app)
+        self._groups_key = constants.state_groups_key(app, space)
         self._effect_key: Callable[[str], str] = lambda effect: constants.effect_key(app, effect)
         self._group_key: Callable[[str], str] = lambda group: constants.state_group_key(
-            app, group)
+            app, group, space)
         # Writes to one item from this process take turns (striped locks), so they neither
         # spin on WATCH conflicts nor hold a connection each while waiting; WATCH still
         # guards against writers in other processes.
@@ -97,6 +97,10 @@ class RedisBackend(StateBackend):
         if not await self._redis.hlen(self._group_key(group)):
             await self._redis.srem(self._groups_key, group)
         return old
+
+    async def applied(self, effect: str) -> tuple[Any, Any] | None:
+        first = _loads(await self._redis.get(self._effect_key(effect)))
+        return (first[0], first[1]) if isinstance(first, list) and len(first) == 2 else None
 
     async def list(self, group: str) -> Items:
         raw = await self._redis.hgetall(self._group_key(group))
