@@ -119,9 +119,10 @@ class StateAPI:
         """Apply ``ops`` atomically (set, merge, increment, decrement, remove, append on dot
         paths); returns ``(old_value, new_value)``."""
         checked = validate_ops(dump_json(list(ops)))
-        shape = ",".join(f"{op['type']}@{op.get('path') or ''}" for op in checked)
+        # Not the ops' paths: they may hold values (``nodes.<node id>``) that a retry on
+        # another node computes differently, and it is still the same write.
         return await self._store.update(group, key, checked,
-                                        self._origin(f"update|{group}|{key}|{shape}"))
+                                        self._origin(f"update|{group}|{key}"))
 
 
 def build_message(

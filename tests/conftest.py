@@ -107,13 +107,15 @@ def deploy_app(ray_session: int) -> Iterator[Deploy]:
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float = 0.2,
-             message: str = "condition") -> Any:
-    """Poll until ``predicate()`` is truthy; fail with ``message`` after ``timeout`` seconds."""
+             message: str | Callable[[], str] = "condition") -> Any:
+    """Poll until ``predicate()`` is truthy; fail with ``message`` (or what it returns, to
+    describe the state at that moment) after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {message}")
+            what = message() if callable(message) else message
+            pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)

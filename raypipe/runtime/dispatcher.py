@@ -68,6 +68,8 @@ class Dispatcher:
         self._cron: list[asyncio.Task[None]] = []
         self.metrics = DeliveryMetrics(spec.settings.name)
         self._in_flight = 0
+        #: Per trace: deliveries in flight, and whether one was dead-lettered.
+        self._traces: dict[str, list[int]] = {}
         self.journal = make_journal(spec.settings.state, spec.settings.name)
         self._started: asyncio.Future[None] | None = None
         # Ray restarts a dead actor without calling it, and nothing else may call it for a
@@ -142,6 +144,7 @@ class Dispatcher:
     def _accept(self, step: Step, d: Delivery) -> None:
         self.counts[step.name]["accepted"] += 1
         self._track(1)
+        self._traces.setdefault(d.trace_id, [0, 0])[0] += 1
         cfg = queue_config(step, d)
         if cfg.type == "fifo" and d.group_id is not None:
             key = (step.name, d.group_id)
@@ -157,6 +160,25 @@ class Dispatcher:
         """+1 when a delivery is accepted, -1 when it is done or dead-lettered."""
         self._in_flight += delta
         self.metrics.in_flight.set(self._in_flight, tags={"app": self.metrics.app})
+
+    def _finished(self, step: Step, d: Delivery, dead: bool) -> None:
+        """A delivery done or dead-lettered; its trace is complete when it was the last one.
+        Downstream deliveries are accepted before the one that caused them finishes (its
+        enqueue, or its write's trigger, returns first), so a trace never looks complete
+        early."""
+        self._track(-1)
+        trace = self._traces.get(d.trace_id)
+        if trace is None:
+            return
+        trace[0] -= 1
+        trace[1] |= dead
+        if trace[0] == 0:
+            del self._traces[d.trace_id]
+            outcome = "dead_lettered" if trace[1] else "completed"
+            self.counts["*"][f"workflows_{outcome}"] += 1
+            flow = step.config.flows[0] if step.config.flows else ""
+            self.metrics.workflows.inc(tags={"app": self.metrics.app, "flow": flow,
+                                             "outcome": outcome})
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -207,7 +229,7 @@ class Dispatcher:
             await self.journal.settled(d.id)
             self.counts[step.name]["done"] += 1
             self.metrics.succeeded.inc(tags=tags)
-            self._track(-1)
+            self._finished(step, d, dead=False)
             return
 
     def _options(self, step: Step) -> Any:
@@ -250,7 +272,7 @@ class Dispatcher:
         self.dead_letters[d.id] = entry
         self.counts[step.name]["dead_lettered"] += 1
         self.metrics.dead.inc(tags=self.metrics.tags(step.name))
-        self._track(-1)
+        self._finished(step, d, dead=True)
         log.error("step %r failed %d time(s); delivery %s moved to the dead-letter queue "
                   "(`raypipe dlq show %s`)", step.name, len(errors), d.id, d.id)
 

@@ -26,6 +26,11 @@ class DeliveryMetrics:
                             tag_keys=tags)
         self.latency = Histogram("raypipe_step_latency_seconds", "Attempt duration",
                                  boundaries=_LATENCY_BOUNDARIES, tag_keys=tags)
+        self.workflows = Counter(
+            "raypipe_workflows_completed",
+            "Traces (a request, cron tick or enqueue and everything downstream) with no "
+            "delivery left in flight; outcome is dead_lettered if any of them was",
+            tag_keys=("app", "flow", "outcome"))
         self.in_flight = Gauge("raypipe_deliveries_in_flight",
                                "Deliveries accepted and not yet done or dead-lettered",
                                tag_keys=("app",))

@@ -53,10 +53,9 @@ class StreamAPI:
                      ops: Sequence[Mapping[str, Any]]) -> tuple[Any, Any]:
         """The state ops, applied atomically to the item; the result must fit the schema."""
         checked = validate_ops(dump_json(list(ops)))
-        shape = ",".join(f"{op['type']}@{op.get('path') or ''}" for op in checked)
         return await self._store.update(
             self.name, group, item_id, checked,
-            self._origin(f"stream-update|{self.name}|{group}|{item_id}|{shape}"))
+            self._origin(f"stream-update|{self.name}|{group}|{item_id}"))
 
     async def delete(self, group: str, item_id: str) -> Any:
         return await self._store.delete(

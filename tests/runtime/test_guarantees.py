@@ -17,7 +17,8 @@ from typer.testing import CliRunner
 
 from tests.conftest import EXAMPLES, Deploy, wait_for
 
-APP = Path(__file__).resolve().parent.parent / "apps" / "guarantees"
+APPS = Path(__file__).resolve().parent.parent / "apps"
+APP = APPS / "guarantees"
 
 
 class Running:
@@ -259,3 +260,29 @@ def test_raising_queue_condition_is_false_not_a_failure(g: Running) -> None:
              message="the skipped delivery")
     assert g.get("cond", "ran") is None
     assert not g.step_stats("bad-condition").get("failed_attempts")
+
+
+def test_a_trace_counts_as_one_workflow_when_its_last_delivery_settles(
+        deploy_app: Deploy) -> None:
+    """20 tasks fanned out by one request plus the completion their last write triggers: one
+    workflow, counted when nothing of its trace is left in flight (never early)."""
+    import ray
+
+    from raypipe.runtime.bridge import runtime_for
+
+    d = deploy_app(APPS / "faults")
+    rt = runtime_for(d.spec)
+    for expected in (1, 2):
+        r = httpx.post(f"{d.url}/runs", json={"n": 20, "sleep_ms": 50}, timeout=60)
+        assert r.status_code == 202, r.text
+        rid = r.json()["run"]
+        wait_for(lambda rid=rid: asyncio.run(rt.state.get("completions", rid)), timeout=60,
+                 message="the run's completion")
+
+        def counted() -> Any:
+            s = ray.get(rt.dispatcher.stats.remote())
+            return s["in_flight"] == 0 and s["steps"]["*"]
+
+        totals = wait_for(counted, timeout=30, message="the run's trace to settle")
+        assert totals.get("workflows_completed") == expected
+        assert not totals.get("workflows_dead_lettered")

@@ -1,0 +1,147 @@
+"""Throwaway Ray clusters for tests: a head and worker nodes started with `ray start --block`
+on free ports (never Redis' 6379 nor 10002-19999), each ended by the pids it started.
+
+The test session's own Ray holds Ray's default ports (GCS, dashboard agent, metrics), so every
+port a node opens is named here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import ROOT, alive, descendants, free_port, wait_for
+
+RAY = str(Path(sys.executable).with_name("ray"))
+SERVE = str(Path(sys.executable).with_name("serve"))
+RAYPIPE = str(Path(sys.executable).with_name("raypipe"))
+
+
+def _worker_ports() -> list[str]:
+    """A block of ports for a node's workers, above Ray's default worker range."""
+    base = random.randrange(40_000, 59_000, 200)
+    return [f"--min-worker-port={base}", f"--max-worker-port={base + 199}"]
+
+
+def _node_ports() -> list[str]:
+    return [f"--node-manager-port={free_port()}", f"--object-manager-port={free_port()}",
+            f"--dashboard-agent-listen-port={free_port()}",
+            f"--dashboard-agent-grpc-port={free_port()}", f"--metrics-export-port={free_port()}",
+            f"--runtime-env-agent-port={free_port()}", *_worker_ports()]
+
+
+def _naming_gcs_port(port: int) -> set[int]:
+    """Processes whose arguments name this cluster's GCS (``--gcs-address=IP:PORT``)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                args = (entry / "cmdline").read_bytes().decode(errors="ignore").split("\0")
+            except OSError:
+                continue
+            if any(a.startswith("--gcs-address=") and a.endswith(f":{port}") for a in args):
+                found.add(int(entry.name))
+    return found
+
+
+@dataclass
+class Node:
+    proc: subprocess.Popen[str]
+    pids: set[int] = field(default_factory=set)
+
+    def all_pids(self) -> set[int]:
+        self.pids |= descendants(self.proc.pid)
+        return {self.proc.pid, *self.pids}
+
+    def kill(self) -> None:
+        """SIGKILL, like a machine lost: no process of the node gets to clean up."""
+        pids = self.all_pids()
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.communicate(timeout=30)
+        wait_for(lambda: not [p for p in pids if alive(p)], timeout=30,
+                 message="the node's processes to exit")
+
+
+class LocalCluster:
+    def __init__(self) -> None:
+        self.gcs = free_port()
+        self.dashboard = free_port()
+        self.api = f"http://127.0.0.1:{self.dashboard}"
+        self.serve_port = free_port()
+        self.nodes: list[Node] = []
+        base = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+        self.base_env = base
+        # Ray 2.59+ turns token authentication on for local clusters: clients send the token.
+        self.env = {**base, "RAY_AUTH_MODE": "token", "RAY_API_SERVER_ADDRESS": self.api,
+                    "RAY_ADDRESS": f"127.0.0.1:{self.gcs}"}
+
+    def start_head(self, num_cpus: int = 2) -> Node:
+        node = self._start(["--head", f"--port={self.gcs}", f"--dashboard-port={self.dashboard}",
+                            f"--ray-client-server-port={free_port()}", f"--num-cpus={num_cpus}"],
+                           self.base_env)
+        wait_for(lambda: node.proc.poll() is None and self._dashboard_up(), timeout=120,
+                 interval=1, message="ray start --head")
+        return node
+
+    def add_node(self, num_cpus: int, resources: dict[str, float]) -> Node:
+        before = self.alive_nodes()
+        node = self._start([f"--address=127.0.0.1:{self.gcs}", f"--num-cpus={num_cpus}",
+                            f"--resources={json.dumps(resources)}"], self.env)
+        wait_for(lambda: self.alive_nodes() > before, timeout=120, interval=1,
+                 message="the worker node to join")
+        return node
+
+    def _start(self, args: list[str], env: dict[str, str]) -> Node:
+        proc = subprocess.Popen([RAY, "start", *args, *_node_ports(), "--block"], cwd=ROOT,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True)
+        node = Node(proc)
+        self.nodes.append(node)
+        return node
+
+    def alive_nodes(self) -> int:
+        out = self.run(RAY, "list", "nodes", "--format=json", "--address", self.api, timeout=60)
+        try:
+            return sum(1 for n in json.loads(out.stdout) if n.get("state") == "ALIVE")
+        except ValueError:
+            return 0
+
+    def _dashboard_up(self) -> bool:
+        try:
+            return httpx.get(f"{self.api}/api/version", timeout=2).status_code in (200, 401)
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        """Every process of every node, and anything else naming this cluster's GCS."""
+        ours = set().union(*(n.all_pids() for n in self.nodes)) | _naming_gcs_port(self.gcs)
+        for pid in ours:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for n in self.nodes:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                n.proc.communicate(timeout=30)
+        wait_for(lambda: not [p for p in ours if alive(p)], timeout=30,
+                 message="the test cluster's processes to exit")
+        self.nodes.clear()
+        # `ray start` registered the cluster for `address="auto"`; it is gone, so is that.
+        current = Path("/tmp/ray/ray_current_cluster")
+        if current.is_file() and current.read_text().strip().endswith(f":{self.gcs}"):
+            current.unlink()
+
+    def run(self, *args: str, timeout: float = 300,
+            **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(list(args), cwd=ROOT, env={**self.env, **env},
+                              capture_output=True, text=True, timeout=timeout)
