@@ -1,12 +1,20 @@
 # The README's commands. `make test` is what CI runs (.ci/run).
 PYTHON ?= python3
 
-.PHONY: install dev test lint bench
+.PHONY: install dev test lint bench workbench
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
 	@command -v npm >/dev/null || { echo "npm is needed for the Motia client test: apt-get install -y nodejs npm"; exit 1; }
 	cd tests/node && npm ci --silent
+	cd workbench && npm ci --silent
+	@# The workbench's browser tests drive Debian's chromium through Playwright.
+	@command -v chromium >/dev/null || apt-get install -y -q chromium >/dev/null || \
+		{ echo "chromium is needed for the workbench tests: apt-get install -y chromium"; exit 1; }
+
+# Rebuild the workbench page (raypipe/http/workbench_static/) from workbench/src.
+workbench:
+	cd workbench && npm ci --silent && npm run build
 
 dev:
 	$(PYTHON) -m pip install -q -e .

@@ -102,6 +102,7 @@ def dev(
         deployment = deploy(spec)
         typer.secho(f"\nraypipe app '{spec.settings.name}' is running", bold=True)
         typer.echo(f"  HTTP       {deployment.url}")
+        typer.echo(f"  Workbench  {deployment.workbench_url}")
         typer.echo(f"  API docs   {deployment.docs_url}")
         typer.echo(f"  Dashboard  {cluster.dashboard_url or '(not available)'}")
         typer.echo(f"  Namespace  {spec.namespace}")
@@ -143,7 +144,7 @@ def start(
     except RaypipeError as exc:
         _fail(str(exc))
     typer.echo(f"deployed '{spec.settings.name}' at {deployment.url} "
-               f"(namespace {spec.namespace})")
+               f"(namespace {spec.namespace}); workbench at {deployment.workbench_url}")
 
 
 @app.command()

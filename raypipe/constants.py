@@ -10,6 +10,7 @@ NAMESPACE_PREFIX = "raypipe."
 STATE_ACTOR = "raypipe:state"
 DISPATCHER_ACTOR = "raypipe:dispatcher"
 STREAMS_ACTOR = "raypipe:streams"
+TELEMETRY_ACTOR = "raypipe:telemetry"
 #: The Serve application (and the deployment inside it) serving an app's HTTP steps.
 SERVE_APP_PREFIX = "raypipe-"
 INGRESS_DEPLOYMENT = "RaypipeIngress"

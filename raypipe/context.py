@@ -69,6 +69,14 @@ class DeadLetters(Protocol):
     async def replay(self, entry_ids: Sequence[str] | None = None) -> Ids: ...
 
 
+class TelemetrySink(Protocol):
+    """Where log lines and spans go for the workbench; never waited on. A runtime may offer
+    one as its ``telemetry`` attribute."""
+
+    def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[dict[str, Any]]) -> None:
+        ...
+
+
 class Runtime(Protocol):
     @property
     def state(self) -> StateStore: ...
@@ -183,8 +191,10 @@ class FlowContext:
         self._effects: Counter[str] = Counter()
         self.state = StateAPI(runtime.state, self._origin)
         self.streams = Streams(runtime.streams, list(app.streams), self._origin)
+        sink: TelemetrySink | None = getattr(runtime, "telemetry", None)
         self.logger = StepLogger(step.name if step else None, trace_id,
-                                 tuple(step.config.flows) if step else ())
+                                 tuple(step.config.flows) if step else (),
+                                 sink=(lambda rec: sink.record([rec], ())) if sink else None)
 
     def _effect_id(self, target: str) -> str | None:
         """``<delivery>|<target>|<n>`` for the n-th effect on ``target`` (an item written with

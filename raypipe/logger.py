@@ -49,10 +49,12 @@ class StepLogger:
     """``logger.info("Processing", workflowId=wid)``; a dict as second argument also works,
     as in Motia (``logger.info("Processing", {"workflowId": wid})``)."""
 
-    def __init__(self, step: str | None, trace_id: str, flows: tuple[str, ...] = ()) -> None:
+    def __init__(self, step: str | None, trace_id: str, flows: tuple[str, ...] = (),
+                 sink: Callable[[LogRecord], None] | None = None) -> None:
         self.step = step
         self.trace_id = trace_id
         self.flows = flows
+        self._sink = sink
 
     def _log(self, level: str, message: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
         merged: dict[str, Any] = {}
@@ -67,6 +69,8 @@ class StepLogger:
                           "flows": list(self.flows), "fields": merged}
         configure_console()
         _py_logger.log(_LEVELS[level], message, extra={"raypipe": rec})
+        if self._sink is not None:
+            self._sink(rec)
         for sink in _sinks:
             sink(rec)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
@@ -22,10 +23,11 @@ from fastapi.responses import JSONResponse
 from raypipe import constants
 from raypipe import triggers as t
 from raypipe.app import App
-from raypipe.context import FlowContext, Runtime, call_handler
+from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
 from raypipe.errors import SchemaValidationError
 from raypipe.http.admin import admin_router
 from raypipe.http.streams import streams_router
+from raypipe.http.workbench import mount_workbench, workbench_router
 from raypipe.messages import new_id
 from raypipe.models import ApiRequest, ApiResponse
 from raypipe.schemas import Schema, dump_json
@@ -99,6 +101,22 @@ async def _run_middleware(
     return await call(0)
 
 
+class _HttpSpan:
+    """An HTTP step call as a span of its trace (when the runtime keeps telemetry)."""
+
+    def __init__(self, rt: Runtime, step: Step, trace_id: str, method: str, path: str) -> None:
+        self.sink: TelemetrySink | None = getattr(rt, "telemetry", None)
+        self.span = {"trace_id": trace_id, "id": f"http:{trace_id}", "step": step.name,
+                     "kind": "http", "topic": f"{method} {path}", "attempt": 1,
+                     "start": time.time() * 1000}
+
+    def end(self, status: int, error: str | None = None) -> None:
+        if self.sink is not None:
+            outcome = "error" if status >= 500 else "ok"
+            self.sink.record((), [{**self.span, "end": time.time() * 1000, "status": status,
+                                   "outcome": outcome, "error": error}])
+
+
 def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
               runtime: Callable[[], Runtime]) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
@@ -112,7 +130,9 @@ def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
         req = ApiRequest(body=body, path_params=dict(request.path_params),
                          query_params=_query_params(request), headers=dict(request.headers),
                          raw_body=raw, method=request.method, path=request.url.path)
-        ctx = FlowContext(app, runtime(), step=step, trace_id=trace_id, trigger=tr)
+        rt = runtime()
+        ctx = FlowContext(app, rt, step=step, trace_id=trace_id, trigger=tr)
+        span = _HttpSpan(rt, step, trace_id, request.method, request.url.path)
         try:
             if not await t.check_condition(tr.condition, req, ctx):
                 return JSONResponse({"error": "Not Found"}, 404,
@@ -123,8 +143,10 @@ def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
             schema = _response_schema(tr, resp.status)
             if schema is not None:
                 schema.validate(dump_json(resp.body), what=f"response {resp.status}")
+            span.end(resp.status)
             return _render(resp, trace_id)
         except Exception as exc:
+            span.end(500, f"{type(exc).__name__}: {exc}")
             ctx.logger.error("request failed", error=f"{type(exc).__name__}: {exc}")
             log.exception("step %r failed on %s %s", step.name, request.method, request.url.path)
             return JSONResponse({"error": "Internal Server Error", "traceId": trace_id}, 500,
@@ -188,8 +210,10 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
             )
 
     api.include_router(admin_router(app, runtime))
+    api.include_router(workbench_router(app, runtime))
     if app.streams:
         api.include_router(streams_router(app, runtime))
+    mount_workbench(api)
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

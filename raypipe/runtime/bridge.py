@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections.abc import Sequence
 from typing import Any
@@ -148,6 +149,49 @@ class ActorDeadLetters:
         return await self._h.replay.remote(ids)  # type: ignore[no-any-return]
 
 
+class TelemetryClient:
+    """Sends log lines and spans to the telemetry actor in batches, one call per turn of the
+    caller's event loop, without waiting for an answer: telemetry never slows a step."""
+
+    def __init__(self, handle: Any) -> None:
+        self._h = handle
+        self._lines: list[dict[str, Any]] = []
+        self._spans: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._scheduled = False
+
+    def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[dict[str, Any]]) -> None:
+        with self._lock:
+            self._lines.extend(lines)
+            self._spans.extend(spans)
+            if self._scheduled:
+                return
+            self._scheduled = True
+        try:
+            asyncio.get_running_loop().call_soon(self.flush)
+        except RuntimeError:  # no loop in this thread (a plain `def` handler): send now
+            self.flush()
+
+    def flush(self) -> None:
+        with self._lock:
+            lines, spans = self._lines, self._spans
+            self._lines, self._spans, self._scheduled = [], [], False
+        if lines or spans:
+            # The actor gone (the app torn down): telemetry is best effort.
+            with contextlib.suppress(Exception):
+                self._h.record.remote(lines, spans)
+
+    async def logs(self, after: int, flt: dict[str, str | None], timeout: float,
+                   limit: int) -> tuple[int, list[dict[str, Any]]]:
+        return tuple(await self._h.logs.remote(after, flt, timeout, limit))  # type: ignore[return-value]
+
+    async def traces(self, limit: int) -> list[dict[str, Any]]:
+        return await self._h.traces.remote(limit)  # type: ignore[no-any-return]
+
+    async def trace(self, trace_id: str) -> dict[str, Any] | None:
+        return await self._h.trace.remote(trace_id)  # type: ignore[no-any-return]
+
+
 class RayRuntime:
     def __init__(self, spec: AppSpec) -> None:
         ns = spec.namespace
@@ -157,6 +201,7 @@ class RayRuntime:
         self.bus = ActorBus(self.dispatcher)
         self.dead_letters = ActorDeadLetters(self.dispatcher)
         self.streams = ActorStreamStore(actor(constants.STREAMS_ACTOR, ns))
+        self.telemetry = TelemetryClient(actor(constants.TELEMETRY_ACTOR, ns))
         self._relays: dict[asyncio.AbstractEventLoop, Relay] = {}
 
     def relay(self) -> Relay:

@@ -58,6 +58,10 @@ class Deployment:
     def docs_url(self) -> str:
         return self.url.rstrip("/") + "/docs"
 
+    @property
+    def workbench_url(self) -> str:
+        return self.url.rstrip("/") + "/_raypipe/"
+
 
 def _start_actor(cls: Any, name: str, spec: AppSpec) -> Any:
     with contextlib.suppress(ValueError):
@@ -66,19 +70,20 @@ def _start_actor(cls: Any, name: str, spec: AppSpec) -> Any:
 
 
 def start_actors(spec: AppSpec) -> None:
-    """(Re)start the app's detached actors: state, streams, dispatcher.
+    """(Re)start the app's detached actors: telemetry, state, streams, dispatcher.
 
     The app is loaded here first so that a broken step file fails with its file and field
     named, before anything starts."""
     from raypipe.runtime.dispatcher import Dispatcher
     from raypipe.runtime.state_actor import StateActor
     from raypipe.runtime.streams_actor import StreamsActor
+    from raypipe.runtime.telemetry_actor import TelemetryActor
 
     load_app(spec.root, spec.settings)
     bridge.forget(spec)
     actors = [_start_actor(cls, name, spec) for cls, name in (
-        (StateActor, constants.STATE_ACTOR), (StreamsActor, constants.STREAMS_ACTOR),
-        (Dispatcher, constants.DISPATCHER_ACTOR))]
+        (TelemetryActor, constants.TELEMETRY_ACTOR), (StateActor, constants.STATE_ACTOR),
+        (StreamsActor, constants.STREAMS_ACTOR), (Dispatcher, constants.DISPATCHER_ACTOR))]
     ray.get([a.ready.remote() for a in actors])
 
 
@@ -123,7 +128,8 @@ def teardown(spec: AppSpec) -> None:
         serve.delete(constants.serve_app_name(spec.settings.name))
     except Exception:  # Serve may already be gone with the cluster
         log.debug("serve.delete failed", exc_info=True)
-    for name in (constants.DISPATCHER_ACTOR, constants.STREAMS_ACTOR, constants.STATE_ACTOR):
+    for name in (constants.DISPATCHER_ACTOR, constants.STREAMS_ACTOR, constants.STATE_ACTOR,
+                 constants.TELEMETRY_ACTOR):
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=spec.namespace), no_restart=True)
     bridge.forget(spec)

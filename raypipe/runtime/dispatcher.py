@@ -70,6 +70,7 @@ class Dispatcher:
         self._in_flight = 0
         #: Per trace: deliveries in flight, and whether one was dead-lettered.
         self._traces: dict[str, list[int]] = {}
+        self._telemetry_client: Any = None
         self.journal = make_journal(spec.settings.state, spec.settings.name)
         self._started: asyncio.Future[None] | None = None
         # Ray restarts a dead actor without calling it, and nothing else may call it for a
@@ -205,6 +206,7 @@ class Dispatcher:
         tags = self.metrics.tags(step.name)
         for attempt in range(1, cfg.max_retries + 2):
             d = dataclasses.replace(d, attempt=attempt)
+            span = self._span(step, d)
             try:
                 if limit is None:
                     await self._run_once(step, d, cfg)
@@ -216,7 +218,9 @@ class Dispatcher:
                 errors.append({"attempt": attempt, "error": _describe(exc),
                                "traceback": _traceback(exc), "at": time.time()})
                 self.counts[step.name]["failed_attempts"] += 1
-                if attempt <= cfg.max_retries:
+                last = attempt > cfg.max_retries
+                self._span_end(span, "dead" if last else "error", _describe(exc))
+                if not last:
                     delay = backoff_seconds(cfg, attempt)
                     log.warning("step %r failed attempt %d of %d (%s); retrying in %.2fs",
                                 step.name, attempt, cfg.max_retries + 1, _describe(exc), delay)
@@ -226,11 +230,31 @@ class Dispatcher:
                     continue
                 await self._dead_letter(step, d, errors)
                 return
+            self._span_end(span, "ok")
             await self.journal.settled(d.id)
             self.counts[step.name]["done"] += 1
             self.metrics.succeeded.inc(tags=tags)
             self._finished(step, d, dead=False)
             return
+
+    # --- spans for the workbench's traces -----------------------------------------------------
+    def _telemetry(self) -> Any:
+        if self._telemetry_client is None:
+            from raypipe.runtime.bridge import runtime_for
+
+            self._telemetry_client = runtime_for(self.spec).telemetry
+        return self._telemetry_client
+
+    def _span(self, step: Step, d: Delivery) -> dict[str, Any]:
+        span = {"trace_id": d.trace_id, "id": d.id, "step": step.name, "kind": d.kind,
+                "topic": d.topic, "attempt": d.attempt, "start": time.time() * 1000,
+                "end": None, "outcome": None, "error": None}
+        self._telemetry().record((), [span])
+        return span
+
+    def _span_end(self, span: dict[str, Any], outcome: str, error: str | None = None) -> None:
+        self._telemetry().record((), [{**span, "end": time.time() * 1000, "outcome": outcome,
+                                       "error": error}])
 
     def _options(self, step: Step) -> Any:
         opts = self._task_options.get(step.name)

@@ -30,4 +30,9 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
 def run_delivery(spec: AppSpec, delivery: Delivery) -> dict[str, Any]:
     """Named after its step when submitted (``.options(name=step)``): the dashboard groups by it."""
     app = load_app_cached(spec.root, spec.settings)
-    return _worker_loop().run_until_complete(execute(app, runtime_for(spec), delivery))
+    rt = runtime_for(spec)
+    try:
+        return _worker_loop().run_until_complete(execute(app, rt, delivery))
+    finally:
+        # The loop stops with the delivery: send its last log lines now, not next time.
+        rt.telemetry.flush()

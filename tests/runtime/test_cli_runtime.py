@@ -92,6 +92,13 @@ def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session:
         wid = r.json()["workflowId"]
         wait_for(lambda: httpx.get(f"{url}/api/workflow/{wid}").json().get("status")
                  == "completed", timeout=120, message="the workflow to complete")
+        # The banner's workbench link serves the page, and its API has the run's trace.
+        page = httpx.get(f"{url}/_raypipe/")
+        assert page.status_code == 200 and '<div id="root">' in page.text
+        assert httpx.get(f"{url}/_raypipe/app.js").status_code == 200
+        wait_for(lambda: any(t["step"] == "start-parallel-workflow" and t["outcome"] == "ok"
+                             for t in httpx.get(f"{url}/_raypipe/api/traces").json()),
+                 timeout=30, message="the run's trace in the workbench")
         started = descendants(proc.pid)
         assert started, "raypipe dev started no Ray processes?"
     finally:
@@ -103,6 +110,7 @@ def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session:
             out, _ = proc.communicate()
     assert proc.returncode == 0, out[-3000:]
     assert f"HTTP       {url}" in out
+    assert f"Workbench  {url}/_raypipe/" in out
     assert "Dashboard  http://" in out
     wait_for(lambda: not [p for p in started if alive(p)], timeout=30,
              message=f"Ray processes to exit: {[p for p in started if alive(p)]}")

@@ -1,0 +1,114 @@
+"""What the workbench shows of a running app: recent log lines and the spans of recent traces.
+
+Ray-free: the telemetry actor hosts one :class:`Telemetry`. Log lines come from ``ctx.logger``
+in every process (workers, Serve replicas), spans from the dispatcher (one per delivery
+attempt) and the ingress (one per HTTP step call), each sent in batches without waiting for an
+answer. Both are bounded: the oldest lines and traces are forgotten first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict, deque
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["LogFilter", "Span", "Telemetry"]
+
+#: ``{"trace_id", "id", "step", "kind", "attempt", "start", "end", "outcome", "error", ...}``;
+#: times in epoch milliseconds; ``outcome`` is ``ok``, ``error`` or ``dead``.
+Span = dict[str, Any]
+LogFilter = dict[str, str | None]
+
+
+def _matches(line: dict[str, Any], f: LogFilter) -> bool:
+    if f.get("trace") and not str(line.get("trace_id") or "").startswith(str(f["trace"])):
+        return False
+    if f.get("step") and line.get("step") != f["step"]:
+        return False
+    if f.get("level") and line.get("level") != f["level"]:
+        return False
+    return not (f.get("flow") and f["flow"] not in (line.get("flows") or ()))
+
+
+class Telemetry:
+    def __init__(self, max_lines: int = 20_000, max_traces: int = 1_000) -> None:
+        self._lines: deque[dict[str, Any]] = deque(maxlen=max_lines)
+        self._seq = 0
+        self._traces: OrderedDict[str, list[Span]] = OrderedDict()
+        self.max_traces = max_traces
+        self._wake = asyncio.Event()
+
+    def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
+        for line in lines:
+            self._seq += 1
+            self._lines.append({**line, "seq": self._seq})
+        for span in spans:
+            trace = self._traces.get(span["trace_id"])
+            if trace is None:
+                trace = self._traces[span["trace_id"]] = []
+                while len(self._traces) > self.max_traces:
+                    self._traces.popitem(last=False)
+            # An attempt is recorded when it starts and again when it ends: keep the last.
+            for i, old in enumerate(trace):
+                if old["id"] == span["id"] and old.get("attempt") == span.get("attempt"):
+                    trace[i] = span
+                    break
+            else:
+                trace.append(span)
+        if lines:
+            self._wake.set()
+
+    def logs(self, after: int = 0, flt: LogFilter | None = None,
+             limit: int = 500) -> tuple[int, list[dict[str, Any]]]:
+        """Lines with ``seq > after`` that match ``flt``, oldest first, at most ``limit`` (the
+        newest ones); returns ``(last seq, lines)`` for the next call's ``after``."""
+        flt = flt or {}
+        found = [ln for ln in self._lines if ln["seq"] > after and _matches(ln, flt)]
+        return self._seq, found[-limit:]
+
+    async def wait_logs(self, after: int, flt: LogFilter | None, timeout: float,
+                        limit: int = 500) -> tuple[int, list[dict[str, Any]]]:
+        """``logs``, but waits up to ``timeout`` seconds for a first new line."""
+        if self._seq <= after:
+            self._wake.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        return self.logs(after, flt, limit)
+
+    def traces(self, limit: int = 100) -> list[dict[str, Any]]:
+        """Newest first: each trace's first step, start, duration, span count and outcome
+        (``running``, else ``dead`` or ``error`` if a delivery ended so, else ``ok``)."""
+        out = []
+        for trace_id in reversed(self._traces):
+            spans = self._traces[trace_id]
+            start = min(s["start"] for s in spans)
+            ends = [s["end"] for s in spans if s.get("end") is not None]
+            # A delivery's outcome is its last attempt's: one retried to success is ok.
+            last: dict[str, Span] = {}
+            for s in spans:
+                if s["id"] not in last or s.get("attempt", 1) > last[s["id"]].get("attempt", 1):
+                    last[s["id"]] = s
+            outcomes = {s.get("outcome") for s in last.values()}
+            running = any(s.get("end") is None for s in spans)
+            first = min(spans, key=lambda s: s["start"])
+            outcome = ("running" if running else "dead" if "dead" in outcomes
+                       else "error" if "error" in outcomes else "ok")
+            out.append({"trace_id": trace_id, "step": first["step"], "start": start,
+                        "duration": (max(ends) - start) if ends and not running else None,
+                        "spans": len(spans), "steps": sorted({s["step"] for s in spans}),
+                        "outcome": outcome})
+            if len(out) >= limit:
+                break
+        return out
+
+    def trace(self, trace_id: str) -> dict[str, Any] | None:
+        spans = self._traces.get(trace_id)
+        if spans is None:
+            return None
+        # Workers send their lines in batches: arrival order is not time order.
+        lines = sorted((ln for ln in self._lines if ln.get("trace_id") == trace_id),
+                       key=lambda ln: ln.get("time", 0))
+        return {"trace_id": trace_id, "spans": sorted(spans, key=lambda s: s["start"]),
+                "logs": lines}

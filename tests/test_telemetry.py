@@ -1,0 +1,59 @@
+"""The workbench's telemetry store, Ray-free: log filters, long polls, trace summaries."""
+
+from __future__ import annotations
+
+import asyncio
+
+from raypipe.telemetry import Telemetry
+
+
+def line(msg: str, trace: str = "t1", step: str = "a", level: str = "info",
+         flows: tuple[str, ...] = ("f",)) -> dict[str, object]:
+    return {"time": 1.0, "msg": msg, "trace_id": trace, "step": step, "level": level,
+            "flows": list(flows), "fields": {}}
+
+
+def test_logs_filter_by_trace_prefix_step_level_and_flow() -> None:
+    t = Telemetry()
+    t.record([line("1"), line("2", trace="t2", step="b", level="error", flows=("g",))], [])
+    assert [x["msg"] for x in t.logs(0, {"trace": "t2"})[1]] == ["2"]
+    assert [x["msg"] for x in t.logs(0, {"step": "a"})[1]] == ["1"]
+    assert [x["msg"] for x in t.logs(0, {"level": "error"})[1]] == ["2"]
+    assert [x["msg"] for x in t.logs(0, {"flow": "g"})[1]] == ["2"]
+    seq, lines = t.logs(1)
+    assert seq == 2 and [x["msg"] for x in lines] == ["2"]
+
+
+def test_old_lines_and_traces_are_forgotten_first() -> None:
+    t = Telemetry(max_lines=3, max_traces=2)
+    t.record([line(str(i)) for i in range(5)], [])
+    assert [x["msg"] for x in t.logs()[1]] == ["2", "3", "4"]
+    for trace in ("x", "y", "z"):
+        t.record([], [{"trace_id": trace, "id": "d", "step": "s", "attempt": 1, "start": 1.0,
+                       "end": 2.0, "outcome": "ok"}])
+    assert [s["trace_id"] for s in t.traces()] == ["z", "y"]
+
+
+async def test_a_long_poll_returns_when_a_line_arrives() -> None:
+    t = Telemetry()
+    waiter = asyncio.create_task(t.wait_logs(0, None, 5.0))
+    await asyncio.sleep(0.05)
+    t.record([line("late")], [])
+    seq, lines = await asyncio.wait_for(waiter, 1.0)
+    assert seq == 1 and lines[0]["msg"] == "late"
+
+
+def test_an_attempt_recorded_at_start_and_end_is_one_span() -> None:
+    t = Telemetry()
+    start = {"trace_id": "t", "id": "d1", "step": "s", "attempt": 1, "start": 10.0,
+             "end": None, "outcome": None}
+    t.record([], [start])
+    assert t.traces()[0]["outcome"] == "running"
+    t.record([], [{**start, "end": 30.0, "outcome": "error", "error": "boom"},
+                  {**start, "attempt": 2, "start": 40.0, "end": 50.0, "outcome": "ok"}])
+    [summary] = t.traces()
+    assert summary["outcome"] == "ok" and summary["spans"] == 2  # retried to success
+    assert summary["duration"] == 40.0
+    trace = t.trace("t")
+    assert trace is not None
+    assert [(s["attempt"], s["outcome"]) for s in trace["spans"]] == [(1, "error"), (2, "ok")]
