@@ -33,11 +33,15 @@ def _matches(line: dict[str, Any], f: LogFilter) -> bool:
 
 
 class Telemetry:
-    def __init__(self, max_lines: int = 20_000, max_traces: int = 1_000) -> None:
+    def __init__(self, max_lines: int = 20_000, max_traces: int = 1_000,
+                 max_spans: int = 2_000) -> None:
         self._lines: deque[dict[str, Any]] = deque(maxlen=max_lines)
         self._seq = 0
         self._traces: OrderedDict[str, list[Span]] = OrderedDict()
         self.max_traces = max_traces
+        #: Per trace: a 10,000-step fan-out keeps its first spans, and counts the rest.
+        self.max_spans = max_spans
+        self._dropped: dict[str, int] = {}
         self._wake = asyncio.Event()
 
     def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
@@ -49,14 +53,19 @@ class Telemetry:
             if trace is None:
                 trace = self._traces[span["trace_id"]] = []
                 while len(self._traces) > self.max_traces:
-                    self._traces.popitem(last=False)
+                    gone, _ = self._traces.popitem(last=False)
+                    self._dropped.pop(gone, None)
             # An attempt is recorded when it starts and again when it ends: keep the last.
-            for i, old in enumerate(trace):
+            for i in range(len(trace) - 1, -1, -1):  # an attempt ends soon after it starts
+                old = trace[i]
                 if old["id"] == span["id"] and old.get("attempt") == span.get("attempt"):
                     trace[i] = span
                     break
             else:
-                trace.append(span)
+                if len(trace) < self.max_spans:
+                    trace.append(span)
+                elif span.get("end") is None:
+                    self._dropped[span["trace_id"]] = self._dropped.get(span["trace_id"], 0) + 1
         if lines:
             self._wake.set()
 
@@ -111,4 +120,4 @@ class Telemetry:
         lines = sorted((ln for ln in self._lines if ln.get("trace_id") == trace_id),
                        key=lambda ln: ln.get("time", 0))
         return {"trace_id": trace_id, "spans": sorted(spans, key=lambda s: s["start"]),
-                "logs": lines}
+                "dropped_spans": self._dropped.get(trace_id, 0), "logs": lines}

@@ -57,3 +57,15 @@ def test_an_attempt_recorded_at_start_and_end_is_one_span() -> None:
     trace = t.trace("t")
     assert trace is not None
     assert [(s["attempt"], s["outcome"]) for s in trace["spans"]] == [(1, "error"), (2, "ok")]
+
+
+def test_a_huge_trace_keeps_its_first_spans_and_counts_the_rest() -> None:
+    t = Telemetry(max_spans=3)
+    for i in range(5):
+        span = {"trace_id": "t", "id": f"d{i}", "step": "s", "attempt": 1, "start": float(i),
+                "end": None, "outcome": None}
+        t.record([], [span, {**span, "end": i + 1.0, "outcome": "ok"}])
+    trace = t.trace("t")
+    assert trace is not None
+    assert [s["id"] for s in trace["spans"]] == ["d0", "d1", "d2"]
+    assert trace["dropped_spans"] == 2

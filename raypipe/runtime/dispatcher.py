@@ -242,7 +242,12 @@ class Dispatcher:
         if self._telemetry_client is None:
             from raypipe.runtime.bridge import runtime_for
 
-            self._telemetry_client = runtime_for(self.spec).telemetry
+            try:
+                self._telemetry_client = runtime_for(self.spec).telemetry
+            except Exception:  # no telemetry actor: spans are lost, deliveries are not
+                log.warning("no telemetry actor; the workbench will show no traces",
+                            exc_info=True)
+                self._telemetry_client = _NoTelemetry()
         return self._telemetry_client
 
     def _span(self, step: Step, d: Delivery) -> dict[str, Any]:
@@ -356,6 +361,11 @@ class Dispatcher:
         await self._start()
         return {"in_flight": self._in_flight, "dead_letters": len(self.dead_letters),
                 "steps": {name: dict(s) for name, s in self.counts.items()}}
+
+
+class _NoTelemetry:
+    def record(self, lines: Any, spans: Any) -> None:
+        pass
 
 
 def _public(entry: dict[str, Any]) -> dict[str, Any]:

@@ -264,7 +264,8 @@ function TraceDetail({ id }) {
   return (
     <section>
       <p><a href="#/traces">← traces</a> · trace <code>{id}</code> ·{" "}
-        <a href={`#/logs?trace=${id}`}>its logs</a> · {trace.spans.length} deliveries over {fmtMs(total)}</p>
+        <a href={`#/logs?trace=${id}`}>its logs</a> · {trace.spans.length} deliveries over {fmtMs(total)}
+        {trace.dropped_spans > 0 && <span class="muted"> (and {trace.dropped_spans} more, not kept)</span>}</p>
       <table class="waterfall" data-testid="trace-waterfall">
         <thead><tr><th>step</th><th>attempt</th><th>start</th><th>duration</th><th>outcome</th><th class="bar-col">timeline</th></tr></thead>
         <tbody>
