@@ -166,12 +166,25 @@ def status(app_dir: AppArg = Path(".")) -> None:
     name = constants.serve_app_name(spec.settings.name)
     apps = serve.status().applications
     deployment = apps[name].status if name in apps else "not deployed"
+    actors = []
+    for actor_name in (constants.DISPATCHER_ACTOR, constants.STATE_ACTOR,
+                       constants.STREAMS_ACTOR, constants.TELEMETRY_ACTOR):
+        try:
+            handle = ray.get_actor(actor_name, namespace=spec.namespace)
+            ray.get(handle.ready.remote(), timeout=10)
+            actors.append(f"{actor_name} alive")
+        except Exception as exc:  # missing, restarting, or not answering
+            actors.append(f"{actor_name} {type(exc).__name__}")
+    totals = stats["steps"].get("*", {})
     typer.echo(f"app         {spec.settings.name} (namespace {spec.namespace})")
     typer.echo(f"http        {deployment}")
-    typer.echo(f"state       {spec.settings.state}")
-    typer.echo(f"in flight   {stats['in_flight']}")
+    typer.echo(f"state       {stats.get('state', spec.settings.state)}")
+    typer.echo(f"actors      {', '.join(actors)}")
+    typer.echo(f"in flight   {stats['in_flight']} (the queue depth)")
     typer.echo(f"dead        {stats['dead_letters']}")
-    steps = stats["steps"]
+    typer.echo(f"workflows   {totals.get('workflows_completed', 0)} completed, "
+               f"{totals.get('workflows_dead_lettered', 0)} with a dead letter")
+    steps = {k: v for k, v in stats["steps"].items() if k != "*"}
     if steps:
         cols = ("accepted", "done", "retries", "failed_attempts", "dead_lettered")
         typer.echo(f"\n{'step':32} " + " ".join(f"{c:>15}" for c in cols))

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import random
+import re
 import time
 import traceback
 from collections import defaultdict, deque
@@ -360,7 +361,13 @@ class Dispatcher:
         """``in_flight``: deliveries accepted and not yet done or dead-lettered."""
         await self._start()
         return {"in_flight": self._in_flight, "dead_letters": len(self.dead_letters),
+                "state": _redact(self.spec.settings.state),
                 "steps": {name: dict(s) for name, s in self.counts.items()}}
+
+
+def _redact(url: str) -> str:
+    """A state URL without its password, for display."""
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
 
 
 class _NoTelemetry:
