@@ -31,18 +31,56 @@ def actor(name: str, namespace: str) -> Any:
             "`raypipe dev` or `raypipe start`") from exc
 
 
+_Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
+
+
 class ActorStateStore:
+    """Calls the state actor. Reads and writes made in one turn of the caller's event loop (the
+    concurrent deliveries of a batch task, a handler's ``gather``) go in one actor call, and
+    are applied there in the order they were made."""
+
     def __init__(self, handle: Any) -> None:
         self._h = handle
+        self._pending: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
+
+    def _call(self, method: str, *args: Any) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        calls = self._pending.get(loop)
+        if calls is None:
+            calls = self._pending[loop] = []
+            loop.call_soon(self._flush, loop)
+        fut: asyncio.Future[Any] = loop.create_future()
+        calls.append((method, args, fut))
+        return fut
+
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        calls = self._pending.pop(loop)
+
+        async def send() -> None:
+            try:
+                results = await self._h.batch.remote([(m, a) for m, a, _ in calls])
+            except BaseException as exc:  # every waiting call raises it
+                for _, _, fut in calls:
+                    if not fut.done():
+                        fut.set_exception(exc)
+                return
+            for (_, _, fut), (ok, value) in zip(calls, results, strict=True):
+                if not fut.done():
+                    if ok:
+                        fut.set_result(value)
+                    else:
+                        fut.set_exception(value)
+
+        loop.create_task(send())
 
     async def get(self, group: str, key: str) -> Any:
-        return await self._h.get.remote(group, key)
+        return await self._call("get", group, key)
 
     async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
-        return tuple(await self._h.set.remote(group, key, value, origin))  # type: ignore[return-value]
+        return tuple(await self._call("set", group, key, value, origin))  # type: ignore[return-value]
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:
-        return await self._h.delete.remote(group, key, origin)
+        return await self._call("delete", group, key, origin)
 
     async def list(self, group: str) -> Items:
         return await self._h.list.remote(group)  # type: ignore[no-any-return]
@@ -56,7 +94,7 @@ class ActorStateStore:
     async def update(
         self, group: str, key: str, ops: Ops, origin: Origin
     ) -> tuple[Any, Any]:
-        return tuple(await self._h.update.remote(group, key, ops, origin))  # type: ignore[return-value]
+        return tuple(await self._call("update", group, key, ops, origin))  # type: ignore[return-value]
 
 
 _Batch = tuple[list[Message], "asyncio.Future[None]"]

@@ -29,7 +29,7 @@ from raypipe.messages import Message, new_id
 from raypipe.runtime.journal import make_journal
 from raypipe.runtime.metrics import DeliveryMetrics
 from raypipe.runtime.spec import AppSpec
-from raypipe.runtime.worker import run_delivery
+from raypipe.runtime.worker import run_batch, run_delivery
 from raypipe.schedules import missed_tick, next_fire
 from raypipe.steps import Step
 
@@ -43,6 +43,37 @@ def backoff_seconds(cfg: t.QueueConfig, failed_attempt: int) -> float:
     base = cfg.backoff_delay_ms / 1000
     delay = base if cfg.backoff == "fixed" else base * 2 ** (failed_attempt - 1)
     return float(delay * random.uniform(0.8, 1.2))
+
+
+#: Most deliveries in one batch task: enough to amortise a task, few enough that a batch's
+#: deliveries do not wait long on its slowest.
+MAX_BATCH = 32
+
+
+class HandlerError(Exception):
+    """A handler's exception, raised in a batch task; carries its type, message and traceback
+    as text (the worker sent them)."""
+
+    def __init__(self, description: str, remote_traceback: str) -> None:
+        super().__init__(description)
+        self.description = description
+        self.remote_traceback = remote_traceback
+
+
+def batch_chunks(items: list[Any], slots: int, most: int = MAX_BATCH) -> list[list[Any]]:
+    """Split ``items`` into about equal batches: at least one per slot (while there are items
+    for them), and none larger than ``most``."""
+    n = len(items)
+    if n == 0:
+        return []
+    count = max(min(n, slots), -(-n // most))
+    base, extra = divmod(n, count)
+    chunks, start = [], 0
+    for i in range(count):
+        end = start + base + (i < extra)
+        chunks.append(items[start:end])
+        start = end
+    return chunks
 
 
 def queue_config(step: Step, d: Delivery) -> t.QueueConfig:
@@ -72,6 +103,9 @@ class Dispatcher:
         #: Per trace: deliveries in flight, and whether one was dead-lettered.
         self._traces: dict[str, list[int]] = {}
         self._telemetry_client: Any = None
+        self._batches: dict[str, list[tuple[Delivery, asyncio.Future[None]]]] = {}
+        self._batch_options: dict[str, Any] = {}
+        self._slot_count: int | None = None
         self.journal = make_journal(spec.settings.state, spec.settings.name)
         self._started: asyncio.Future[None] | None = None
         # Ray restarts a dead actor without calling it, and nothing else may call it for a
@@ -238,6 +272,56 @@ class Dispatcher:
             self._finished(step, d, dead=False)
             return
 
+    # --- batches: deliveries of one step that are ready together share one task -----------
+    def _batched(self, step: Step, d: Delivery) -> asyncio.Future[None]:
+        """Resolves when ``d``'s attempt is done (raises its error). Deliveries that reach
+        this in one turn of the loop (a fan-out's) are submitted together at its end."""
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        pending = self._batches.get(step.name)
+        if pending is None:
+            pending = self._batches[step.name] = []
+            loop.call_soon(self._flush_batches, step)
+        pending.append((d, fut))
+        return fut
+
+    def _flush_batches(self, step: Step) -> None:
+        pending = self._batches.pop(step.name)
+        for chunk in batch_chunks(pending, self._slots()):
+            opts = self._batch_options.get(step.name)
+            if opts is None:
+                opts = self._batch_options[step.name] = run_batch.options(
+                    name=step.name, num_cpus=self.spec.settings.task_num_cpus, max_retries=3,
+                    retry_exceptions=False)
+            ref = opts.remote(self.spec, [d for d, _ in chunk])
+            self.counts[step.name]["tasks"] += 1
+            self._spawn(self._settle_batch(ref, chunk))
+
+    def _slots(self) -> int:
+        """How many step tasks the cluster runs at once: batches are spread over them."""
+        if self._slot_count is None:
+            cpus = ray.cluster_resources().get("CPU", 1.0)  # type: ignore[no-untyped-call]
+            per_task = self.spec.settings.task_num_cpus or 0.25
+            self._slot_count = max(1, int(cpus / per_task))
+        return self._slot_count
+
+    async def _settle_batch(self, ref: Any,
+                            chunk: list[tuple[Delivery, asyncio.Future[None]]]) -> None:
+        try:
+            outcomes = await ref
+        except Exception as exc:  # the task itself failed (its worker died past its retries)
+            for _, fut in chunk:
+                if not fut.done():
+                    fut.set_exception(exc)
+            return
+        for (_, fut), outcome in zip(chunk, outcomes, strict=True):
+            if fut.done():
+                continue
+            if outcome is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(HandlerError(outcome["error"], outcome["traceback"]))
+
     # --- spans for the workbench's traces -----------------------------------------------------
     def _telemetry(self) -> Any:
         if self._telemetry_client is None:
@@ -281,10 +365,12 @@ class Dispatcher:
             self.metrics.latency.observe(time.monotonic() - started, tags=tags)
 
     async def _attempt(self, step: Step, d: Delivery, cfg: t.QueueConfig) -> None:
-        ref = self._options(step).remote(self.spec, d)
         if cfg.visibility_timeout is None:
-            await ref
+            await self._batched(step, d)
             return
+        # Alone in its task: cancelling it past its time limit kills the worker.
+        ref = self._options(step).remote(self.spec, d)
+        self.counts[step.name]["tasks"] += 1
         try:
             await asyncio.wait_for(asyncio.shield(ref), cfg.visibility_timeout)  # type: ignore[arg-type]
         except asyncio.TimeoutError:
@@ -383,6 +469,8 @@ def _public(entry: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(exc: BaseException) -> str:
+    if isinstance(exc, HandlerError):
+        return exc.description
     cause = getattr(exc, "cause", None)  # a RayTaskError wraps the handler's exception
     if isinstance(cause, BaseException):
         exc = cause
@@ -390,4 +478,6 @@ def _describe(exc: BaseException) -> str:
 
 
 def _traceback(exc: BaseException) -> str:
+    if isinstance(exc, HandlerError):
+        return exc.remote_traceback
     return "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))

@@ -32,6 +32,20 @@ class StateActor:
     async def ready(self) -> bool:
         return True
 
+    async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+        """Several calls from one process in one actor call, applied in order; each answers
+        ``(True, result)`` or ``(False, exception)`` on its own."""
+        out: list[tuple[bool, Any]] = []
+        for method, args in calls:
+            if method not in _BATCHED:
+                out.append((False, ValueError(f"{method!r} cannot be batched")))
+                continue
+            try:
+                out.append((True, await getattr(self, method)(*args)))
+            except Exception as exc:
+                out.append((False, exc))
+        return out
+
     # --- the StateStore protocol ------------------------------------------------------------
     async def get(self, group: str, key: str) -> Any:
         return await self.backend.get(group, key)
@@ -71,6 +85,9 @@ class StateActor:
             return
         event: EventType = "created" if old is None else "deleted" if new is None else "updated"
         await self.triggers.fire(StateTriggerInput(group, key, old, new, event), origin)
+
+
+_BATCHED = frozenset({"get", "set", "update", "delete"})
 
 
 def _state_matches(tr: t.StateTrigger, change: StateTriggerInput) -> bool:

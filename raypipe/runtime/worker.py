@@ -4,6 +4,7 @@ the worker's event loop is kept too, so a delivery costs no process and no impor
 from __future__ import annotations
 
 import asyncio
+import traceback
 from typing import Any
 
 import ray
@@ -13,7 +14,7 @@ from raypipe.loader import load_app_cached
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec
 
-__all__ = ["run_delivery"]
+__all__ = ["run_batch", "run_delivery"]
 
 _loop: asyncio.AbstractEventLoop | None = None
 
@@ -36,3 +37,25 @@ def run_delivery(spec: AppSpec, delivery: Delivery) -> dict[str, Any]:
     finally:
         # The loop stops with the delivery: send its last log lines now, not next time.
         rt.telemetry.flush()
+
+
+@ray.remote
+def run_batch(spec: AppSpec, deliveries: list[Delivery]) -> list[dict[str, str] | None]:
+    """Several deliveries of one step in one task, concurrently on the worker's loop: one task
+    submission and, through the runtime's batching, one state call per turn of that loop for
+    all of them. Each gets its own outcome (``None``, or its error), so each is retried or
+    dead-lettered on its own."""
+    app = load_app_cached(spec.root, spec.settings)
+    rt = runtime_for(spec)
+
+    async def run_all() -> list[Any]:
+        return list(await asyncio.gather(*(execute(app, rt, d) for d in deliveries),
+                                         return_exceptions=True))
+
+    try:
+        results = _worker_loop().run_until_complete(run_all())
+    finally:
+        rt.telemetry.flush()
+    return [{"error": f"{type(r).__name__}: {r}",
+             "traceback": "".join(traceback.format_exception(type(r), r, r.__traceback__))}
+            if isinstance(r, BaseException) else None for r in results]

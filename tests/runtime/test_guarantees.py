@@ -286,3 +286,6 @@ def test_a_trace_counts_as_one_workflow_when_its_last_delivery_settles(
         totals = wait_for(counted, timeout=30, message="the run's trace to settle")
         assert totals.get("workflows_completed") == expected
         assert not totals.get("workflows_dead_lettered")
+    # The fan-outs ran in batches: fewer tasks than deliveries, every delivery done.
+    tasks = ray.get(rt.dispatcher.stats.remote())["steps"]["task"]
+    assert tasks["done"] == 40 and 2 <= tasks["tasks"] < 40
