@@ -1,16 +1,25 @@
-"""What every benchmark starts with: a Ray of its own with Serve, and one app deployed."""
+"""What every benchmark starts with: a Ray of its own with Serve, and apps deployed; and the
+JSON each benchmark writes for the report (bench/report.py)."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import socket
-from collections.abc import Iterator
+import statistics
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import ray
 from ray import serve
 
 from raypipe.runtime.deploy import Deployment, deploy, teardown
 from raypipe.runtime.spec import AppSpec
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 
 def free_port() -> int:
@@ -23,15 +32,43 @@ def free_port() -> int:
 
 
 @contextmanager
-def local_app(app_dir: str, num_cpus: int = 2) -> Iterator[Deployment]:
-    """A new local Ray (``address="local"``) and Serve, the app deployed; all ended after."""
+def local_apps(specs: Sequence[AppSpec], num_cpus: int = 2) -> Iterator[list[Deployment]]:
+    """A new local Ray (``address="local"``) and Serve, the apps deployed; all ended after."""
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
              logging_level="ERROR", log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    spec = AppSpec.from_dir(app_dir)
     try:
-        yield deploy(spec)
+        yield [deploy(spec) for spec in specs]
     finally:
-        teardown(spec)
+        for spec in specs:
+            teardown(spec)
         serve.shutdown()
         ray.shutdown()
+
+
+@contextmanager
+def local_app(app_dir: str, num_cpus: int = 2) -> Iterator[Deployment]:
+    with local_apps([AppSpec.from_dir(app_dir)], num_cpus) as [deployment]:
+        yield deployment
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered)) - 1))]
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def machine() -> dict[str, Any]:
+    return {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "python": platform.python_version(), "ray": ray.__version__,
+            "processor": platform.processor() or platform.machine()}
+
+
+def write_json(path: str | None, name: str, rows: list[dict[str, Any]],
+               **extra: Any) -> None:
+    if path:
+        Path(path).write_text(json.dumps({"benchmark": name, "machine": machine(),
+                                          "rows": rows, **extra}, indent=2))

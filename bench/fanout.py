@@ -1,20 +1,24 @@
-"""Fan-out/fan-in of N trivial steps through raypipe, against raw Ray tasks + gather.
+"""Fan-out/fan-in of N trivial steps: raypipe (memory and Redis state) against raw Ray tasks +
+gather and a Celery chord, all measured in this run on this machine.
 
-Both run in the same process on the same local Ray, one after the other, several times; the
-medians are printed with their ratio. raypipe's time runs from the HTTP request to the moment
-the state-trigger completion handler runs; raw Ray's from submitting N tasks to ``ray.get``.
+raypipe is timed from the HTTP request to the moment its state-trigger completion handler
+runs; raw Ray from submitting N tasks to ``ray.get``; Celery from applying the chord to its
+callback's result (a worker with 2 processes on the local Redis). Medians of ``--repeat``.
 
-    python bench/fanout.py [--n 100 1000] [--repeat 5] [--num-cpus 2]
+    python bench/fanout.py [--n 100 1000 10000] [--repeat 3] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
+import os
+import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import ray
@@ -30,7 +34,7 @@ from shared import work  # noqa: E402
 # Workers cannot import the app's `shared` module by name: ship the function itself.
 cloudpickle.register_pickle_by_value(shared)
 
-from _local import local_app  # noqa: E402
+from _local import REDIS_URL, local_apps, median, write_json  # noqa: E402
 
 from raypipe.runtime.bridge import runtime_for  # noqa: E402
 from raypipe.runtime.spec import AppSpec  # noqa: E402
@@ -54,32 +58,105 @@ def through_raypipe(url: str, spec: AppSpec, n: int) -> float:
         if done:
             assert done["sum"] == sum(i * i for i in range(n)), done
             return float(done["at"] - t0)
-        time.sleep(0.01)
+        time.sleep(0.005)
+
+
+class CeleryChord:
+    """A Celery worker (2 processes, prefork) on Redis, started here and ended by pid."""
+
+    def __init__(self, processes: int) -> None:
+        self.url = os.environ.get("BENCH_CELERY_URL", REDIS_URL.rsplit("/", 1)[0] + "/14")
+        os.environ["BENCH_CELERY_URL"] = self.url
+        self.queue = f"bench-{uuid.uuid4().hex[:8]}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "celery_app", "worker", "-c",
+             str(processes), "-P", "prefork", "-Q", self.queue, "-l", "WARNING",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=HERE, env={**os.environ}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        import celery_app
+
+        self.app = celery_app
+
+    def run(self, n: int) -> float:
+        from celery import chord
+
+        t0 = time.perf_counter()
+        result = chord(self.app.work.s(i).set(queue=self.queue) for i in range(n))(
+            self.app.total.s().set(queue=self.queue))
+        total = result.get(timeout=900)
+        elapsed = time.perf_counter() - t0
+        assert total == sum(i * i for i in range(n))
+        return elapsed
+
+    def close(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, nargs="+", default=[100, 1000])
-    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--n", type=int, nargs="+", default=[100, 1000, 10_000])
+    p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--num-cpus", type=int, default=2)
+    p.add_argument("--no-celery", action="store_true")
+    p.add_argument("--json")
     args = p.parse_args()
 
-    with local_app(str(APP), args.num_cpus) as deployment:
-        spec, url = deployment.spec, deployment.url
-        cpus = spec.settings.task_num_cpus
-        # Warm both paths: worker processes started, modules imported.
-        raw_ray(50, cpus)
-        through_raypipe(url, spec, 50)
-        print(f"fan-out/fan-in, {args.num_cpus} CPUs, task num_cpus={cpus}, "
-              f"median of {args.repeat} (seconds)")
-        print(f"{'N':>6} {'raw Ray':>9} {'raypipe':>9} {'ratio':>7} {'steps/s':>9}")
-        for n in args.n:
-            raw, rp = [], []
-            for _ in range(args.repeat):
-                raw.append(raw_ray(n, cpus))
-                rp.append(through_raypipe(url, spec, n))
-            r, q = statistics.median(raw), statistics.median(rp)
-            print(f"{n:>6} {r:>9.3f} {q:>9.3f} {q / r:>6.2f}x {n / q:>9.0f}", flush=True)
+    # Each raypipe variant in a Ray of its own, with its own raw-Ray baseline: two apps that
+    # fan out in turn on one 2-CPU Ray slow each other down (see bench/results/report.md).
+    variants = {"raypipe": AppSpec.from_dir(APP),
+                "raypipe_redis": AppSpec.from_dir(APP, name="bench-fanout-redis",
+                                                  state=REDIS_URL)}
+    celery = None if args.no_celery else CeleryChord(args.num_cpus)
+    times: dict[int, dict[str, list[float]]] = {n: {} for n in args.n}
+    try:
+        if celery:
+            celery.run(50)
+            for n in args.n:
+                times[n]["celery"] = [celery.run(n) for _ in range(args.repeat)]
+                print(f"celery chord      N={n:<6} {median(times[n]['celery']):.3f} s",
+                      flush=True)
+    finally:
+        if celery:
+            celery.close()
+    for name, spec in variants.items():
+        with local_apps([spec], args.num_cpus) as [app]:
+            cpus = app.spec.settings.task_num_cpus
+            raw_ray(50, cpus)  # warm: worker processes started, modules imported
+            through_raypipe(app.url, app.spec, 50)
+            for n in args.n:
+                raw, rp = [], []
+                for _ in range(args.repeat):
+                    raw.append(raw_ray(n, cpus))
+                    rp.append(through_raypipe(app.url, app.spec, n))
+                times[n].setdefault("raw_ray", []).extend(raw)
+                times[n][f"raw_ray_{name}"] = raw
+                times[n][name] = rp
+                print(f"{name:<17} N={n:<6} {median(rp):.3f} s, raw Ray {median(raw):.3f} s, "
+                      f"ratio {median(rp) / median(raw):.2f}x", flush=True)
+
+    rows: list[dict[str, Any]] = []
+    print(f"\nfan-out/fan-in, {args.num_cpus} CPUs, median of {args.repeat} (seconds; ratios "
+          "to raw Ray measured in the same Ray)")
+    print(f"{'N':>6} {'raw Ray':>9} {'raypipe':>9} {'ratio':>7} {'+Redis':>9} {'ratio':>7} "
+          f"{'Celery':>9} {'ratio':>7} {'steps/s':>9}")
+    for n, t in times.items():
+        raw = median(t["raw_ray"])
+        mem = median(t["raypipe"])
+        red = median(t["raypipe_redis"])
+        cel = median(t["celery"]) if "celery" in t else None
+        rows.append({"n": n, "raw_ray": raw, "raypipe": mem, "raypipe_redis": red,
+                     "celery": cel, "ratio": mem / median(t["raw_ray_raypipe"]),
+                     "ratio_redis": red / median(t["raw_ray_raypipe_redis"]),
+                     "ratio_celery": None if cel is None else cel / raw, "samples": t})
+        r = rows[-1]
+        print(f"{n:>6} {raw:>9.3f} {mem:>9.3f} {r['ratio']:>6.2f}x {red:>9.3f} "
+              f"{r['ratio_redis']:>6.2f}x {cel if cel is not None else float('nan'):>9.3f} "
+              f"{(cel or float('nan')) / raw:>6.2f}x {n / mem:>9.0f}")
+    write_json(args.json, "fanout", rows, num_cpus=args.num_cpus, repeat=args.repeat)
 
 
 if __name__ == "__main__":
