@@ -27,6 +27,9 @@ lint:
 test: install lint
 	REDIS_URL=$$(scripts/ensure-redis) $(PYTHON) -m pytest
 
+# Every benchmark against its baselines, then bench/results/report.md with plots.
 bench: install
-	$(PYTHON) bench/fanout.py
-	$(PYTHON) bench/streams.py
+	$(PYTHON) -m pip install -q -e '.[test,bench]'
+	@command -v wrk >/dev/null || apt-get install -y -q wrk >/dev/null || \
+		{ echo "wrk is needed for the HTTP benchmark: apt-get install -y wrk"; exit 1; }
+	REDIS_URL=$$(scripts/ensure-redis) $(PYTHON) bench/report.py

@@ -4,7 +4,7 @@ N WebSocket clients follow one group while a writer sets an item at a fixed rate
 message carries its send time, and every client records the delay at arrival. Prints p50,
 p99 and max per rate, and whether any subscriber missed an event.
 
-    python bench/streams.py [--rates 100 200 1000] [--subscribers 20] [--seconds 5]
+    python bench/streams.py [--rates 100 1000] [--subscribers 20] [--seconds 5] [--json out]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import websockets
-from _local import local_app
+from _local import local_app, write_json
 
 from raypipe.context import Origin
 from raypipe.runtime.bridge import runtime_for
@@ -62,10 +62,12 @@ async def run(url: str, spec: AppSpec, rate: int, subscribers: int,
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--rates", type=int, nargs="+", default=[100, 200, 1000])
+    p.add_argument("--rates", type=int, nargs="+", default=[100, 1000])
     p.add_argument("--subscribers", type=int, default=20)
     p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--json")
     args = p.parse_args()
+    rows = []
     with local_app(str(APP)) as deployment:
         spec = deployment.spec
         url = deployment.url.replace("http://", "ws://") + "/streams"
@@ -79,6 +81,9 @@ def main() -> None:
             p99 = ms[int(len(ms) * 0.99) - 1]
             print(f"{rate:>9} {statistics.median(ms):>8.1f} {p99:>8.1f} {ms[-1]:>8.1f} "
                   f"{missed:>7}", flush=True)
+            rows.append({"rate": rate, "p50_ms": statistics.median(ms), "p99_ms": p99,
+                         "max_ms": ms[-1], "missed": missed})
+    write_json(args.json, "streams", rows, subscribers=args.subscribers, seconds=args.seconds)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,9 @@ def ray_session() -> Iterator[int]:
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # "local": always a new Ray, never one that `ray start` left registered on this machine.
+    from raypipe.runtime.deploy import use_fast_serve
+
+    use_fast_serve()  # the Serve data path `raypipe dev` uses
     ray.init(address="local", num_cpus=2, namespace="raypipe-tests", include_dashboard=False,
              logging_level="WARNING")
     port = free_port()

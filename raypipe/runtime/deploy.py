@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +17,25 @@ from raypipe.loader import load_app
 from raypipe.runtime import bridge
 from raypipe.runtime.spec import AppSpec
 
-__all__ = ["Cluster", "Deployment", "connect", "deploy", "ingress", "start_actors", "teardown"]
+__all__ = ["FAST_SERVE_ENV", "Cluster", "Deployment", "connect", "deploy", "ingress",
+           "start_actors", "teardown", "use_fast_serve"]
 
 log = logging.getLogger("raypipe.deploy")
+
+
+#: Serve's throughput-optimised data path (direct gRPC between proxy and replicas) with its
+#: HAProxy ingress (Linux; ray[serve] ships the binary): on 2 CPUs about 10x the default
+#: proxy's requests/s, and stream events in ~10 ms instead of ~130 ms (bench/results). Set
+#: where raypipe starts Ray itself; a `ray start` cluster needs them in its environment.
+FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+                  **({"RAY_SERVE_ENABLE_HA_PROXY": "1"} if sys.platform == "linux" else {})}
+
+
+def use_fast_serve() -> None:
+    """Turn on :data:`FAST_SERVE_ENV` for a Ray this process is about to start (unless the
+    environment already says otherwise)."""
+    for key, value in FAST_SERVE_ENV.items():
+        os.environ.setdefault(key, value)
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,7 @@ def connect(address: str | None = None, *, start: bool = False, namespace: str |
         started = False
     else:
         # "local": a new Ray of our own, never a cluster `ray start` registered on this host.
+        use_fast_serve()
         info = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
                         **kwargs)
         started = True

@@ -1,0 +1,163 @@
+"""HTTP step throughput: requests/s and p50/p99 latency of a trivial http step at 1, 8 and 32
+concurrent clients (wrk), through raypipe on Serve (the throughput-optimised data path
+with HAProxy that raypipe starts Serve with, and Serve's default proxy), against the same
+endpoint in a plain FastAPI app under uvicorn, and the plain app on Serve (what Serve alone
+costs), all measured in this run.
+
+    python bench/http_step.py [--clients 1 8 32] [--seconds 5] [--json out.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+HERE = Path(__file__).resolve().parent
+APP = HERE / "apps" / "http"
+_FAST = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+_DEFAULT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0"}
+#: name -> (environment, what serves): raypipe's app, or the plain FastAPI app on plain Serve
+#: (what Serve alone costs, to tell it from raypipe's own share).
+MODES: dict[str, tuple[dict[str, str], str]] = {
+    "raypipe_default_proxy": (_DEFAULT, "raypipe"),
+    "serve_plain_default_proxy": (_DEFAULT, "plain"),
+    "raypipe": (_FAST, "raypipe"),
+    "serve_plain": (_FAST, "plain"),
+}
+
+
+def wrk(url: str, clients: int, seconds: float) -> dict[str, float]:
+    exe = shutil.which("wrk")
+    if exe is None:
+        sys.exit("bench/http_step.py needs wrk: apt-get install -y wrk")
+    out = subprocess.run([exe, f"-t{min(clients, 2)}", f"-c{clients}", f"-d{seconds:g}s",
+                          "--latency", url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+
+    def pct(p: str) -> float:
+        m = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+        assert m, out
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[m.group(2)]
+        return float(m.group(1)) * scale
+
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    return {"rps": rps, "p50_ms": pct("50"), "p99_ms": pct("99"),
+            "non_2xx": float(errors.group(1)) if errors else 0.0}
+
+
+def wait_up(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    sys.exit(f"{url} did not come up")
+
+
+def measure(url: str, clients: list[int], seconds: float) -> list[dict[str, Any]]:
+    wait_up(url)
+    wrk(url, 8, 1)  # warm
+    return [{"clients": c, **wrk(url, c, seconds)} for c in clients]
+
+
+def plain(clients: list[int], seconds: float) -> list[dict[str, Any]]:
+    sys.path.insert(0, str(HERE))
+    from _local import free_port
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "plain_fastapi:app", "--port",
+                             str(port), "--log-level", "warning", "--no-access-log"], cwd=HERE)
+    try:
+        return measure(f"http://127.0.0.1:{port}/ping", clients, seconds)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def child(clients: list[int], seconds: float, what: str) -> None:
+    """One mode, in a Ray of its own (Serve reads its mode when it starts)."""
+    sys.path.insert(0, str(HERE))
+    from _local import free_port, local_app
+
+    if what == "raypipe":
+        with local_app(str(APP)) as d:
+            print(json.dumps(measure(f"{d.url}/ping", clients, seconds)))
+        return
+    import ray
+    from plain_fastapi import app
+    from ray import serve
+
+    from raypipe.runtime.deploy import use_fast_serve
+
+    use_fast_serve()
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
+             log_to_driver=False)
+    port = free_port()
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    @serve.ingress(app)
+    class Plain:
+        pass
+
+    serve.run(Plain.bind(), name="plain", route_prefix="/")  # type: ignore[attr-defined]
+    try:
+        print(json.dumps(measure(f"http://127.0.0.1:{port}/ping", clients, seconds)))
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--clients", type=int, nargs="+", default=[1, 8, 32])
+    p.add_argument("--seconds", type=float, default=5)
+    p.add_argument("--json")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        child(args.clients, args.seconds, args.child)
+        return
+
+    results: dict[str, list[dict[str, Any]]] = {"uvicorn": plain(args.clients, args.seconds)}
+    for mode, (env, what) in MODES.items():
+        out = subprocess.run([sys.executable, __file__, "--child", what, "--seconds",
+                              str(args.seconds), "--clients", *map(str, args.clients)],
+                             env={**os.environ, **env}, capture_output=True, text=True)
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("[")]
+        if out.returncode != 0 or not lines:
+            print(f"{mode}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        results[mode] = json.loads(lines[-1])
+
+    print(f"HTTP step throughput (wrk, {args.seconds:g} s per row; latency in ms)")
+    print(f"{'clients':>7} {'server':>26} {'req/s':>9} {'p50':>7} {'p99':>7} {'vs uvicorn':>10}")
+    rows = []
+    for i, c in enumerate(args.clients):
+        base = results["uvicorn"][i]["rps"]
+        for server, rs in results.items():
+            r = rs[i]
+            rows.append({"server": server, **r, "ratio": r["rps"] / base})
+            print(f"{c:>7} {server:>26} {r['rps']:>9.0f} {r['p50_ms']:>7.2f} {r['p99_ms']:>7.2f} "
+                  f"{r['rps'] / base:>9.2f}x")
+    sys.path.insert(0, str(HERE))
+    from _local import write_json
+
+    write_json(args.json, "http", rows, seconds=args.seconds)
+
+
+if __name__ == "__main__":
+    main()

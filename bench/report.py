@@ -1,0 +1,202 @@
+"""Run every benchmark, each in a process (and a Ray) of its own, and write the report:
+``bench/results/report.md`` with the machine, every table, each target met or its gap, and
+PNG plots beside it. ``make bench`` runs this.
+
+    python bench/report.py [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+
+#: name -> (script, arguments, arguments with --quick)
+BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
+    "fanout": ("fanout.py", ["--n", "100", "1000", "10000", "--repeat", "3"],
+               ["--n", "100", "1000", "--repeat", "1"]),
+    "http": ("http_step.py", ["--seconds", "5"], ["--seconds", "2", "--clients", "8"]),
+    "state": ("state_ops.py", ["--repeat", "3"], ["--repeat", "1"]),
+    "streams": ("streams.py", ["--seconds", "5"], ["--seconds", "2"]),
+}
+
+
+def run(name: str, quick: bool) -> dict[str, Any]:
+    script, full, short = BENCHES[name]
+    out = RESULTS / f"{name}.json"
+    print(f"== {name}", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, str(HERE / script), *(short if quick else full),
+                           "--json", str(out)], cwd=HERE, stderr=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        sys.exit(f"{script} failed ({proc.returncode})")
+    print(f"   ({time.monotonic() - t0:.0f} s)", flush=True)
+    return dict(json.loads(out.read_text()))
+
+
+def plots(res: dict[str, dict[str, Any]]) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    made = []
+    rows = res["fanout"]["rows"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for key, label in (("raw_ray", "raw Ray tasks + gather"), ("raypipe", "raypipe"),
+                       ("raypipe_redis", "raypipe, Redis state"), ("celery", "Celery chord")):
+        pts = [(r["n"], r[key]) for r in rows if r.get(key)]
+        if pts:
+            ax.plot(*zip(*pts, strict=True), marker="o", label=label)
+    ax.set(xscale="log", yscale="log", xlabel="N steps", ylabel="seconds (median)",
+           title="Fan-out/fan-in, request to completion")
+    ax.legend()
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "fanout.png", dpi=110)
+    made.append("fanout.png")
+
+    rows = res["http"]["rows"]
+    servers = list(dict.fromkeys(r["server"] for r in rows))
+    clients = sorted({r["clients"] for r in rows})
+    fig, ax = plt.subplots(figsize=(7, 4))
+    width = 0.8 / len(servers)
+    for i, server in enumerate(servers):
+        ys = [next((r["rps"] for r in rows if r["server"] == server and r["clients"] == c), 0)
+              for c in clients]
+        ax.bar([j + i * width for j in range(len(clients))], ys, width, label=server)
+    ax.set_xticks([j + width * (len(servers) - 1) / 2 for j in range(len(clients))],
+                  [f"{c} clients" for c in clients])
+    ax.set(ylabel="requests/s", title="Trivial HTTP step")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "http.png", dpi=110)
+    made.append("http.png")
+
+    rows = res["streams"]["rows"]
+    fig, ax = plt.subplots(figsize=(5, 4))
+    xs = [str(r["rate"]) for r in rows]
+    ax.bar([i - 0.2 for i in range(len(xs))], [r["p50_ms"] for r in rows], 0.4, label="p50")
+    ax.bar([i + 0.2 for i in range(len(xs))], [r["p99_ms"] for r in rows], 0.4, label="p99")
+    ax.axhline(50, color="red", linestyle="--", label="p99 target (100/s)")
+    ax.set_xticks(range(len(xs)), [f"{x}/s" for x in xs])
+    ax.set(ylabel="ms, set() to WebSocket client", title="Stream delivery latency")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "streams.png", dpi=110)
+    made.append("streams.png")
+    return made
+
+
+def _fmt(x: float | None, digits: int = 3) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
+    m = res["fanout"]["machine"]
+    out = ["# raypipe benchmarks", "",
+           f"Machine: {m['cpus']} CPUs ({m['processor']}), {m['platform']}, Python "
+           f"{m['python']}, Ray {m['ray']}. Every baseline was measured in the same run, on "
+           "the same machine; these machines are noisy, so each number is a median.", ""]
+
+    rows = {r["n"]: r for r in res["fanout"]["rows"]}
+    out += ["## Fan-out/fan-in", "",
+            "N trivial steps and a state-trigger completion, timed from the HTTP request to the "
+            "completion handler; raw Ray is N tasks + `ray.get` on the same Ray; Celery is a "
+            "chord on the local Redis with a 2-process worker. Ratios are to raw Ray.", "",
+            "| N | raw Ray | raypipe | ratio | raypipe + Redis | ratio | Celery chord | ratio "
+            "| raypipe steps/s | raypipe s/step |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for n, r in rows.items():
+        cel_ratio = "n/a" if r["ratio_celery"] is None else f"{r['ratio_celery']:.2f}x"
+        out.append(f"| {n} | {_fmt(r['raw_ray'])} | {_fmt(r['raypipe'])} | {r['ratio']:.2f}x "
+                   f"| {_fmt(r['raypipe_redis'])} | {r['ratio_redis']:.2f}x | "
+                   f"{_fmt(r['celery'])} | "
+                   f"{cel_ratio} | "
+                   f"{n / r['raypipe']:.0f} | {r['raypipe'] / n * 1000:.2f} ms |")
+    out += ["", "![fan-out](fanout.png)", ""]
+
+    out += ["## HTTP step", "", "wrk against a trivial http step; `serve_plain` is the same "
+            "endpoint as a plain FastAPI app on Serve (what Serve itself costs); "
+            "`*_default_proxy` rows run Serve's default proxy instead of the throughput-optimised "
+            "data path raypipe starts Serve with.", "",
+            "| clients | server | requests/s | p50 ms | p99 ms | vs uvicorn |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for r in res["http"]["rows"]:
+        out.append(f"| {r['clients']} | {r['server']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
+                   f"{r['p99_ms']:.2f} | {r['ratio']:.2f}x |")
+    out += ["", "![http](http.png)", ""]
+
+    out += ["## State", "", "Atomic increments of one item from concurrent handlers, each "
+            "making its updates one after another.", "",
+            "| backend | handlers | updates | seconds | updates/s |",
+            "| --- | --- | --- | --- | --- |"]
+    for r in res["state"]["rows"]:
+        out.append(f"| {r['backend']} | {r['handlers']} | {r['updates']} | {r['seconds']:.3f} | "
+                   f"{r['ops_per_s']:.0f} |")
+    out += ["", "## Streams", "", f"{res['streams']['subscribers']} WebSocket subscribers of "
+            "one group; latency from `set` to each client.", "",
+            "| events/s | p50 ms | p99 ms | max ms | subscribers that missed an event |",
+            "| --- | --- | --- | --- | --- |"]
+    for r in res["streams"]["rows"]:
+        out.append(f"| {r['rate']} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
+                   f"{r['max_ms']:.1f} | {r['missed']} |")
+    out += ["", "![streams](streams.png)", ""]
+
+    # --- targets ---
+    t1000 = rows.get(1000)
+    http8 = {r["server"]: r for r in res["http"]["rows"] if r["clients"] == 8}
+    s100 = next((r for r in res["streams"]["rows"] if r["rate"] == 100), None)
+    checks = []
+    if t1000:
+        checks.append(("Fan-out N=1000 at most 1.3x raw Ray", t1000["ratio"] <= 1.3,
+                       f"{t1000['ratio']:.2f}x"))
+        if t1000["celery"]:
+            speedup = t1000["celery"] / t1000["raypipe"]
+            checks.append(("Fan-out N=1000 at least 3x faster than the Celery chord",
+                           speedup >= 3, f"{speedup:.1f}x faster"))
+    if 10_000 in rows and 1000 in rows:
+        growth = (rows[10_000]["raypipe"] / 10_000) / (rows[1000]["raypipe"] / 1000)
+        checks.append(("N=10,000 completes, cost growing linearly", growth <= 1.5,
+                       f"per-step cost x{growth:.2f} from N=1,000 to 10,000"))
+    if "raypipe" in http8:
+        checks.append(("HTTP step at least 0.5x uvicorn at 8 clients",
+                       http8["raypipe"]["ratio"] >= 0.5, f"{http8['raypipe']['ratio']:.2f}x"))
+    if s100:
+        checks.append(("Streams p99 under 50 ms at 100 events/s", s100["p99_ms"] < 50,
+                       f"{s100['p99_ms']:.1f} ms"))
+    out += ["## Targets", "", "| target | met | measured |", "| --- | --- | --- |"]
+    out += [f"| {name} | {'yes' if ok else '**no**'} | {value} |" for name, ok, value in checks]
+    out += ["", f"Plots: {', '.join(images)}. Raw numbers: the JSON files beside this report.",
+            ""]
+    return "\n".join(out)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer sizes and shorter runs")
+    p.add_argument("--only", nargs="+", choices=list(BENCHES),
+                   help="run only these; the others are read from their last JSON")
+    args = p.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    res = {}
+    for name in BENCHES:
+        if args.only and name not in args.only:
+            res[name] = json.loads((RESULTS / f"{name}.json").read_text())
+        else:
+            res[name] = run(name, args.quick)
+    images = plots(res)
+    text = report(res, images)
+    (RESULTS / "report.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
