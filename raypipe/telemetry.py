@@ -42,6 +42,8 @@ class Telemetry:
         #: Per trace: a 10,000-step fan-out keeps its first spans, and counts the rest.
         self.max_spans = max_spans
         self._dropped: dict[str, int] = {}
+        #: Per trace, where each (delivery, attempt) is in its list: an end finds its start.
+        self._where: dict[str, dict[tuple[str, Any], int]] = {}
         self._wake = asyncio.Event()
 
     def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
@@ -49,23 +51,26 @@ class Telemetry:
             self._seq += 1
             self._lines.append({**line, "seq": self._seq})
         for span in spans:
-            trace = self._traces.get(span["trace_id"])
+            trace_id = span["trace_id"]
+            trace = self._traces.get(trace_id)
             if trace is None:
-                trace = self._traces[span["trace_id"]] = []
+                trace = self._traces[trace_id] = []
+                self._where[trace_id] = {}
                 while len(self._traces) > self.max_traces:
                     gone, _ = self._traces.popitem(last=False)
                     self._dropped.pop(gone, None)
+                    self._where.pop(gone, None)
             # An attempt is recorded when it starts and again when it ends: keep the last.
-            for i in range(len(trace) - 1, -1, -1):  # an attempt ends soon after it starts
-                old = trace[i]
-                if old["id"] == span["id"] and old.get("attempt") == span.get("attempt"):
-                    trace[i] = span
-                    break
-            else:
-                if len(trace) < self.max_spans:
-                    trace.append(span)
-                elif span.get("end") is None:
-                    self._dropped[span["trace_id"]] = self._dropped.get(span["trace_id"], 0) + 1
+            where = self._where[trace_id]
+            key = (span["id"], span.get("attempt"))
+            at = where.get(key)
+            if at is not None:
+                trace[at] = span
+            elif len(trace) < self.max_spans:
+                where[key] = len(trace)
+                trace.append(span)
+            elif span.get("end") is None:
+                self._dropped[trace_id] = self._dropped.get(trace_id, 0) + 1
         if lines:
             self._wake.set()
 

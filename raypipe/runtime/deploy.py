@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -33,9 +34,19 @@ FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
 
 def use_fast_serve() -> None:
     """Turn on :data:`FAST_SERVE_ENV` for a Ray this process is about to start (unless the
-    environment already says otherwise)."""
+    environment already says otherwise). HAProxy's stats and metrics listeners get free ports,
+    so that several such Rays on one machine do not fight over the fixed defaults."""
     for key, value in FAST_SERVE_ENV.items():
         os.environ.setdefault(key, value)
+    if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
+        for key in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+            os.environ.setdefault(key, str(_free_port()))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -73,7 +73,9 @@ def test_enqueue_delivers_and_validates(running: Any) -> None:
 def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session: int) -> None:
     """README command 1, as a user runs it: its own local Ray, then Ctrl-C."""
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Not this session's Ray, nor its HAProxy listener ports: `raypipe dev` picks its own.
+    env = {k: v for k, v in os.environ.items()
+           if k != "RAY_ADDRESS" and not k.startswith("RAY_SERVE_HAPROXY_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "raypipe.cli", "dev", str(EXAMPLES / "parallel-workflow"),
          "--port", str(port), "--num-cpus", "2"],
