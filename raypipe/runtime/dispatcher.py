@@ -60,6 +60,12 @@ class HandlerError(Exception):
         self.remote_traceback = remote_traceback
 
 
+def _fail_all(pending: list[tuple[Delivery, asyncio.Future[None]]], exc: Exception) -> None:
+    for _, fut in pending:
+        if not fut.done():
+            fut.set_exception(exc)
+
+
 def batch_chunks(items: list[Any], slots: int, most: int = MAX_BATCH) -> list[list[Any]]:
     """Split ``items`` into about equal batches: at least one per slot (while there are items
     for them), and none larger than ``most``."""
@@ -287,13 +293,22 @@ class Dispatcher:
 
     def _flush_batches(self, step: Step) -> None:
         pending = self._batches.pop(step.name)
-        for chunk in batch_chunks(pending, self._slots()):
-            opts = self._batch_options.get(step.name)
-            if opts is None:
-                opts = self._batch_options[step.name] = run_batch.options(
-                    name=step.name, num_cpus=self.spec.settings.task_num_cpus, max_retries=3,
-                    retry_exceptions=False)
-            ref = opts.remote(self.spec, [d for d, _ in chunk])
+        try:
+            chunks = batch_chunks(pending, self._slots())
+        except Exception as exc:  # no cluster answer: fail the attempts, they are retried
+            _fail_all(pending, exc)
+            return
+        for chunk in chunks:
+            try:
+                opts = self._batch_options.get(step.name)
+                if opts is None:
+                    opts = self._batch_options[step.name] = run_batch.options(
+                        name=step.name, num_cpus=self.spec.settings.task_num_cpus,
+                        max_retries=3, retry_exceptions=False)
+                ref = opts.remote(self.spec, [d for d, _ in chunk])
+            except Exception as exc:
+                _fail_all(chunk, exc)
+                continue
             self.counts[step.name]["tasks"] += 1
             self._spawn(self._settle_batch(ref, chunk))
 
@@ -309,18 +324,18 @@ class Dispatcher:
                             chunk: list[tuple[Delivery, asyncio.Future[None]]]) -> None:
         try:
             outcomes = await ref
-        except Exception as exc:  # the task itself failed (its worker died past its retries)
-            for _, fut in chunk:
-                if not fut.done():
-                    fut.set_exception(exc)
-            return
-        for (_, fut), outcome in zip(chunk, outcomes, strict=True):
-            if fut.done():
-                continue
-            if outcome is None:
-                fut.set_result(None)
-            else:
-                fut.set_exception(HandlerError(outcome["error"], outcome["traceback"]))
+            for (_, fut), outcome in zip(chunk, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if outcome is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(HandlerError(outcome["error"], outcome["traceback"]))
+        except Exception as exc:  # the task failed (its worker died past its retries)
+            _fail_all(chunk, exc)
+        finally:
+            # Nothing may wait forever: an attempt without an answer counts as failed.
+            _fail_all(chunk, RuntimeError("the batch task gave no outcome for this delivery"))
 
     # --- spans for the workbench's traces -----------------------------------------------------
     def _telemetry(self) -> Any:
