@@ -81,13 +81,10 @@ class LocalCluster:
         self.api = f"http://127.0.0.1:{self.dashboard}"
         self.serve_port = free_port()
         self.nodes: list[Node] = []
-        from raypipe.runtime.deploy import FAST_SERVE_ENV
-
-        # As the README starts a cluster: with Serve's throughput-optimised data path.
-        base = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, **FAST_SERVE_ENV,
-                # HAProxy's own listeners: not the fixed defaults the session's Serve holds.
-                "RAY_SERVE_HAPROXY_STATS_PORT": str(free_port()),
-                "RAY_SERVE_HAPROXY_METRICS_PORT": str(free_port())}
+        # Serve's default data path, as a plain `ray start --head` has it (the session's own
+        # Ray, like `raypipe dev`, runs the throughput-optimised one).
+        base = {k: v for k, v in os.environ.items()
+                if k != "RAY_ADDRESS" and not k.startswith("RAY_SERVE_")}
         self.base_env = base
         # Ray 2.59+ turns token authentication on for local clusters: clients send the token.
         self.env = {**base, "RAY_AUTH_MODE": "token", "RAY_API_SERVER_ADDRESS": self.api,
