@@ -28,6 +28,7 @@ from raypipe.loader import load_app_cached
 from raypipe.messages import Message, new_id
 from raypipe.runtime.journal import make_journal
 from raypipe.runtime.metrics import DeliveryMetrics
+from raypipe.runtime.once import Once
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.worker import run_batch, run_delivery
 from raypipe.schedules import missed_tick, next_fire
@@ -113,39 +114,31 @@ class Dispatcher:
         self._batch_options: dict[str, Any] = {}
         self._slot_count: int | None = None
         self.journal = make_journal(spec.settings.state, spec.settings.name)
-        self._started: asyncio.Future[None] | None = None
+        #: Every entry point awaits it: nothing is accepted before recovery.
+        self._start = Once(self._recover)
         # Ray restarts a dead actor without calling it, and nothing else may call it for a
         # while: wake it up so it recovers the journal and resumes its cron schedules at once.
         self._wake = ray.get_runtime_context().current_actor.ready.remote()
 
-    async def _start(self) -> None:
-        """Once per actor life (first start or a restart by Ray): recover the journal's
-        unsettled deliveries and dead letters, and start the cron schedules. Every entry
-        point awaits it, so nothing is accepted before recovery."""
-        if self._started is None:
-            self._started = asyncio.get_running_loop().create_future()
-            try:
-                for entry in await self.journal.dead_letters():
-                    self.dead_letters[entry["id"]] = entry
-                pending = await self.journal.pending()
-                if pending:
-                    log.info("recovering %d unfinished deliveries", len(pending))
-                for d in pending:
-                    self._messages.record(d.id)
-                    # A publish the dead actor journaled may be retried by its caller (Ray
-                    # retries calls across a restart): its deliveries are these.
-                    self._messages.record(d.message_id)
-                    self._accept(self.app.steps[d.step], d)
-                loop = asyncio.get_running_loop()
-                self._cron = [loop.create_task(self._cron_loop(step, tr))
-                              for step in self.app.with_trigger(t.CronTrigger)
-                              for tr in step.triggers_of(t.CronTrigger)]
-            except BaseException as exc:
-                self._started.set_exception(exc)
-                self._started = None
-                raise
-            self._started.set_result(None)
-        await self._started
+    async def _recover(self) -> None:
+        """Once per actor life (first start or a restart by Ray), before anything is accepted:
+        recover the journal's unsettled deliveries and dead letters, and start the cron
+        schedules."""
+        for entry in await self.journal.dead_letters():
+            self.dead_letters[entry["id"]] = entry
+        pending = await self.journal.pending()
+        if pending:
+            log.info("recovering %d unfinished deliveries", len(pending))
+        for d in pending:
+            self._messages.record(d.id)
+            # A publish the dead actor journaled may be retried by its caller (Ray retries
+            # calls across a restart): its deliveries are these.
+            self._messages.record(d.message_id)
+            self._accept(self.app.steps[d.step], d)
+        loop = asyncio.get_running_loop()
+        self._cron = [loop.create_task(self._cron_loop(step, tr))
+                      for step in self.app.with_trigger(t.CronTrigger)
+                      for tr in step.triggers_of(t.CronTrigger)]
 
     async def ready(self) -> bool:
         await self._start()

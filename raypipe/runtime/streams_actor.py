@@ -21,6 +21,7 @@ from raypipe.context import Origin
 from raypipe.effects import EffectLog
 from raypipe.loader import load_app_cached
 from raypipe.models import StreamEvent, StreamTriggerInput
+from raypipe.runtime.once import Once
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ChangeTriggers
 from raypipe.state.backend import StateBackend, make_backend
@@ -50,27 +51,19 @@ class StreamsActor:
         url = spec.settings.state
         self.store: StateBackend | None = None if url == "memory" else make_backend(
             url, spec.settings.name, constants.STREAMS_SPACE)
-        self._loaded: asyncio.Future[None] | None = None
+        self._load = Once(self._read_back)
         # Writes to one item take turns: each computes its value from the one before it.
         self._locks = [asyncio.Lock() for _ in range(64)]
 
-    async def _load(self) -> None:
-        """Once per actor life: read the items back from the store."""
-        if self._loaded is None:
-            self._loaded = asyncio.get_running_loop().create_future()
-            try:
-                if self.store is not None:
-                    for name in await self.store.list_groups():
-                        stream, _, group = name.partition(":")
-                        if stream in self.hub.configs:
-                            items = await self.store.list(name)
-                            self.hub.load(stream, group, {i["id"]: i["data"] for i in items})
-            except BaseException as exc:
-                self._loaded.set_exception(exc)
-                self._loaded = None
-                raise
-            self._loaded.set_result(None)
-        await self._loaded
+    async def _read_back(self) -> None:
+        """Once per actor life: the items in the store, into the hub."""
+        if self.store is None:
+            return
+        for name in await self.store.list_groups():
+            stream, _, group = name.partition(":")
+            if stream in self.hub.configs:
+                items = await self.store.list(name)
+                self.hub.load(stream, group, {i["id"]: i["data"] for i in items})
 
     async def ready(self) -> bool:
         await self._load()
