@@ -118,7 +118,7 @@ def test_two_nodes_share_the_tasks_and_losing_one_loses_nothing(cluster: LocalCl
     cluster.start_head(num_cpus=1)
     side = cluster.add_node(num_cpus=2, resources={"side": 1})
     app.start()
-    rid = app.run(n, sleep_ms=100)
+    rid = app.run(n, sleep_ms=40)
     wait_for(lambda: len((app.item("runs", rid) or {}).get("nodes", {})) == 2, timeout=120,
              message="tasks on both nodes")
     assert app.done(rid) < n, "the kill must come mid-run"

@@ -1,6 +1,8 @@
-"""One task: sleeps, then records itself once per index and the node it ran on."""
+"""One task: works (a blocking sleep, like CPU-bound work), then records itself once per index
+and the node it ran on. Blocking, so that the deliveries of one batch take turns and a run
+lasts long enough to be interrupted mid-way."""
 
-import asyncio
+import time
 
 import ray
 
@@ -10,7 +12,7 @@ config = StepConfig(name="task", triggers=[queue("run.task")], flows=["faults"])
 
 
 async def handler(msg: dict, ctx: FlowContext) -> None:
-    await asyncio.sleep(msg["sleep_ms"] / 1000)
+    time.sleep(msg["sleep_ms"] / 1000)
     node = ray.get_runtime_context().get_node_id()
     # One update: the index and node counters move with `done`, so an update applied twice
     # would show as a 2.
