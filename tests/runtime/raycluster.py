@@ -100,11 +100,17 @@ class LocalCluster:
 
     def add_node(self, num_cpus: int, resources: dict[str, float]) -> Node:
         before = self.alive_nodes()
-        node = self._start([f"--address=127.0.0.1:{self.gcs}", f"--num-cpus={num_cpus}",
-                            f"--resources={json.dumps(resources)}"], self.env)
-        wait_for(lambda: self.alive_nodes() > before, timeout=120, interval=1,
-                 message="the worker node to join")
-        return node
+        for _ in range(3):
+            # Fresh ports each try: a `ray start` that lost a port race exits at once.
+            node = self._start([f"--address=127.0.0.1:{self.gcs}", f"--num-cpus={num_cpus}",
+                                f"--resources={json.dumps(resources)}"], self.env)
+            joined = wait_for(lambda n=node: n.proc.poll() is not None  # type: ignore[misc]
+                              or self.alive_nodes() > before, timeout=180, interval=1,
+                              message="the worker node to join")
+            if node.proc.poll() is None and joined:
+                return node
+        raise AssertionError("the worker node did not start three times in a row: "
+                             + (node.proc.stdout.read()[-2000:] if node.proc.stdout else ""))
 
     def _start(self, args: list[str], env: dict[str, str]) -> Node:
         proc = subprocess.Popen([RAY, "start", *args, *_node_ports(), "--block"], cwd=ROOT,
