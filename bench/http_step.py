@@ -4,18 +4,24 @@ with HAProxy that raypipe starts Serve with, and Serve's default proxy), against
 endpoint in a plain FastAPI app under uvicorn, and the plain app on Serve (what Serve alone
 costs), all measured in this run.
 
+Where the raypipe mode's time goes is measured too, at 8 clients: the same step straight
+at the ingress replica's own port (skipping HAProxy), and a py-spy profile of the replica
+(self time by layer: Serve's request path, uvicorn, FastAPI, raypipe, the event loop, Ray).
+
     python bench/http_step.py [--clients 1 8 32] [--seconds 5] [--json out.json]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -87,6 +93,66 @@ def plain(clients: list[int], seconds: float) -> list[dict[str, Any]]:
         proc.wait(30)
 
 
+#: py-spy's frames, by the file they are in -> the layer the report names (first match).
+LAYERS = (("ray/serve/", "Serve request path"), ("uvicorn/", "uvicorn + httptools"),
+          ("httptools", "uvicorn + httptools"), ("starlette/", "FastAPI + Starlette"),
+          ("fastapi/", "FastAPI + Starlette"), ("pydantic", "FastAPI + Starlette"),
+          ("raypipe/", "raypipe"), ("asyncio/", "event loop"), ("selectors", "event loop"),
+          ("logging/", "logging"), ("ray/", "Ray core (metrics, RPC)"))
+
+
+def inside_replica(url: str, seconds: float) -> dict[str, Any]:
+    """8 clients straight at the ingress replica's own port, and a profile of the replica
+    under 8 clients through HAProxy. Needs psutil (Ray's) and py-spy (the bench extra)."""
+    import psutil
+
+    replica = next((p for p in psutil.process_iter(["name"])
+                    if (p.info["name"] or "").startswith("ray::ServeReplica")), None)
+    if replica is None:
+        return {}
+    path = "/" + url.split("/", 3)[3] if url.count("/") > 2 else ""
+    ports = sorted(c.laddr.port for c in replica.net_connections("tcp")
+                   if c.status == psutil.CONN_LISTEN and c.laddr.ip == "127.0.0.1")
+    out: dict[str, Any] = {}
+    for port in ports:  # the replica's own HTTP port (its others are Ray's gRPC)
+        with contextlib.suppress(subprocess.CalledProcessError, AssertionError):
+            out["direct"] = {"clients": 8, "port": port,
+                             **wrk(f"http://127.0.0.1:{port}{path}/ping", 8, seconds)}
+            break
+    spy = shutil.which("py-spy")
+    if spy:
+        load = subprocess.Popen([shutil.which("wrk") or "wrk", "-t2", "-c8",
+                                 f"-d{seconds + 2:g}s", f"{url}/ping"],
+                                stdout=subprocess.DEVNULL)
+        time.sleep(1)
+        raw = Path(tempfile.mkstemp(suffix=".txt")[1])
+        subprocess.run([spy, "record", "-p", str(replica.pid), "-d", str(int(seconds)), "-r",
+                        "200", "-f", "raw", "-o", str(raw), "--nonblocking"],
+                       capture_output=True)
+        load.wait()
+        out["profile"] = profile_layers(raw.read_text())
+        raw.unlink()
+    return out
+
+
+def profile_layers(raw: str) -> dict[str, float]:
+    """Self time by layer, as shares of the samples, from py-spy's raw (folded) output."""
+    layers: dict[str, int] = {}
+    total = 0
+    for line in raw.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        leaf = stack.split(";")[-1]
+        where = leaf[leaf.find("(") + 1:]
+        layer = next((name for key, name in LAYERS if key in where), "other (threads, C)")
+        if "Worker.main_loop" in leaf:
+            continue  # the actor's main thread, parked in Ray's loop: not request work
+        layers[layer] = layers.get(layer, 0) + int(count)
+        total += int(count)
+    return {k: v / total for k, v in sorted(layers.items(), key=lambda kv: -kv[1])} if total else {}
+
+
 def child(clients: list[int], seconds: float, what: str) -> None:
     """One mode, in a Ray of its own (Serve reads its mode when it starts)."""
     sys.path.insert(0, str(HERE))
@@ -94,15 +160,16 @@ def child(clients: list[int], seconds: float, what: str) -> None:
 
     if what == "raypipe":
         with local_app(str(APP)) as d:
-            print(json.dumps(measure(f"{d.url}/ping", clients, seconds)))
+            rows = measure(f"{d.url}/ping", clients, seconds)
+            print(json.dumps({"rows": rows, **inside_replica(d.url, seconds)}))
         return
     import ray
     from plain_fastapi import app
     from ray import serve
 
-    from raypipe.runtime.deploy import use_fast_serve
+    from raypipe.runtime.deploy import prepare_local_ray
 
-    use_fast_serve()
+    prepare_local_ray(2)
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              log_to_driver=False)
     port = free_port()
@@ -133,6 +200,7 @@ def main() -> None:
         return
 
     results: dict[str, list[dict[str, Any]]] = {"uvicorn": plain(args.clients, args.seconds)}
+    inside: dict[str, Any] = {}
     for mode, (env, what) in MODES.items():
         out = subprocess.run([sys.executable, __file__, "--child", what, "--seconds",
                               str(args.seconds), "--clients", *map(str, args.clients)],
@@ -141,7 +209,11 @@ def main() -> None:
         if out.returncode != 0 or not lines:
             print(f"{mode}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
             continue
-        results[mode] = json.loads(lines[-1])
+        got = json.loads(lines[-1])
+        if isinstance(got, dict):
+            inside = {k: v for k, v in got.items() if k != "rows"}
+            got = got["rows"]
+        results[mode] = got
 
     print(f"HTTP step throughput (wrk, {args.seconds:g} s per row; latency in ms)")
     print(f"{'clients':>7} {'server':>26} {'req/s':>9} {'p50':>7} {'p99':>7} {'vs uvicorn':>10}")
@@ -156,7 +228,12 @@ def main() -> None:
     sys.path.insert(0, str(HERE))
     from _local import write_json
 
-    write_json(args.json, "http", rows, seconds=args.seconds)
+    if "direct" in inside:
+        d = inside["direct"]
+        print(f"raypipe straight at the replica's port, 8 clients: {d['rps']:.0f} req/s")
+    for layer, share in inside.get("profile", {}).items():
+        print(f"  replica profile: {share:6.1%} {layer}")
+    write_json(args.json, "http", rows, seconds=args.seconds, **inside)
 
 
 if __name__ == "__main__":

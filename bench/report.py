@@ -99,6 +99,30 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
 
+def http_inside(http: dict[str, Any]) -> list[str]:
+    """Where raypipe's HTTP time goes: its replica's own port against HAProxy's, and the
+    replica's profile under 8 clients."""
+    base = next((r["rps"] for r in http["rows"]
+                 if r["server"] == "uvicorn" and r["clients"] == 8), None)
+    via = next((r["rps"] for r in http["rows"]
+                if r["server"] == "raypipe" and r["clients"] == 8), None)
+    out: list[str] = []
+    if "direct" in http and base and via:
+        d = http["direct"]["rps"]
+        out += ["### Where the time goes (raypipe, 8 clients)", "",
+                f"Through HAProxy {via:.0f} requests/s; straight at the ingress replica's own "
+                f"port {d:.0f} ({d / base:.2f}x uvicorn), so HAProxy's hop costs "
+                f"{1 - via / d:.0%}. The replica itself is the limit: one Python process "
+                "whose request path Serve wraps in its own ASGI layers (request ids, proxy "
+                "headers, metrics, request context) around the FastAPI app, sharing 2 cores "
+                "with wrk, HAProxy and Ray's own processes. Its profile, as self time:", ""]
+    if http.get("profile"):
+        out += ["| layer | share of the replica's samples |", "| --- | --- |"]
+        out += [f"| {layer} | {share:.0%} |" for layer, share in http["profile"].items()]
+        out += [""]
+    return out
+
+
 def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
     m = res["fanout"]["machine"]
     out = ["# raypipe benchmarks", "",
@@ -133,6 +157,7 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
         out.append(f"| {r['clients']} | {r['server']} | {r['rps']:.0f} | {r['p50_ms']:.2f} | "
                    f"{r['p99_ms']:.2f} | {r['ratio']:.2f}x |")
     out += ["", "![http](http.png)", ""]
+    out += http_inside(res["http"])
 
     out += ["## State", "", "Atomic increments of one item from concurrent handlers, each "
             "making its updates one after another.", "",

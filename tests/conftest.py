@@ -35,9 +35,9 @@ def ray_session() -> Iterator[int]:
 
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
     # "local": always a new Ray, never one that `ray start` left registered on this machine.
-    from raypipe.runtime.deploy import use_fast_serve
+    from raypipe.runtime.deploy import prepare_local_ray
 
-    use_fast_serve()  # the Serve data path `raypipe dev` uses
+    prepare_local_ray(2)  # the Serve data path and worker pool `raypipe dev` sets up
     ray.init(address="local", num_cpus=2, namespace="raypipe-tests", include_dashboard=False,
              logging_level="WARNING")
     port = free_port()

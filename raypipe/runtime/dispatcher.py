@@ -26,6 +26,7 @@ from raypipe.delivery import Delivery
 from raypipe.effects import EffectLog
 from raypipe.loader import load_app_cached
 from raypipe.messages import Message, new_id
+from raypipe.runtime.batching import Batcher
 from raypipe.runtime.journal import make_journal
 from raypipe.runtime.metrics import DeliveryMetrics
 from raypipe.runtime.once import Once
@@ -38,17 +39,15 @@ log = logging.getLogger("raypipe.dispatcher")
 
 _DEFAULT_QUEUE = t.QueueConfig()
 
+#: Seconds between counts of the cluster's task slots.
+SLOTS_TTL = 10.0
+
 
 def backoff_seconds(cfg: t.QueueConfig, failed_attempt: int) -> float:
     """Delay before the retry that follows ``failed_attempt`` (1-based), with +-20% jitter."""
     base = cfg.backoff_delay_ms / 1000
     delay = base if cfg.backoff == "fixed" else base * 2 ** (failed_attempt - 1)
     return float(delay * random.uniform(0.8, 1.2))
-
-
-#: Most deliveries in one batch task: enough to amortise a task, few enough that a batch's
-#: deliveries do not wait long on its slowest.
-MAX_BATCH = 32
 
 
 class HandlerError(Exception):
@@ -65,22 +64,6 @@ def _fail_all(pending: list[tuple[Delivery, asyncio.Future[None]]], exc: Excepti
     for _, fut in pending:
         if not fut.done():
             fut.set_exception(exc)
-
-
-def batch_chunks(items: list[Any], slots: int, most: int = MAX_BATCH) -> list[list[Any]]:
-    """Split ``items`` into about equal batches: at least one per slot (while there are items
-    for them), and none larger than ``most``."""
-    n = len(items)
-    if n == 0:
-        return []
-    count = max(min(n, slots), -(-n // most))
-    base, extra = divmod(n, count)
-    chunks, start = [], 0
-    for i in range(count):
-        end = start + base + (i < extra)
-        chunks.append(items[start:end])
-        start = end
-    return chunks
 
 
 def queue_config(step: Step, d: Delivery) -> t.QueueConfig:
@@ -110,9 +93,10 @@ class Dispatcher:
         #: Per trace: deliveries in flight, and whether one was dead-lettered.
         self._traces: dict[str, list[int]] = {}
         self._telemetry_client: Any = None
-        self._batches: dict[str, list[tuple[Delivery, asyncio.Future[None]]]] = {}
+        self._batcher: Batcher[tuple[Delivery, asyncio.Future[None]]] = Batcher(
+            self._slots, self._run_batch, self._spawn)
         self._batch_options: dict[str, Any] = {}
-        self._slot_count: int | None = None
+        self._slot_count = (0, -SLOTS_TTL)  # (slots, when counted)
         self.journal = make_journal(spec.settings.state, spec.settings.name)
         #: Every entry point awaits it: nothing is accepted before recovery.
         self._start = Once(self._recover)
@@ -274,44 +258,42 @@ class Dispatcher:
     # --- batches: deliveries of one step that are ready together share one task -----------
     def _batched(self, step: Step, d: Delivery) -> asyncio.Future[None]:
         """Resolves when ``d``'s attempt is done (raises its error). Deliveries that reach
-        this in one turn of the loop (a fan-out's) are submitted together at its end."""
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[None] = loop.create_future()
-        pending = self._batches.get(step.name)
-        if pending is None:
-            pending = self._batches[step.name] = []
-            loop.call_soon(self._flush_batches, step)
-        pending.append((d, fut))
+        this in one turn of the loop (a fan-out's) are shared out at its end, in batches."""
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._batcher.add(step.name, (d, fut))
         return fut
 
-    def _flush_batches(self, step: Step) -> None:
-        pending = self._batches.pop(step.name)
+    async def _run_batch(self, step: str,
+                         chunk: list[tuple[Delivery, asyncio.Future[None]]]) -> None:
+        """One batch task: each delivery's future gets its own outcome."""
         try:
-            chunks = batch_chunks(pending, self._slots())
-        except Exception as exc:  # no cluster answer: fail the attempts, they are retried
-            _fail_all(pending, exc)
+            opts = self._batch_options.get(step)
+            if opts is None:
+                opts = self._batch_options[step] = run_batch.options(
+                    name=step, num_cpus=self.spec.settings.task_num_cpus,
+                    max_retries=3, retry_exceptions=False)
+            ref = opts.remote(self.spec, [d for d, _ in chunk])
+        except Exception as exc:
+            _fail_all(chunk, exc)
             return
-        for chunk in chunks:
-            try:
-                opts = self._batch_options.get(step.name)
-                if opts is None:
-                    opts = self._batch_options[step.name] = run_batch.options(
-                        name=step.name, num_cpus=self.spec.settings.task_num_cpus,
-                        max_retries=3, retry_exceptions=False)
-                ref = opts.remote(self.spec, [d for d, _ in chunk])
-            except Exception as exc:
-                _fail_all(chunk, exc)
-                continue
-            self.counts[step.name]["tasks"] += 1
-            self._spawn(self._settle_batch(ref, chunk))
+        self.counts[step]["tasks"] += 1
+        await self._settle_batch(ref, chunk)
 
     def _slots(self) -> int:
-        """How many step tasks the cluster runs at once: batches are spread over them."""
-        if self._slot_count is None:
-            cpus = ray.cluster_resources().get("CPU", 1.0)  # type: ignore[no-untyped-call]
-            per_task = self.spec.settings.task_num_cpus or 0.25
-            self._slot_count = max(1, int(cpus / per_task))
-        return self._slot_count
+        """How many step tasks the cluster runs at once (batches in flight), counted again
+        every SLOTS_TTL seconds, as nodes come and go."""
+        slots, counted = self._slot_count
+        now = time.monotonic()
+        if now - counted >= SLOTS_TTL:
+            try:
+                cpus = ray.cluster_resources().get("CPU", 1.0)  # type: ignore[no-untyped-call]
+                per_task = self.spec.settings.task_num_cpus or 0.25
+                slots = max(1, int(cpus / per_task))
+            except Exception:  # no answer from the cluster: keep the last count
+                log.warning("could not count the cluster's CPUs", exc_info=True)
+                slots = max(1, slots)
+            self._slot_count = (slots, now)
+        return slots
 
     async def _settle_batch(self, ref: Any,
                             chunk: list[tuple[Delivery, asyncio.Future[None]]]) -> None:
