@@ -35,7 +35,7 @@ def free_port() -> int:
 def local_apps(specs: Sequence[AppSpec], num_cpus: int = 2) -> Iterator[list[Deployment]]:
     """A new local Ray (``address="local"``) and Serve, the apps deployed; all ended after.
     Serve's data path is the one `raypipe dev` uses, unless the environment says otherwise."""
-    prepare_local_ray(num_cpus)
+    prepare_local_ray()
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
              logging_level="ERROR", log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})

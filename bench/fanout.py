@@ -49,7 +49,21 @@ def raw_ray(n: int, num_cpus: float) -> float:
     return elapsed
 
 
-def through_raypipe(url: str, spec: AppSpec, n: int) -> float:
+#: Worker processes the raylet started during each raypipe run, per variant and N: the raylet
+#: ends idle workers past its limit (as many as CPUs, actors counted) a second after they go
+#: idle, so a fan-out after a pause starts its workers again, at about 0.6 s of CPU each.
+STARTED: dict[str, dict[int, list[int]]] = {}
+
+
+def started_workers(since: float) -> int:
+    import psutil
+
+    return sum(1 for p in psutil.process_iter(["name", "create_time"])
+               if (p.info["name"] or "").startswith("ray::")
+               and (p.info["create_time"] or 0) >= since)
+
+
+def through_raypipe(url: str, spec: AppSpec, n: int, variant: str = "") -> float:
     state = runtime_for(spec).state
     t0 = time.time()
     run = httpx.post(f"{url}/fanout", json={"n": n}, timeout=600).json()["run"]
@@ -57,6 +71,9 @@ def through_raypipe(url: str, spec: AppSpec, n: int) -> float:
         done = asyncio.run(state.get("finished", run))
         if done:
             assert done["sum"] == sum(i * i for i in range(n)), done
+            if variant:
+                STARTED.setdefault(variant, {}).setdefault(n, []).append(
+                    started_workers(t0))
             return float(done["at"] - t0)
         time.sleep(0.005)
 
@@ -136,7 +153,7 @@ def main() -> None:
                 raw, rp = [], []
                 for _ in range(args.repeat):
                     raw.append(raw_ray(n, cpus))
-                    rp.append(through_raypipe(app.url, app.spec, n))
+                    rp.append(through_raypipe(app.url, app.spec, n, name))
                 times[n].setdefault("raw_ray", []).extend(raw)
                 times[n][f"raw_ray_{name}"] = raw
                 times[n][name] = rp
@@ -156,7 +173,8 @@ def main() -> None:
         rows.append({"n": n, "raw_ray": raw, "raypipe": mem, "raypipe_redis": red,
                      "celery": cel, "ratio": mem / median(t["raw_ray_raypipe"]),
                      "ratio_redis": red / median(t["raw_ray_raypipe_redis"]),
-                     "ratio_celery": None if cel is None else cel / raw, "samples": t})
+                     "ratio_celery": None if cel is None else cel / raw, "samples": t,
+                     "workers_started": median(STARTED.get("raypipe", {}).get(n, [0]))})
         r = rows[-1]
         print(f"{n:>6} {raw:>9.3f} {mem:>9.3f} {r['ratio']:>6.2f}x {red:>9.3f} "
               f"{r['ratio_redis']:>6.2f}x {cel if cel is not None else float('nan'):>9.3f} "

@@ -169,7 +169,7 @@ def child(clients: list[int], seconds: float, what: str) -> None:
 
     from raypipe.runtime.deploy import prepare_local_ray
 
-    prepare_local_ray(2)
+    prepare_local_ray()
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="ERROR",
              log_to_driver=False)
     port = free_port()
@@ -205,7 +205,7 @@ def main() -> None:
         out = subprocess.run([sys.executable, __file__, "--child", what, "--seconds",
                               str(args.seconds), "--clients", *map(str, args.clients)],
                              env={**os.environ, **env}, capture_output=True, text=True)
-        lines = [ln for ln in out.stdout.splitlines() if ln.startswith("[")]
+        lines = [ln for ln in out.stdout.splitlines() if ln.startswith(("[", "{"))]
         if out.returncode != 0 or not lines:
             print(f"{mode}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
             continue

@@ -93,8 +93,7 @@ def dev(
 
     from raypipe.runtime.deploy import connect, deploy, teardown
 
-    cluster = connect(start=True, namespace=spec.namespace, num_cpus=num_cpus,
-                      task_num_cpus=spec.settings.task_num_cpus)
+    cluster = connect(start=True, namespace=spec.namespace, num_cpus=num_cpus)
     # SIGTERM (a supervisor, `kill`) cleans up like Ctrl-C; SIGINT is set explicitly because a
     # shell starts background jobs with it ignored.
     for sig in (signal.SIGINT, signal.SIGTERM):

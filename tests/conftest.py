@@ -37,7 +37,7 @@ def ray_session() -> Iterator[int]:
     # "local": always a new Ray, never one that `ray start` left registered on this machine.
     from raypipe.runtime.deploy import prepare_local_ray
 
-    prepare_local_ray(2)  # the Serve data path and worker pool `raypipe dev` sets up
+    prepare_local_ray()  # the Serve data path `raypipe dev` uses
     ray.init(address="local", num_cpus=2, namespace="raypipe-tests", include_dashboard=False,
              logging_level="WARNING")
     port = free_port()

@@ -17,10 +17,9 @@ from raypipe import constants
 from raypipe.loader import load_app
 from raypipe.runtime import bridge
 from raypipe.runtime.spec import AppSpec
-from raypipe.settings import Settings
 
-__all__ = ["FAST_SERVE_ENV", "WORKER_POOL_ENV", "Cluster", "Deployment", "connect", "deploy",
-           "ingress", "prepare_local_ray", "start_actors", "teardown", "worker_pool_size"]
+__all__ = ["FAST_SERVE_ENV", "Cluster", "Deployment", "connect", "deploy", "ingress",
+           "prepare_local_ray", "start_actors", "teardown"]
 
 log = logging.getLogger("raypipe.deploy")
 
@@ -32,36 +31,20 @@ log = logging.getLogger("raypipe.deploy")
 FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
                   **({"RAY_SERVE_ENABLE_HA_PROXY": "1"} if sys.platform == "linux" else {})}
 
-#: The raylet's limit on worker processes, past which it ends idle ones a second after they go
-#: idle (by default, as many as CPUs; actor processes count too). Step tasks take a fraction
-#: of a CPU, so a fan-out runs more processes than that, and the raylet would start them again
-#: for each fan-out, at about 0.6 s of CPU each (bench/results/report.md).
-WORKER_POOL_ENV = "RAY_num_workers_soft_limit"
-
-#: Room in the worker pool for actor processes: raypipe's four and Serve's (controller,
-#: proxy, HAProxy manager, replicas).
-ACTOR_PROCESSES = 16
-
-
-def worker_pool_size(num_cpus: float, task_num_cpus: float) -> int:
-    """Worker processes to keep: one per step-task slot on ``num_cpus``, plus the actors'."""
-    return max(1, int(num_cpus / task_num_cpus)) + ACTOR_PROCESSES
-
-
-def prepare_local_ray(num_cpus: float | None = None,
-                      task_num_cpus: float | None = None) -> None:
+def prepare_local_ray() -> None:
     """Set up the environment of a Ray this process is about to start (unless it already says
-    otherwise): :data:`FAST_SERVE_ENV`, free ports for HAProxy's stats and metrics listeners
-    (so that several such Rays on one machine do not fight over the fixed defaults), and a
-    worker pool kept at the step tasks' slots (:data:`WORKER_POOL_ENV`)."""
+    otherwise): :data:`FAST_SERVE_ENV`, and free ports for HAProxy's stats and metrics
+    listeners, so that several such Rays on one machine do not fight over the fixed defaults.
+
+    The raylet's worker pool is left as it is. Raising its limit
+    (``RAY_num_workers_soft_limit``) keeps the step tasks' workers between fan-outs, and took
+    a 10,000-step fan-out from 5.8 s to 3.6 s here, but made plain Ray tasks with a long
+    queue on the same raylet 2-3x slower (bench/results/report.md)."""
     for key, value in FAST_SERVE_ENV.items():
         os.environ.setdefault(key, value)
     if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
         for key in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
             os.environ.setdefault(key, str(_free_port()))
-    per_task = task_num_cpus or Settings.model_fields["task_num_cpus"].default
-    os.environ.setdefault(WORKER_POOL_ENV, str(worker_pool_size(
-        num_cpus or os.cpu_count() or 1, per_task)))
 
 
 def _free_port() -> int:
@@ -78,10 +61,9 @@ class Cluster:
 
 
 def connect(address: str | None = None, *, start: bool = False, namespace: str | None = None,
-            task_num_cpus: float | None = None, **init_kwargs: Any) -> Cluster:
+            **init_kwargs: Any) -> Cluster:
     """Join ``address`` (or ``RAY_ADDRESS``, or a running local cluster); start a new local Ray
-    only if ``start`` and there is nothing to join (its worker pool sized for step tasks of
-    ``task_num_cpus``)."""
+    only if ``start`` and there is nothing to join."""
     if ray.is_initialized():
         return Cluster(False, None)
     address = address or os.environ.get("RAY_ADDRESS")
@@ -92,7 +74,7 @@ def connect(address: str | None = None, *, start: bool = False, namespace: str |
         started = False
     else:
         # "local": a new Ray of our own, never a cluster `ray start` registered on this host.
-        prepare_local_ray(init_kwargs.get("num_cpus"), task_num_cpus)
+        prepare_local_ray()
         info = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
                         **kwargs)
         started = True
