@@ -31,16 +31,23 @@ log = logging.getLogger("raypipe.deploy")
 FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
                   **({"RAY_SERVE_ENABLE_HA_PROXY": "1"} if sys.platform == "linux" else {})}
 
+#: On that path a replica being removed stays open at least this long (Serve's default: 30 s)
+#: so that load balancers can take it out of rotation; every app teardown and Ctrl-C of
+#: `raypipe dev` waited for it. The HAProxy of a Ray raypipe starts is on the same machine and
+#: told at once, so a short window does.
+LOCAL_DRAIN_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
+
 def prepare_local_ray() -> None:
     """Set up the environment of a Ray this process is about to start (unless it already says
-    otherwise): :data:`FAST_SERVE_ENV`, and free ports for HAProxy's stats and metrics
-    listeners, so that several such Rays on one machine do not fight over the fixed defaults.
+    otherwise): :data:`FAST_SERVE_ENV` with :data:`LOCAL_DRAIN_ENV`, and free ports for
+    HAProxy's stats and metrics listeners, so that several such Rays on one machine do not
+    fight over the fixed defaults.
 
     The raylet's worker pool is left as it is. Raising its limit
     (``RAY_num_workers_soft_limit``) keeps the step tasks' workers between fan-outs, and took
     a 10,000-step fan-out from 5.8 s to 3.6 s here, but made plain Ray tasks with a long
     queue on the same raylet 2-3x slower (bench/results/report.md)."""
-    for key, value in FAST_SERVE_ENV.items():
+    for key, value in {**FAST_SERVE_ENV, **LOCAL_DRAIN_ENV}.items():
         os.environ.setdefault(key, value)
     if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
         for key in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):

@@ -91,12 +91,21 @@ class LocalCluster:
                     "RAY_ADDRESS": f"127.0.0.1:{self.gcs}"}
 
     def start_head(self, num_cpus: int = 2) -> Node:
-        node = self._start(["--head", f"--port={self.gcs}", f"--dashboard-port={self.dashboard}",
-                            f"--ray-client-server-port={free_port()}", f"--num-cpus={num_cpus}"],
-                           self.base_env)
-        wait_for(lambda: node.proc.poll() is None and self._dashboard_up(), timeout=120,
-                 interval=1, message="ray start --head")
-        return node
+        for _ in range(3):
+            # Fresh ports (but the cluster's address) each try: a `ray start` that lost a port
+            # race exits at once, and waiting on it would only run out the clock.
+            node = self._start(["--head", f"--port={self.gcs}",
+                                f"--dashboard-port={self.dashboard}",
+                                f"--ray-client-server-port={free_port()}",
+                                f"--num-cpus={num_cpus}"], self.base_env)
+            wait_for(lambda n=node: n.proc.poll() is not None  # type: ignore[misc]
+                     or self._dashboard_up(), timeout=120, interval=1,
+                     message="ray start --head")
+            if node.proc.poll() is None:
+                return node
+            said = node.proc.stdout.read()[-2000:] if node.proc.stdout else ""
+            node.kill()  # what it left behind
+        raise AssertionError(f"the head did not start three times in a row: {said}")
 
     def add_node(self, num_cpus: int, resources: dict[str, float]) -> Node:
         before = self.alive_nodes()
