@@ -3,9 +3,12 @@
 The :class:`Batcher` holds the deliveries waiting for a task, per step, and keeps at most
 ``window()`` batch tasks in flight for all steps together (the cluster's task slots). When one
 finishes, the next batch is cut from whatever is waiting then, the steps taking turns. Ray's
-own queue so stays empty: with a backlog, the raylet starts extra worker processes for it,
-whose start-up (about 0.6 s of CPU each here) took the cores from the work. Submitting a
-10,000-delivery fan-out as 313 tasks at once cost 2.5 s that way (bench/results/report.md).
+own queue so stays short: with a backlog, the raylet starts worker processes for it, and their
+start-up takes the cores from the work. In a 10,000-delivery fan-out with the raylet keeping
+its workers, twice the slots in flight started 8 more workers and took 5-7 s; the slots alone
+started 2 and took 3.8 s. (With Ray's default worker pool a long fan-out still starts its
+workers again: bench/results/report.md.)
+
 Ray-free: the dispatcher supplies the function that runs a batch.
 """
 
