@@ -58,9 +58,9 @@ class Journal:
 class RedisJournal(Journal):
     def __init__(self, url: str, app: str) -> None:
         super().__init__()
-        import redis.asyncio as aioredis
+        from raypipe.state.backends.redis import redis_client
 
-        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._redis: Any = redis_client(url)
         self._pending = constants.pending_deliveries_key(app)
         self._dead = constants.dead_letters_key(app)
         self._ticks_key = constants.cron_ticks_key(app)

@@ -34,10 +34,23 @@ def _loads(raw: str | None) -> Any:
     return None if raw is None else json.loads(raw)
 
 
+#: Connections one process keeps to Redis (redis-py's default limit).
+MAX_CONNECTIONS = 100
+
+
+def redis_client(url: str) -> Any:
+    """An asyncio client whose pool waits for a free connection rather than failing: a batch
+    of deliveries settles at once, and a few hundred concurrent writes raised redis-py's "Too
+    many connections", which lost their deliveries' bookkeeping."""
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=60)
+    return aioredis.Redis(connection_pool=pool)
+
+
 class RedisBackend(StateBackend):
     def __init__(self, url: str, app: str, space: str = constants.STATE_SPACE) -> None:
         # Any: redis-py's stubs type every reply as bytes | str whatever decode_responses says.
-        self._redis: Any = aioredis.from_url(url, decode_responses=True)
+        self._redis: Any = redis_client(url)
         self._groups_key = constants.state_groups_key(app, space)
         self._effect_key: Callable[[str], str] = lambda effect: constants.effect_key(app, effect)
         self._group_key: Callable[[str], str] = lambda group: constants.state_group_key(
