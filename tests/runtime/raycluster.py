@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -91,35 +92,33 @@ class LocalCluster:
                     "RAY_ADDRESS": f"127.0.0.1:{self.gcs}"}
 
     def start_head(self, num_cpus: int = 2) -> Node:
+        return self._start_until(
+            lambda: ["--head", f"--port={self.gcs}", f"--dashboard-port={self.dashboard}",
+                     f"--ray-client-server-port={free_port()}", f"--num-cpus={num_cpus}"],
+            self.base_env, self._dashboard_up, 120, "ray start --head")
+
+    def add_node(self, num_cpus: int, resources: dict[str, float]) -> Node:
+        before = self.alive_nodes()
+        return self._start_until(
+            lambda: [f"--address=127.0.0.1:{self.gcs}", f"--num-cpus={num_cpus}",
+                     f"--resources={json.dumps(resources)}"],
+            self.env, lambda: self.alive_nodes() > before, 180, "the worker node to join")
+
+    def _start_until(self, args: Callable[[], list[str]], env: dict[str, str],
+                     ready: Callable[[], bool], timeout: float, what: str) -> Node:
+        """Start a node until it is ``ready``, three tries at most. Each try gets fresh ports:
+        a `ray start` that lost a port race exits at once, and waiting on it would only run
+        out the clock."""
+        said = ""
         for _ in range(3):
-            # Fresh ports (but the cluster's address) each try: a `ray start` that lost a port
-            # race exits at once, and waiting on it would only run out the clock.
-            node = self._start(["--head", f"--port={self.gcs}",
-                                f"--dashboard-port={self.dashboard}",
-                                f"--ray-client-server-port={free_port()}",
-                                f"--num-cpus={num_cpus}"], self.base_env)
-            wait_for(lambda n=node: n.proc.poll() is not None  # type: ignore[misc]
-                     or self._dashboard_up(), timeout=120, interval=1,
-                     message="ray start --head")
+            node = self._start(args(), env)
+            wait_for(lambda n=node: n.proc.poll() is not None or ready(),  # type: ignore[misc]
+                     timeout=timeout, interval=1, message=what)
             if node.proc.poll() is None:
                 return node
             said = node.proc.stdout.read()[-2000:] if node.proc.stdout else ""
             node.kill()  # what it left behind
-        raise AssertionError(f"the head did not start three times in a row: {said}")
-
-    def add_node(self, num_cpus: int, resources: dict[str, float]) -> Node:
-        before = self.alive_nodes()
-        for _ in range(3):
-            # Fresh ports each try: a `ray start` that lost a port race exits at once.
-            node = self._start([f"--address=127.0.0.1:{self.gcs}", f"--num-cpus={num_cpus}",
-                                f"--resources={json.dumps(resources)}"], self.env)
-            joined = wait_for(lambda n=node: n.proc.poll() is not None  # type: ignore[misc]
-                              or self.alive_nodes() > before, timeout=180, interval=1,
-                              message="the worker node to join")
-            if node.proc.poll() is None and joined:
-                return node
-        raise AssertionError("the worker node did not start three times in a row: "
-                             + (node.proc.stdout.read()[-2000:] if node.proc.stdout else ""))
+        raise AssertionError(f"{what}: failed three times in a row: {said}")
 
     def _start(self, args: list[str], env: dict[str, str]) -> Node:
         proc = subprocess.Popen([RAY, "start", *args, *_node_ports(), "--block"], cwd=ROOT,
