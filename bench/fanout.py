@@ -119,6 +119,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--num-cpus", type=int, default=2)
     p.add_argument("--no-celery", action="store_true")
+    p.add_argument("--variants", nargs="+", default=["raypipe", "raypipe_redis"],
+                   choices=["raypipe", "raypipe_redis"])
     # A 10,000-task chord spent over 4 minutes in the client (one core at 95%, the worker
     # idle) before we stopped it: Celery's chord is not built for that size.
     p.add_argument("--celery-max-n", type=int, default=1000)
@@ -130,6 +132,7 @@ def main() -> None:
     variants = {"raypipe": AppSpec.from_dir(APP),
                 "raypipe_redis": AppSpec.from_dir(APP, name="bench-fanout-redis",
                                                   state=REDIS_URL)}
+    variants = {k: v for k, v in variants.items() if k in args.variants}
     celery = None if args.no_celery else CeleryChord(args.num_cpus)
     times: dict[int, dict[str, list[float]]] = {n: {} for n in args.n}
     try:
@@ -165,20 +168,21 @@ def main() -> None:
           "to raw Ray measured in the same Ray)")
     print(f"{'N':>6} {'raw Ray':>9} {'raypipe':>9} {'ratio':>7} {'+Redis':>9} {'ratio':>7} "
           f"{'Celery':>9} {'ratio':>7} {'steps/s':>9}")
+    nan = float("nan")
     for n, t in times.items():
         raw = median(t["raw_ray"])
-        mem = median(t["raypipe"])
-        red = median(t["raypipe_redis"])
-        cel = median(t["celery"]) if "celery" in t else None
+        mem, red, cel = (median(t[k]) if k in t else None
+                         for k in ("raypipe", "raypipe_redis", "celery"))
         rows.append({"n": n, "raw_ray": raw, "raypipe": mem, "raypipe_redis": red,
-                     "celery": cel, "ratio": mem / median(t["raw_ray_raypipe"]),
-                     "ratio_redis": red / median(t["raw_ray_raypipe_redis"]),
-                     "ratio_celery": None if cel is None else cel / raw, "samples": t,
+                     "celery": cel,
+                     "ratio": mem and mem / median(t["raw_ray_raypipe"]),
+                     "ratio_redis": red and red / median(t["raw_ray_raypipe_redis"]),
+                     "ratio_celery": cel and cel / raw, "samples": t,
                      "workers_started": median(STARTED.get("raypipe", {}).get(n, [0]))})
         r = rows[-1]
-        print(f"{n:>6} {raw:>9.3f} {mem:>9.3f} {r['ratio']:>6.2f}x {red:>9.3f} "
-              f"{r['ratio_redis']:>6.2f}x {cel if cel is not None else float('nan'):>9.3f} "
-              f"{(cel or float('nan')) / raw:>6.2f}x {n / mem:>9.0f}")
+        print(f"{n:>6} {raw:>9.3f} {mem or nan:>9.3f} {r['ratio'] or nan:>6.2f}x "
+              f"{red or nan:>9.3f} {r['ratio_redis'] or nan:>6.2f}x {cel or nan:>9.3f} "
+              f"{r['ratio_celery'] or nan:>6.2f}x {n / (mem or nan):>9.0f}")
     write_json(args.json, "fanout", rows, num_cpus=args.num_cpus, repeat=args.repeat)
 
 

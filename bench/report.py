@@ -147,14 +147,17 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
                    f"{n / r['raypipe']:.0f} | {r['raypipe'] / n * 1000:.2f} ms | "
                    f"{r.get('workers_started', 0):.0f} |")
     out += ["", "*workers started*: worker processes the raylet started during a raypipe run "
-            "(median). It ends idle workers past its limit (as many as CPUs, actor processes "
-            "counted) a second after they go idle, so a fan-out after a pause starts its "
-            "task workers again, at about 0.6 s of CPU each on these cores; a large fan-out "
-            "keeps all 8 task slots (2 CPUs / 0.25) busy long enough for the raylet to start "
-            "them all. With `RAY_num_workers_soft_limit=24` on the raylet the workers stay, "
-            "and N=10,000 took 3.6 s instead of 5.8 s, but plain Ray tasks with a long queue "
-            "on the same raylet ran 2-3x slower (N=1,000: 2.2 s against 0.7 s), so raypipe "
-            "leaves the limit alone.", "", "![fan-out](fanout.png)", ""]
+            "(median). By default the raylet ends an idle worker a second after it goes idle "
+            "once the node has more workers than CPUs (actor processes counted), so a fan-out "
+            "after a pause, or after the raw-Ray run before it, starts its task workers "
+            "again, at about 0.6 s of CPU each on these cores: with raw Ray and raypipe "
+            "run in turn, N=10,000 took 4.2-5.5 s when the raylet started 4-6 workers, and "
+            "2.2-3.2 s with none started. A Ray that raypipe starts keeps idle workers "
+            "for a minute (`RAY_idle_worker_killing_time_threshold_ms=60000`, "
+            "`WARM_WORKERS_ENV` in `raypipe/runtime/deploy.py`); the raw-Ray baseline runs "
+            "on the same Ray and measured the same with and without it. Raising the limit "
+            "instead (`RAY_num_workers_soft_limit`) made the raylet prestart workers for raw "
+            "Ray's long queue, 2-3x slower.", "", "![fan-out](fanout.png)", ""]
 
     out += ["## HTTP step", "", "wrk against a trivial http step; `serve_plain` is the same "
             "endpoint as a plain FastAPI app on Serve (what Serve itself costs); "
@@ -216,13 +219,14 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer sizes and shorter runs")
-    p.add_argument("--only", nargs="+", choices=list(BENCHES),
-                   help="run only these; the others are read from their last JSON")
+    p.add_argument("--only", nargs="*", choices=list(BENCHES),
+                   help="run only these; the others are read from their last JSON (none: "
+                        "write the report again from the JSON)")
     args = p.parse_args()
     RESULTS.mkdir(exist_ok=True)
     res = {}
     for name in BENCHES:
-        if args.only and name not in args.only:
+        if args.only is not None and name not in args.only:
             res[name] = json.loads((RESULTS / f"{name}.json").read_text())
         else:
             res[name] = run(name, args.quick)

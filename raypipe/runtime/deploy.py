@@ -18,8 +18,8 @@ from raypipe.loader import load_app
 from raypipe.runtime import bridge
 from raypipe.runtime.spec import AppSpec
 
-__all__ = ["FAST_SERVE_ENV", "Cluster", "Deployment", "connect", "deploy", "ingress",
-           "prepare_local_ray", "start_actors", "teardown"]
+__all__ = ["FAST_SERVE_ENV", "WARM_WORKERS_ENV", "Cluster", "Deployment", "connect", "deploy",
+           "ingress", "prepare_local_ray", "start_actors", "teardown"]
 
 log = logging.getLogger("raypipe.deploy")
 
@@ -37,17 +37,22 @@ FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
 #: told at once, so a short window does.
 LOCAL_DRAIN_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
 
+#: The raylet ends an idle worker a second after it goes idle once its node has more workers
+#: than CPUs, actors counted; a fan-out after a pause then starts its task workers again (about
+#: 0.6 s of CPU each). Kept for a minute instead, a 10,000-step fan-out after a 3 s pause took
+#: 2.8 s instead of 4.2-5.5 s, with no worker started, and plain Ray tasks were no slower
+#: (bench/results/report.md). Raising the limit itself (``RAY_num_workers_soft_limit``) is not
+#: the same: the raylet prestarts workers up to it for a long queue, and made plain Ray tasks
+#: 2-3x slower. Set where raypipe starts Ray itself; for a `ray start` cluster, an option.
+WARM_WORKERS_ENV = {"RAY_idle_worker_killing_time_threshold_ms": "60000"}
+
+
 def prepare_local_ray() -> None:
     """Set up the environment of a Ray this process is about to start (unless it already says
-    otherwise): :data:`FAST_SERVE_ENV` with :data:`LOCAL_DRAIN_ENV`, and free ports for
-    HAProxy's stats and metrics listeners, so that several such Rays on one machine do not
-    fight over the fixed defaults.
-
-    The raylet's worker pool is left as it is. Raising its limit
-    (``RAY_num_workers_soft_limit``) keeps the step tasks' workers between fan-outs, and took
-    a 10,000-step fan-out from 5.8 s to 3.6 s here, but made plain Ray tasks with a long
-    queue on the same raylet 2-3x slower (bench/results/report.md)."""
-    for key, value in {**FAST_SERVE_ENV, **LOCAL_DRAIN_ENV}.items():
+    otherwise): :data:`FAST_SERVE_ENV`, :data:`LOCAL_DRAIN_ENV` and :data:`WARM_WORKERS_ENV`,
+    and free ports for HAProxy's stats and metrics listeners, so that several such Rays on one
+    machine do not fight over the fixed defaults."""
+    for key, value in {**FAST_SERVE_ENV, **LOCAL_DRAIN_ENV, **WARM_WORKERS_ENV}.items():
         os.environ.setdefault(key, value)
     if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
         for key in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
