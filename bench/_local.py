@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import socket
 import statistics
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -17,18 +16,10 @@ import ray
 from ray import serve
 
 from raypipe.runtime.deploy import Deployment, deploy, prepare_local_ray, teardown
+from raypipe.runtime.ports import free_port
 from raypipe.runtime.spec import AppSpec
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
-
-
-def free_port() -> int:
-    while True:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not 10002 <= port <= 19999:  # Ray's worker port range here
-            return port
 
 
 @contextmanager

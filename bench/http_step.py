@@ -18,7 +18,9 @@ import contextlib
 import json
 import os
 import re
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,6 +63,52 @@ def wrk(url: str, clients: int, seconds: float) -> dict[str, float]:
             "non_2xx": float(errors.group(1)) if errors else 0.0}
 
 
+#: Process names -> what the report calls them (first match); the rest are summed as "other".
+PROCESSES = (("ray::ServeReplica", "Serve replica (uvicorn, Serve, FastAPI, the app)"),
+             ("uvicorn", "uvicorn process (uvicorn, FastAPI, the app)"),
+             ("haproxy", "HAProxy"),
+             ("ray::HAProxyManager", "HAProxyManager (parses a log line per request)"),
+             ("ray::DashboardAgent", "dashboard agent (metrics)"),
+             ("ray::TelemetryActor", "raypipe telemetry actor (spans)"),
+             ("ray::ProxyActor", "Serve proxy actor"))
+
+
+def cpu_per_request(url: str, seconds: float, rounds: int = 3) -> dict[str, float]:
+    """Microseconds of CPU per request in each process of the machine while wrk drives
+    ``url`` with 8 clients, the median of ``rounds`` runs: on 2 shared cores, every process's
+    share counts. Needs psutil."""
+    import psutil
+
+    def snapshot() -> dict[int, tuple[str, float]]:
+        out = {}
+        for p in psutil.process_iter(["name", "cmdline"]):
+            with contextlib.suppress(psutil.Error):
+                t = p.cpu_times()
+                cmd = " ".join(p.info["cmdline"] or [])
+                name = "uvicorn" if "plain_fastapi" in cmd else p.info["name"] or ""
+                out[p.pid] = (name, t.user + t.system)
+        return out
+
+    def children() -> float:  # wrk, once it has exited
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    runs: list[dict[str, float]] = []
+    for _ in range(rounds):
+        before, load = snapshot(), children()
+        requests = wrk(url, 8, seconds)["rps"] * seconds
+        after = snapshot()
+        run = {"wrk (the load)": (children() - load) / requests * 1e6}
+        for pid, (name, cpu) in after.items():
+            label = next((label for key, label in PROCESSES if name.startswith(key)), "other")
+            used = cpu - before.get(pid, (name, 0.0))[1]
+            run[label] = run.get(label, 0.0) + used / requests * 1e6
+        runs.append(run)
+    labels = {label for run in runs for label in run}
+    median = {label: statistics.median(run.get(label, 0.0) for run in runs) for label in labels}
+    return {k: v for k, v in sorted(median.items(), key=lambda kv: -kv[1]) if v >= 1.0}
+
+
 def wait_up(url: str, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,7 +127,7 @@ def measure(url: str, clients: list[int], seconds: float) -> list[dict[str, Any]
     return [{"clients": c, **wrk(url, c, seconds)} for c in clients]
 
 
-def plain(clients: list[int], seconds: float) -> list[dict[str, Any]]:
+def plain(clients: list[int], seconds: float) -> tuple[list[dict[str, Any]], dict[str, float]]:
     sys.path.insert(0, str(HERE))
     from _local import free_port
 
@@ -87,7 +135,8 @@ def plain(clients: list[int], seconds: float) -> list[dict[str, Any]]:
     proc = subprocess.Popen([sys.executable, "-m", "uvicorn", "plain_fastapi:app", "--port",
                              str(port), "--log-level", "warning", "--no-access-log"], cwd=HERE)
     try:
-        return measure(f"http://127.0.0.1:{port}/ping", clients, seconds)
+        url = f"http://127.0.0.1:{port}/ping"
+        return measure(url, clients, seconds), cpu_per_request(url, min(seconds, 3))
     finally:
         proc.terminate()
         proc.wait(30)
@@ -161,7 +210,8 @@ def child(clients: list[int], seconds: float, what: str) -> None:
     if what == "raypipe":
         with local_app(str(APP)) as d:
             rows = measure(f"{d.url}/ping", clients, seconds)
-            print(json.dumps({"rows": rows, **inside_replica(d.url, seconds)}))
+            cpu = cpu_per_request(f"{d.url}/ping", min(seconds, 3))
+            print(json.dumps({"rows": rows, "cpu": cpu, **inside_replica(d.url, seconds)}))
         return
     import ray
     from plain_fastapi import app
@@ -182,7 +232,9 @@ def child(clients: list[int], seconds: float, what: str) -> None:
 
     serve.run(Plain.bind(), name="plain", route_prefix="/")  # type: ignore[attr-defined]
     try:
-        print(json.dumps(measure(f"http://127.0.0.1:{port}/ping", clients, seconds)))
+        url = f"http://127.0.0.1:{port}/ping"
+        print(json.dumps({"rows": measure(url, clients, seconds),
+                          "cpu": cpu_per_request(url, min(seconds, 3))}))
     finally:
         serve.shutdown()
         ray.shutdown()
@@ -199,7 +251,10 @@ def main() -> None:
         child(args.clients, args.seconds, args.child)
         return
 
-    results: dict[str, list[dict[str, Any]]] = {"uvicorn": plain(args.clients, args.seconds)}
+    results: dict[str, list[dict[str, Any]]] = {}
+    results["uvicorn"], uvicorn_cpu = plain(args.clients, args.seconds)
+    #: server -> process -> microseconds of CPU per request, at 8 clients
+    cpu: dict[str, dict[str, float]] = {"uvicorn": uvicorn_cpu}
     inside: dict[str, Any] = {}
     for mode, (env, what) in MODES.items():
         out = subprocess.run([sys.executable, __file__, "--child", what, "--seconds",
@@ -210,10 +265,10 @@ def main() -> None:
             print(f"{mode}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
             continue
         got = json.loads(lines[-1])
-        if isinstance(got, dict):
+        cpu[mode] = got.pop("cpu")
+        if what == "raypipe" and "profile" in got:
             inside = {k: v for k, v in got.items() if k != "rows"}
-            got = got["rows"]
-        results[mode] = got
+        results[mode] = got["rows"]
 
     print(f"HTTP step throughput (wrk, {args.seconds:g} s per row; latency in ms)")
     print(f"{'clients':>7} {'server':>26} {'req/s':>9} {'p50':>7} {'p99':>7} {'vs uvicorn':>10}")
@@ -233,7 +288,10 @@ def main() -> None:
         print(f"raypipe straight at the replica's port, 8 clients: {d['rps']:.0f} req/s")
     for layer, share in inside.get("profile", {}).items():
         print(f"  replica profile: {share:6.1%} {layer}")
-    write_json(args.json, "http", rows, seconds=args.seconds, **inside)
+    for server, by_process in cpu.items():
+        print(f"  CPU per request, {server}: {sum(by_process.values()):.0f} us: " + ", ".join(
+            f"{name} {us:.0f}" for name, us in by_process.items()))
+    write_json(args.json, "http", rows, seconds=args.seconds, cpu=cpu, **inside)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,18 @@ def http_inside(http: dict[str, Any]) -> list[str]:
         out += ["| layer | share of the replica's samples |", "| --- | --- |"]
         out += [f"| {layer} | {share:.0%} |" for layer, share in http["profile"].items()]
         out += [""]
+    cpu = {k: v for k, v in http.get("cpu", {}).items() if k in ("uvicorn", "serve_plain",
+                                                                   "raypipe")}
+    if cpu:
+        names = list(dict.fromkeys(n for by in cpu.values() for n in by))
+        out += ["CPU per request at 8 clients, by process (microseconds; every process on the "
+                "machine while wrk ran, so the 2 cores' whole budget shows):", "",
+                "| process | " + " | ".join(cpu) + " |",
+                "| --- |" + " --- |" * len(cpu)]
+        out += [f"| {n} | " + " | ".join(f"{by[n]:.0f}" if n in by else "" for by in
+                                         cpu.values()) + " |" for n in names]
+        out += ["| **all** | " + " | ".join(f"**{sum(by.values()):.0f}**"
+                                            for by in cpu.values()) + " |", ""]
     return out
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -12,19 +11,10 @@ from typing import Any
 
 import pytest
 
+from raypipe.runtime.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
-
-
-def free_port() -> int:
-    # Ray's worker ports are 10002-19999 here: stay out of them.
-    for _ in range(100):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if not 10002 <= port <= 19999:
-            return int(port)
-    raise RuntimeError("no free port outside Ray's worker range")
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from raypipe import constants
 from raypipe.context import Ids, Origin
 from raypipe.errors import RuntimeNotRunningError
 from raypipe.messages import Message
+from raypipe.runtime.loopbatch import LoopBatcher, Outcome
 from raypipe.runtime.spec import AppSpec
 from raypipe.state.backend import Groups, Items, Ops
 from raypipe.streams.hub import Events, Key
@@ -31,9 +32,6 @@ def actor(name: str, namespace: str) -> Any:
             "`raypipe dev` or `raypipe start`") from exc
 
 
-_Call = tuple[str, tuple[Any, ...], "asyncio.Future[Any]"]
-
-
 class ActorStateStore:
     """Calls the state actor. Reads and writes made in one turn of the caller's event loop (the
     concurrent deliveries of a batch task, a handler's ``gather``) go in one actor call, and
@@ -41,37 +39,14 @@ class ActorStateStore:
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
-        self._pending: dict[asyncio.AbstractEventLoop, list[_Call]] = {}
+        self._batcher: LoopBatcher[tuple[str, tuple[Any, ...]], Any] = LoopBatcher(
+            self._send)
+
+    async def _send(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Outcome[Any]]:
+        return await self._h.batch.remote(calls)  # type: ignore[no-any-return]
 
     def _call(self, method: str, *args: Any) -> asyncio.Future[Any]:
-        loop = asyncio.get_running_loop()
-        calls = self._pending.get(loop)
-        if calls is None:
-            calls = self._pending[loop] = []
-            loop.call_soon(self._flush, loop)
-        fut: asyncio.Future[Any] = loop.create_future()
-        calls.append((method, args, fut))
-        return fut
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        calls = self._pending.pop(loop)
-
-        async def send() -> None:
-            try:
-                results = await self._h.batch.remote([(m, a) for m, a, _ in calls])
-            except BaseException as exc:  # every waiting call raises it
-                for _, _, fut in calls:
-                    if not fut.done():
-                        fut.set_exception(exc)
-                return
-            for (_, _, fut), (ok, value) in zip(calls, results, strict=True):
-                if not fut.done():
-                    if ok:
-                        fut.set_result(value)
-                    else:
-                        fut.set_exception(value)
-
-        loop.create_task(send())
+        return self._batcher.call((method, args))
 
     async def get(self, group: str, key: str) -> Any:
         return await self._call("get", group, key)
@@ -97,39 +72,20 @@ class ActorStateStore:
         return tuple(await self._call("update", group, key, ops, origin))  # type: ignore[return-value]
 
 
-_Batch = tuple[list[Message], "asyncio.Future[None]"]
-
-
 class ActorBus:
     """Publishes to the dispatcher, coalescing the enqueues a handler makes in one turn of its
     event loop (``asyncio.gather`` of a fan-out) into one actor call."""
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
-        # One open batch per event loop (a Serve replica and a worker each have their own).
-        self._pending: dict[asyncio.AbstractEventLoop, _Batch] = {}
+        self._batcher: LoopBatcher[Sequence[Message], None] = LoopBatcher(self._send)
+
+    async def _send(self, batches: list[Sequence[Message]]) -> list[Outcome[None]]:
+        await self._h.publish.remote([m for batch in batches for m in batch])
+        return [(True, None)] * len(batches)
 
     async def publish(self, messages: Sequence[Message]) -> None:
-        loop = asyncio.get_running_loop()
-        batch = self._pending.get(loop)
-        if batch is None:
-            batch = self._pending[loop] = ([], loop.create_future())
-            loop.call_soon(self._flush, loop)
-        batch[0].extend(messages)
-        await asyncio.shield(batch[1])
-
-    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        messages, fut = self._pending.pop(loop)
-
-        async def send() -> None:
-            try:
-                await self._h.publish.remote(messages)
-            except BaseException as exc:  # the waiting enqueues raise it
-                fut.set_exception(exc)
-            else:
-                fut.set_result(None)
-
-        loop.create_task(send())
+        await self._batcher.call(messages)
 
 
 class ActorStreamStore:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import sys
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +15,7 @@ from ray import serve
 from raypipe import constants
 from raypipe.loader import load_app
 from raypipe.runtime import bridge
+from raypipe.runtime.ports import free_port
 from raypipe.runtime.spec import AppSpec
 
 __all__ = ["FAST_SERVE_ENV", "WARM_WORKERS_ENV", "Cluster", "Deployment", "connect", "deploy",
@@ -56,13 +56,7 @@ def prepare_local_ray() -> None:
         os.environ.setdefault(key, value)
     if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
         for key in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
-            os.environ.setdefault(key, str(_free_port()))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+            os.environ.setdefault(key, str(free_port()))
 
 
 @dataclass(frozen=True)
