@@ -17,6 +17,7 @@ from typing import Any
 
 from raypipe import constants
 from raypipe.delivery import Delivery
+from raypipe.runtime.loopbatch import LoopBatcher, Outcome
 
 __all__ = ["Journal", "make_journal"]
 
@@ -64,6 +65,12 @@ class RedisJournal(Journal):
         self._pending = constants.pending_deliveries_key(app)
         self._dead = constants.dead_letters_key(app)
         self._ticks_key = constants.cron_ticks_key(app)
+        # A batch task's deliveries settle in one turn of the loop: one HDEL for them all.
+        self._settle: LoopBatcher[str, None] = LoopBatcher(self._remove)
+
+    async def _remove(self, delivery_ids: list[str]) -> list[Outcome[None]]:
+        await self._redis.hdel(self._pending, *delivery_ids)
+        return [(True, None)] * len(delivery_ids)
 
     async def accepted(self, deliveries: Sequence[Delivery]) -> None:
         if deliveries:
@@ -71,7 +78,7 @@ class RedisJournal(Journal):
                 d.id: json.dumps(dataclasses.asdict(d)) for d in deliveries})
 
     async def settled(self, delivery_id: str) -> None:
-        await self._redis.hdel(self._pending, delivery_id)
+        await self._settle.call(delivery_id)
 
     async def pending(self) -> list[Delivery]:
         raw = await self._redis.hgetall(self._pending)

@@ -3,6 +3,7 @@ change into state-trigger deliveries, in commit order."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -33,18 +34,19 @@ class StateActor:
         return True
 
     async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
-        """Several calls from one process in one actor call, applied in order; each answers
-        ``(True, result)`` or ``(False, exception)`` on its own."""
-        out: list[tuple[bool, Any]] = []
-        for method, args in calls:
+        """Several calls from one process in one actor call; each answers ``(True, result)``
+        or ``(False, exception)`` on its own. They were made concurrently, and run so: started
+        in the order they were made, so writes to one item apply in that order, and the Redis
+        backend commits a batch's writes to one item together instead of one by one."""
+        async def one(method: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
             if method not in _BATCHED:
-                out.append((False, ValueError(f"{method!r} cannot be batched")))
-                continue
+                return False, ValueError(f"{method!r} cannot be batched")
             try:
-                out.append((True, await getattr(self, method)(*args)))
+                return True, await getattr(self, method)(*args)
             except Exception as exc:
-                out.append((False, exc))
-        return out
+                return False, exc
+
+        return list(await asyncio.gather(*(one(m, a) for m, a in calls)))
 
     # --- the StateStore protocol ------------------------------------------------------------
     async def get(self, group: str, key: str) -> Any:

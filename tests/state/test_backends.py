@@ -118,6 +118,31 @@ async def test_concurrent_updates_of_one_item_never_lose_one(backend: StateBacke
     assert await backend.get("hot", "k") == {"n": 200}
 
 
+async def test_concurrent_writes_each_get_their_own_result(backend: StateBackend) -> None:
+    """Writes to one item in one burst (the Redis backend commits them together): each sees
+    the value the one before it left, a failing one fails alone, a repeated effect is applied
+    once and answers with its first result."""
+    inc = [{"type": "increment", "path": "n"}]
+    bad = [{"type": "append", "path": "n", "value": 1}]  # n is a number: append fails
+    results = await asyncio.gather(
+        backend.set("burst", "k", {"n": 0}),
+        backend.update("burst", "k", inc, effect="fx-1"),
+        backend.update("burst", "k", bad),
+        backend.update("burst", "k", inc, effect="fx-1"),
+        backend.update("burst", "k", inc),
+        backend.set("burst", "other", 1),
+        return_exceptions=True)
+    assert results[0] == (None, {"n": 0})
+    assert results[1] == results[3] == ({"n": 0}, {"n": 1})
+    assert isinstance(results[2], UpdateOpError)
+    assert results[4] == ({"n": 1}, {"n": 2})
+    assert results[5] == (None, 1)
+    assert await backend.get("burst", "k") == {"n": 2}
+    # The effect is recorded: a later repeat, alone, still changes nothing.
+    assert await backend.update("burst", "k", inc, effect="fx-1") == ({"n": 0}, {"n": 1})
+    assert await backend.get("burst", "k") == {"n": 2}
+
+
 @pytest.fixture
 async def redis_app(redis_url: str) -> AsyncIterator[tuple[StateBackend, str]]:
     """A Redis backend and its app name, to open a second backend on the same keys."""
@@ -158,6 +183,16 @@ async def test_a_repeated_effect_is_applied_once(backend: StateBackend) -> None:
     await backend.set("fx", "s", 3)
     assert await backend.delete("fx", "s", effect="e-del") == 1  # the repeat: nothing deleted
     assert await backend.get("fx", "s") == 3
+
+
+async def test_values_pass_between_redis_writes_as_stored(
+        redis_app: tuple[StateBackend, str]) -> None:
+    """Writes committed together: the next one sees what was stored (JSON), as it would
+    reading the item back, not the object the one before computed."""
+    backend, _ = redis_app
+    results = await asyncio.gather(backend.set("j", "k", {"t": (1, 2), 3: "x"}),
+                                   backend.update("j", "k", []))
+    assert results[1][0] == {"t": [1, 2], "3": "x"}
 
 
 async def test_effects_survive_a_new_backend_on_the_same_redis(

@@ -4,6 +4,12 @@ Every write is a Redis transaction (WATCH/MULTI/EXEC, retried on conflict): the 
 computed with the same ``apply_ops`` as the memory backend, and commits only if the item did
 not change since it was read, so two writers can never interleave. Each write is acknowledged
 only once Redis has it, so a restarted state actor finds every item.
+
+Writes to one item that arrive while its last transaction is in flight commit together in the
+next one (group commit), each computed from the value the one before it left, in arrival
+order, each with its own result and effect record. A fan-in's thousands of updates to one
+counter cost a few round trips per group instead of four per write: a 10,000-step fan-out
+spent 0.75 ms of the state actor's CPU per update without it (bench/results/report.md).
 """
 
 from __future__ import annotations
@@ -11,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -37,6 +44,19 @@ def _loads(raw: str | None) -> Any:
 #: Connections one process keeps to Redis (redis-py's default limit).
 MAX_CONNECTIONS = 100
 
+#: Writes to one item committed in one transaction at most (WATCHed keys, MULTI size).
+MAX_GROUP = 256
+
+_Result = tuple[Any, Any]
+
+
+@dataclass
+class _Write:
+    effect: str | None
+    compute: Callable[[Any], Any]
+    done: asyncio.Future[_Result] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future())
+
 
 def redis_client(url: str) -> Any:
     """An asyncio client whose pool waits for a free connection rather than failing: a batch
@@ -55,43 +75,99 @@ class RedisBackend(StateBackend):
         self._effect_key: Callable[[str], str] = lambda effect: constants.effect_key(app, effect)
         self._group_key: Callable[[str], str] = lambda group: constants.state_group_key(
             app, group, space)
-        # Writes to one item from this process take turns (striped locks), so they neither
-        # spin on WATCH conflicts nor hold a connection each while waiting; WATCH still
-        # guards against writers in other processes.
-        self._locks = [asyncio.Lock() for _ in range(64)]
+        #: Per item being written: the writes waiting for the next transaction.
+        self._queues: dict[tuple[str, str], list[_Write]] = {}
 
     async def get(self, group: str, key: str) -> Any:
         return _loads(await self._redis.hget(self._group_key(group), key))
 
     async def _write(self, group: str, key: str, effect: str | None,
-                     compute: Callable[[Any], Any]) -> tuple[Any, Any]:
-        """Read the item, compute its new value (``None`` deletes it), commit atomically,
-        together with the record of ``effect`` (so its repeat returns this result)."""
+                     compute: Callable[[Any], Any]) -> _Result:
+        """Compute the item's new value from its current one (``None`` deletes it) and commit
+        it atomically, with the record of ``effect`` (so its repeat returns this result)."""
+        write = _Write(effect, compute)
+        queue = self._queues.get((group, key))
+        if queue is None:
+            queue = self._queues[(group, key)] = []
+            asyncio.get_running_loop().create_task(self._drain(group, key, queue))
+        queue.append(write)
+        return await write.done
+
+    async def _drain(self, group: str, key: str, queue: list[_Write]) -> None:
+        """Commit the item's waiting writes, a group per transaction, until none is left."""
+        try:
+            while queue:
+                batch = queue[:MAX_GROUP]
+                del queue[:MAX_GROUP]
+                try:
+                    results = await self._commit(group, key, batch)
+                except Exception as exc:  # Redis unreachable, say: each writer raises it
+                    results = [exc] * len(batch)
+                for write, result in zip(batch, results, strict=True):
+                    if write.done.done():  # its caller was cancelled
+                        continue
+                    if isinstance(result, BaseException):
+                        write.done.set_exception(result)
+                    else:
+                        write.done.set_result(result)
+        finally:
+            # No await since the queue was last seen empty, unless this task was cancelled.
+            del self._queues[(group, key)]
+            for write in queue:
+                if not write.done.done():
+                    write.done.set_exception(RuntimeError("the state backend was closed"))
+
+    async def _commit(self, group: str, key: str,
+                      batch: list[_Write]) -> list[_Result | Exception]:
+        """One transaction for ``batch``: each write in turn sees the value the one before it
+        left (as stored, through JSON), a write whose effect is recorded returns its recorded
+        result and changes nothing, and a write whose computation raises fails alone."""
         hkey = self._group_key(group)
-        ekey = self._effect_key(effect) if effect else None
-        async with self._locks[hash((group, key)) % len(self._locks)], self._redis.pipeline(
-                transaction=True) as pipe:
+        ekeys = [self._effect_key(w.effect) if w.effect else None for w in batch]
+        effect_keys = list(dict.fromkeys(k for k in ekeys if k))
+        async with self._redis.pipeline(transaction=True) as pipe:
             while True:
                 try:
-                    await pipe.watch(hkey, *([ekey] if ekey else []))
-                    if ekey:
-                        done = await pipe.get(ekey)
-                        if done is not None:
-                            await pipe.reset()
-                            old, new = json.loads(done)
-                            return old, new
-                    old = _loads(await pipe.hget(hkey, key))
-                    new = compute(old)
+                    await pipe.watch(hkey, *effect_keys)
+                    recorded = dict(zip(effect_keys, await pipe.mget(effect_keys),
+                                        strict=True)) if effect_keys else {}
+                    stored = await pipe.hget(hkey, key)
+                    value = _loads(stored)
+                    results: list[_Result | Exception] = []
+                    fresh: dict[str, _Result] = {}
+                    wrote = False
+                    for write, ekey in zip(batch, ekeys, strict=True):
+                        if ekey and ekey in fresh:  # repeated within this group
+                            results.append(fresh[ekey])
+                            continue
+                        if ekey and recorded.get(ekey) is not None:
+                            old, new = json.loads(recorded[ekey])
+                            results.append((old, new))
+                            continue
+                        try:
+                            new = write.compute(value)
+                            raw = None if new is None else _dumps(new)
+                        except Exception as exc:
+                            results.append(exc)
+                            continue
+                        results.append((value, new))
+                        if ekey:
+                            fresh[ekey] = (value, new)
+                        value, stored = _loads(raw), raw
+                        wrote = True
+                    if not wrote:  # every write repeated or failed: nothing to commit
+                        await pipe.reset()
+                        return results
                     pipe.multi()
-                    if new is None:
+                    if stored is None:
                         pipe.hdel(hkey, key)
                     else:
-                        pipe.hset(hkey, key, _dumps(new))
+                        pipe.hset(hkey, key, stored)
                         pipe.sadd(self._groups_key, group)
-                    if ekey:
-                        pipe.set(ekey, _dumps([old, new]), ex=EFFECT_TTL_SECONDS)
+                    for ekey, result in fresh.items():
+                        pipe.set(ekey, _dumps(list(result)), ex=EFFECT_TTL_SECONDS)
                     await pipe.execute()
-                    return old, new
+                    return results
                 except WatchError:
                     continue  # another writer got there first: read again
 
