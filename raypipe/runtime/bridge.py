@@ -35,7 +35,7 @@ def actor(name: str, namespace: str) -> Any:
 class ActorStateStore:
     """Calls the state actor. Reads and writes made in one turn of the caller's event loop (the
     concurrent deliveries of a batch task, a handler's ``gather``) go in one actor call, and
-    are applied there in the order they were made."""
+    are started there in the order they were made (writes to one item apply in that order)."""
 
     def __init__(self, handle: Any) -> None:
         self._h = handle

@@ -178,7 +178,7 @@ class Dispatcher:
     def _track(self, delta: int) -> None:
         """+1 when a delivery is accepted, -1 when it is done or dead-lettered."""
         self._in_flight += delta
-        self.metrics.in_flight.set(self._in_flight, tags={"app": self.metrics.app})
+        self.metrics.in_flight(self._in_flight)
 
     def _finished(self, step: Step, d: Delivery, dead: bool) -> None:
         """A delivery done or dead-lettered; its trace is complete when it was the last one.
@@ -196,8 +196,7 @@ class Dispatcher:
             outcome = "dead_lettered" if trace[1] else "completed"
             self.counts["*"][f"workflows_{outcome}"] += 1
             flow = step.config.flows[0] if step.config.flows else ""
-            self.metrics.workflows.inc(tags={"app": self.metrics.app, "flow": flow,
-                                             "outcome": outcome})
+            self.metrics.workflow(flow, outcome)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -221,7 +220,6 @@ class Dispatcher:
         if cfg.concurrency:
             limit = self._limits.setdefault(step.name, asyncio.Semaphore(cfg.concurrency))
         errors: list[dict[str, Any]] = []
-        tags = self.metrics.tags(step.name)
         for attempt in range(1, cfg.max_retries + 2):
             d = dataclasses.replace(d, attempt=attempt)
             span = self._span(step, d)
@@ -232,7 +230,7 @@ class Dispatcher:
                     async with limit:
                         await self._run_once(step, d, cfg)
             except Exception as exc:
-                self.metrics.failed.inc(tags=tags)
+                self.metrics.count("failed", step.name)
                 errors.append({"attempt": attempt, "error": _describe(exc),
                                "traceback": _traceback(exc), "at": time.time()})
                 self.counts[step.name]["failed_attempts"] += 1
@@ -243,7 +241,7 @@ class Dispatcher:
                     log.warning("step %r failed attempt %d of %d (%s); retrying in %.2fs",
                                 step.name, attempt, cfg.max_retries + 1, _describe(exc), delay)
                     self.counts[step.name]["retries"] += 1
-                    self.metrics.retried.inc(tags=tags)
+                    self.metrics.count("retried", step.name)
                     await asyncio.sleep(delay)
                     continue
                 await self._dead_letter(step, d, errors)
@@ -251,7 +249,7 @@ class Dispatcher:
             self._span_end(span, "ok")
             await self.journal.settled(d.id)
             self.counts[step.name]["done"] += 1
-            self.metrics.succeeded.inc(tags=tags)
+            self.metrics.count("succeeded", step.name)
             self._finished(step, d, dead=False)
             return
 
@@ -346,13 +344,12 @@ class Dispatcher:
         return opts
 
     async def _run_once(self, step: Step, d: Delivery, cfg: t.QueueConfig) -> None:
-        tags = self.metrics.tags(step.name)
-        self.metrics.started.inc(tags=tags)
+        self.metrics.count("started", step.name)
         started = time.monotonic()
         try:
             await self._attempt(step, d, cfg)
         finally:
-            self.metrics.latency.observe(time.monotonic() - started, tags=tags)
+            self.metrics.latency(step.name, time.monotonic() - started)
 
     async def _attempt(self, step: Step, d: Delivery, cfg: t.QueueConfig) -> None:
         if cfg.visibility_timeout is None:
@@ -377,7 +374,7 @@ class Dispatcher:
         await self.journal.dead(entry)
         self.dead_letters[d.id] = entry
         self.counts[step.name]["dead_lettered"] += 1
-        self.metrics.dead.inc(tags=self.metrics.tags(step.name))
+        self.metrics.count("dead", step.name)
         self._finished(step, d, dead=True)
         log.error("step %r failed %d time(s); delivery %s moved to the dead-letter queue "
                   "(`raypipe dlq show %s`)", step.name, len(errors), d.id, d.id)
