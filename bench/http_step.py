@@ -7,6 +7,8 @@ costs), all measured in this run.
 Where the raypipe mode's time goes is measured too, at 8 clients: the same step straight
 at the ingress replica's own port (skipping HAProxy), and a py-spy profile of the replica
 (self time by layer: Serve's request path, uvicorn, FastAPI, raypipe, the event loop, Ray).
+For every server, the CPU each process on the machine spends per request at 8 clients: on 2
+shared cores that, not any one process, is what bounds requests/s.
 
     python bench/http_step.py [--clients 1 8 32] [--seconds 5] [--json out.json]
 """
@@ -152,7 +154,7 @@ LAYERS = (("ray/serve/", "Serve request path"), ("uvicorn/", "uvicorn + httptool
 
 def inside_replica(url: str, seconds: float) -> dict[str, Any]:
     """8 clients straight at the ingress replica's own port, and a profile of the replica
-    under 8 clients through HAProxy. Needs psutil (Ray's) and py-spy (the bench extra)."""
+    under 8 clients through HAProxy. Needs psutil and py-spy (the bench extra)."""
     import psutil
 
     replica = next((p for p in psutil.process_iter(["name"])
