@@ -6,8 +6,8 @@ finishes, the next batch is cut from whatever is waiting then, the steps taking 
 own queue so stays short: with a backlog, the raylet starts worker processes for it, and their
 start-up takes the cores from the work. In a 10,000-delivery fan-out with the raylet keeping
 its workers, twice the slots in flight started 8 more workers and took 5-7 s; the slots alone
-started 2 and took 3.8 s. (With Ray's default worker pool a long fan-out still starts its
-workers again: bench/results/report.md.)
+started 2 and took 3.8 s. (A Ray that raypipe starts keeps its idle workers between
+fan-outs: ``WARM_WORKERS_ENV`` in :mod:`raypipe.runtime.deploy`.)
 
 Ray-free: the dispatcher supplies the function that runs a batch.
 """

@@ -86,7 +86,8 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._fifo: dict[tuple[str, str], deque[Delivery]] = {}
-        self._task_options: dict[str, Any] = {}
+        #: Per (task function, step): its ``.options`` (building them costs more than a call).
+        self._task_options: dict[tuple[Any, str], Any] = {}
         self._cron: list[asyncio.Task[None]] = []
         self.metrics = DeliveryMetrics(spec.settings.name)
         self._in_flight = 0
@@ -95,7 +96,6 @@ class Dispatcher:
         self._telemetry_client: Any = None
         self._batcher: Batcher[tuple[Delivery, asyncio.Future[None]]] = Batcher(
             self._slots, self._run_batch, self._spawn)
-        self._batch_options: dict[str, Any] = {}
         self._slot_count = (0, -SLOTS_TTL)  # (slots, when counted)
         self.journal = make_journal(spec.settings.state, spec.settings.name)
         #: Every entry point awaits it: nothing is accepted before recovery.
@@ -265,12 +265,7 @@ class Dispatcher:
                          chunk: list[tuple[Delivery, asyncio.Future[None]]]) -> None:
         """One batch task: each delivery's future gets its own outcome."""
         try:
-            opts = self._batch_options.get(step)
-            if opts is None:
-                opts = self._batch_options[step] = run_batch.options(
-                    name=step, num_cpus=self.spec.settings.task_num_cpus,
-                    max_retries=3, retry_exceptions=False)
-            ref = opts.remote(self.spec, [d for d, _ in chunk])
+            ref = self._options(run_batch, step).remote(self.spec, [d for d, _ in chunk])
         except Exception as exc:
             _fail_all(chunk, exc)
             return
@@ -334,12 +329,13 @@ class Dispatcher:
         self._telemetry().record((), [{**span, "end": time.time() * 1000, "outcome": outcome,
                                        "error": error}])
 
-    def _options(self, step: Step) -> Any:
-        opts = self._task_options.get(step.name)
+    def _options(self, task: Any, step: str) -> Any:
+        """``task`` (a batch, or one delivery) with the step's name and CPUs."""
+        opts = self._task_options.get((task, step))
         if opts is None:
             # Ray retries a task whose worker died (system failures); exceptions are ours.
-            opts = self._task_options[step.name] = run_delivery.options(
-                name=step.name, num_cpus=self.spec.settings.task_num_cpus, max_retries=3,
+            opts = self._task_options[task, step] = task.options(
+                name=step, num_cpus=self.spec.settings.task_num_cpus, max_retries=3,
                 retry_exceptions=False)
         return opts
 
@@ -356,7 +352,7 @@ class Dispatcher:
             await self._batched(step, d)
             return
         # Alone in its task: cancelling it past its time limit kills the worker.
-        ref = self._options(step).remote(self.spec, d)
+        ref = self._options(run_delivery, step.name).remote(self.spec, d)
         self.counts[step.name]["tasks"] += 1
         try:
             await asyncio.wait_for(asyncio.shield(ref), cfg.visibility_timeout)  # type: ignore[arg-type]
