@@ -185,11 +185,15 @@ def status(app_dir: AppArg = Path(".")) -> None:
     typer.echo(f"workflows   {totals.get('workflows_completed', 0)} completed, "
                f"{totals.get('workflows_dead_lettered', 0)} with a dead letter")
     steps = {k: v for k, v in stats["steps"].items() if k != "*"}
+    oldest = stats.get("oldest_in_flight", {})
     if steps:
-        cols = ("accepted", "done", "retries", "failed_attempts", "dead_lettered")
-        typer.echo(f"\n{'step':32} " + " ".join(f"{c:>15}" for c in cols))
+        cols = ("accepted", "done", "retries", "failed_attempts", "crashes", "dead_lettered")
+        typer.echo(f"\n{'step':32} " + " ".join(f"{c:>15}" for c in cols)
+                   + f" {'oldest in flight':>17}")
         for step in sorted(steps):
-            typer.echo(f"{step:32} " + " ".join(f"{steps[step].get(c, 0):>15}" for c in cols))
+            age = f"{oldest[step]:.1f}s" if step in oldest else "-"
+            typer.echo(f"{step:32} " + " ".join(f"{steps[step].get(c, 0):>15}" for c in cols)
+                       + f" {age:>17}")
 
 
 @app.command()
@@ -312,7 +316,8 @@ def dlq_replay(
     all_: Annotated[bool, typer.Option("--all", help="Replay every dead letter.")] = False,
     app_dir: AppOpt = Path("."),
 ) -> None:
-    """Run a dead letter (or all) again as a new delivery."""
+    """Run a dead letter (or all) again: the same delivery, with a fresh set of attempts;
+    what its failed attempts applied is not applied twice."""
     if (entry_id is None) == (not all_):
         _fail("give one dead letter ID or --all", 2)
     replayed = _runtime_call(app_dir, "dead_letters", "replay", None if all_ else [entry_id])

@@ -57,9 +57,24 @@ def stream_group(stream: str, group: str) -> str:
     return f"{stream}:{group}"
 
 
-#: A write's effect id, kept with a TTL so that a retried delivery does not apply it twice.
+#: An effect's record (its first result), kept while the delivery that owns it can run.
 def effect_key(app_name: str, effect: str) -> str:
     return f"raypipe:{app_name}:effect:{effect}"
+
+
+#: Per delivery: the set of its effects' record keys, dropped with them when it settles.
+def owned_effects_key(app_name: str, owner: str) -> str:
+    return f"raypipe:{app_name}:owned:{owner}"
+
+
+#: Per delivery: the messages and deliveries it caused, so a recovered run causes none twice.
+def caused_key(app_name: str, owner: str) -> str:
+    return f"raypipe:{app_name}:caused:{owner}"
+
+
+#: Counts the dispatcher's lives; orders deliveries accepted across restarts.
+def epoch_key(app_name: str) -> str:
+    return f"raypipe:{app_name}:epoch"
 
 
 #: The dispatcher's journal in Redis: deliveries not yet settled, and dead letters.

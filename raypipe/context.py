@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from raypipe.effects import Effect
 from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidationError
 from raypipe.logger import StepLogger
 from raypipe.messages import Message, new_id
@@ -39,12 +40,12 @@ Ids = list[str]
 @dataclass(frozen=True)
 class Origin:
     """Who makes a change. The trace id is carried to state triggers; ``effect`` identifies the
-    change within its delivery (``<delivery id>#<n>``) so that a retried delivery's repeat of
-    it is recognised and not applied twice. Changes from outside a delivery have no ``effect``."""
+    change within its delivery so that a repeat of it (a retry, a recovery, a replay) is
+    recognised and not applied twice. Changes from outside a delivery have no ``effect``."""
 
     trace_id: str
     step: str | None = None
-    effect: str | None = None
+    effect: Effect | None = None
 
 
 class StateStore(Protocol):
@@ -135,7 +136,7 @@ class StateAPI:
 
 def build_message(
     app: App, topic: str, data: Any, *, trace_id: str, source: Step | None,
-    group_id: str | None = None, message_id: str | None = None,
+    group_id: str | None = None, message_id: str | None = None, parent: str | None = None,
 ) -> Message:
     """Check an enqueue the way every caller must: declared topic, subscribers' schemas."""
     if source is not None and topic not in source.config.enqueues:
@@ -151,16 +152,19 @@ def build_message(
             except SchemaValidationError as exc:
                 raise EnqueueValidationError(topic, sub.name, exc.errors) from None
     return Message(topic=topic, data=payload, trace_id=trace_id, group_id=group_id,
-                   source=source.name if source else None, id=message_id or new_id())
+                   source=source.name if source else None, id=message_id or new_id(),
+                   parent=parent)
 
 
 async def publish(
     app: App, runtime: Runtime, topic: str, data: Any, *, trace_id: str,
-    source: Step | None = None, group_id: str | None = None, message_id: str | None = None,
+    source: Step | None = None, group_id: str | None = None, effect: Effect | None = None,
 ) -> str:
-    """Validate and hand one message to the bus; returns its id."""
+    """Validate and hand one message to the bus; returns its id. A message that is a
+    delivery's ``effect`` is named after it, so a repeat of that enqueue is recognised."""
     msg = build_message(app, topic, data, trace_id=trace_id, source=source, group_id=group_id,
-                        message_id=message_id)
+                        message_id=effect.id if effect else None,
+                        parent=effect.owner if effect else None)
     await runtime.bus.publish([msg])
     return msg.id
 
@@ -196,7 +200,7 @@ class FlowContext:
                                  tuple(step.config.flows) if step else (),
                                  sink=(lambda rec: sink.record([rec], ())) if sink else None)
 
-    def _effect_id(self, target: str) -> str | None:
+    def _effect_id(self, target: str) -> Effect | None:
         """``<delivery>|<target>|<n>`` for the n-th effect on ``target`` (an item written with
         the same kind of operation, or a topic) in this delivery. A retry that repeats an
         effect reproduces its id, so the effect is not applied twice; effects on other targets,
@@ -208,7 +212,8 @@ class FlowContext:
         # Hashed to a fixed size: message ids become delivery ids downstream, and would
         # otherwise grow with every hop.
         raw = f"{self._delivery_id}|{target}|{self._effects[target]}"
-        return hashlib.blake2b(raw.encode(), digest_size=16).hexdigest()
+        return Effect(self._delivery_id,
+                      hashlib.blake2b(raw.encode(), digest_size=16).hexdigest())
 
     def _origin(self, target: str) -> Origin:
         return Origin(self.trace_id, self.step.name if self.step else None,
@@ -224,7 +229,7 @@ class FlowContext:
         subscribers = self.app.subscribers(topic)
         await publish(self.app, self._runtime, topic, data, trace_id=self.trace_id,
                       source=self.step, group_id=message_group_id,
-                      message_id=self._effect_id(f"enqueue|{topic}"))
+                      effect=self._effect_id(f"enqueue|{topic}"))
         if not subscribers:
             self.logger.warn("no step subscribes to this topic; the message is not delivered",
                              topic=topic)

@@ -22,8 +22,12 @@ Kind = Literal["queue", "cron", "state", "stream"]
 class Delivery:
     """One message (or event) for one step. Small and picklable: it is a Ray task argument.
 
-    ``id`` names this delivery across its attempts (and only this one: a replay of a dead
-    letter is a new delivery with a new id); its effects are deduplicated by it."""
+    ``id`` names this delivery across all its runs: its attempts, a recovery after an outage
+    and a replay from the dead letters. Its effects are deduplicated by it (they are
+    :class:`~raypipe.effects.Effect` s owned by it). ``parent`` is the delivery whose effect
+    caused this one (its enqueue, or its write that fired a trigger), ``None`` for work from
+    outside (an HTTP request, a cron tick, the CLI). ``seq`` orders deliveries by acceptance,
+    across restarts: FIFO groups resume in it."""
 
     id: str
     step: str
@@ -34,6 +38,8 @@ class Delivery:
     message_id: str | None = None
     group_id: str | None = None
     attempt: int = 1
+    parent: str | None = None
+    seq: int = 0
 
 
 def _input_and_trigger(step: Step, d: Delivery) -> tuple[Any, t.Trigger]:

@@ -23,5 +23,7 @@ class Message:
     group_id: str | None = None
     #: The step that enqueued it, if a step did.
     source: str | None = None
+    #: The delivery that enqueued it (whose effect it is), if one did.
+    parent: str | None = None
     id: str = field(default_factory=new_id)
     enqueued_at: float = field(default_factory=time.time)

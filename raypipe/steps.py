@@ -120,6 +120,7 @@ _QUEUE_KEYS = {
     "type": "type", "maxRetries": "max_retries", "max_retries": "max_retries",
     "backoff": "backoff", "backoffType": "backoff", "backoff_type": "backoff",
     "backoffDelayMs": "backoff_delay_ms", "backoff_delay_ms": "backoff_delay_ms",
+    "maxBackoffMs": "max_backoff_ms", "max_backoff_ms": "max_backoff_ms",
     "delaySeconds": "delay_seconds", "delay_seconds": "delay_seconds",
     "visibilityTimeout": "visibility_timeout", "visibility_timeout": "visibility_timeout",
     "concurrency": "concurrency", "maxConcurrency": "concurrency",
@@ -291,7 +292,8 @@ def _check_trigger(tr: t.Trigger, where: str) -> t.Trigger:
             raise ConfigFieldError(f"{where}.config.max_retries", "must be an integer >= 0")
         if c.concurrency is not None and (not isinstance(c.concurrency, int) or c.concurrency < 1):
             raise ConfigFieldError(f"{where}.config.concurrency", "must be an integer >= 1")
-        for name in ("backoff_delay_ms", "delay_seconds", "visibility_timeout"):
+        for name in ("backoff_delay_ms", "max_backoff_ms", "delay_seconds",
+                     "visibility_timeout"):
             v = getattr(c, name)
             if v is not None and (not isinstance(v, (int, float)) or v < 0
                                   or (name == "visibility_timeout" and v == 0)):

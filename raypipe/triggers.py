@@ -47,6 +47,9 @@ class QueueConfig:
     max_retries: int = 3
     backoff: Literal["exponential", "fixed"] = "exponential"
     backoff_delay_ms: int = 1000
+    #: The longest wait between two attempts, however many failed (exponential backoff
+    #: doubles up to it).
+    max_backoff_ms: int = 60_000
     delay_seconds: float = 0.0
     #: Seconds a handler may run before the attempt counts as failed.
     visibility_timeout: float | None = None

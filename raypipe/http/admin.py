@@ -35,7 +35,7 @@ def admin_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
     async def replay_all() -> dict[str, Any]:
         return {"replayed": await runtime().dead_letters.replay(None)}
 
-    @router.post("/dlq/{entry_id}/replay", summary="Replay one dead letter as a new delivery")
+    @router.post("/dlq/{entry_id}/replay", summary="Run a dead letter again, as the same delivery")
     async def replay_one(entry_id: str) -> dict[str, Any]:
         replayed = await runtime().dead_letters.replay([entry_id])
         if not replayed:

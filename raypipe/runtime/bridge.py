@@ -12,9 +12,9 @@ import ray
 
 from raypipe import constants
 from raypipe.context import Ids, Origin
+from raypipe.engine.loopbatch import LoopBatcher, Outcome
 from raypipe.errors import RuntimeNotRunningError
 from raypipe.messages import Message
-from raypipe.runtime.loopbatch import LoopBatcher, Outcome
 from raypipe.runtime.spec import AppSpec
 from raypipe.state.backend import Groups, Items, Ops
 from raypipe.streams.hub import Events, Key

@@ -1,12 +1,14 @@
-"""What the Ray dashboard's metrics (Prometheus/Grafana) show of an app, per step."""
+"""What the Ray dashboard's metrics (Prometheus/Grafana) show of an app, per step: the
+engine's one tally of outcomes (:class:`~raypipe.engine.outcomes.Outcomes`), handed to Ray
+every :data:`FLUSH_SECONDS`, and attempt latencies as they come."""
 
 from __future__ import annotations
 
-import asyncio
-from collections import Counter as Tally
-from typing import Literal
+from typing import Any
 
 from ray.util.metrics import Counter, Gauge, Histogram
+
+from raypipe.engine.outcomes import Outcomes
 
 __all__ = ["DeliveryMetrics"]
 
@@ -16,28 +18,29 @@ _LATENCY_BOUNDARIES = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 
 #: metric call per event (four or five per delivery, ~5 us each) bought nothing.
 FLUSH_SECONDS = 0.5
 
-Event = Literal["started", "succeeded", "failed", "retried", "dead"]
+#: Prometheus counter per tally event: (name, description).
+_COUNTERS = {
+    "attempts": ("raypipe_delivery_attempts", "Delivery attempts started"),
+    "done": ("raypipe_deliveries_succeeded", "Deliveries done"),
+    "failed_attempts": ("raypipe_delivery_attempts_failed",
+                        "Attempts that raised, crashed their worker or timed out"),
+    "crashes": ("raypipe_delivery_attempts_crashed", "Attempts whose worker died"),
+    "retries": ("raypipe_delivery_retries", "Retries scheduled"),
+    "dead_lettered": ("raypipe_deliveries_dead_lettered", "Deliveries dead-lettered"),
+}
 
 
 class DeliveryMetrics:
-    """Created in the dispatcher actor: every delivery passes through it. Counts and the
-    in-flight gauge are tallied here and handed to Ray every :data:`FLUSH_SECONDS`;
-    latencies go to Ray as they come (a histogram takes one value at a time)."""
+    """Created in the dispatcher actor, reading the engine's tally."""
 
-    def __init__(self, app: str) -> None:
+    def __init__(self, app: str, outcomes: Outcomes, clock: Any) -> None:
         tags = ("app", "step")
         self.app = app
-        self._counters: dict[Event, Counter] = {
-            "started": Counter("raypipe_delivery_attempts", "Delivery attempts started",
-                               tag_keys=tags),
-            "succeeded": Counter("raypipe_deliveries_succeeded", "Deliveries done",
-                                 tag_keys=tags),
-            "failed": Counter("raypipe_delivery_attempts_failed", "Attempts that raised",
-                              tag_keys=tags),
-            "retried": Counter("raypipe_delivery_retries", "Retries scheduled", tag_keys=tags),
-            "dead": Counter("raypipe_deliveries_dead_lettered", "Deliveries dead-lettered",
-                            tag_keys=tags),
-        }
+        self._outcomes = outcomes
+        self._clock = clock
+        self._counters = {event: Counter(name, doc, tag_keys=tags)
+                          for event, (name, doc) in _COUNTERS.items()}
+        self._exported: dict[tuple[str, str], int] = {}
         self._latency = Histogram("raypipe_step_latency_seconds", "Attempt duration",
                                   boundaries=_LATENCY_BOUNDARIES, tag_keys=tags)
         self._workflows = Counter(
@@ -48,17 +51,9 @@ class DeliveryMetrics:
         self._in_flight = Gauge("raypipe_deliveries_in_flight",
                                 "Deliveries accepted and not yet done or dead-lettered",
                                 tag_keys=("app",))
-        self._tally: Tally[tuple[Event, str]] = Tally()
-        self._in_flight_now: int | None = None
-        self._flush_due = False
-
-    def count(self, event: Event, step: str) -> None:
-        self._tally[event, step] += 1
-        self._schedule()
-
-    def in_flight(self, deliveries: int) -> None:
-        self._in_flight_now = deliveries
-        self._schedule()
+        self._oldest = Gauge("raypipe_oldest_in_flight_seconds",
+                             "Age of the step's oldest delivery in flight", tag_keys=tags)
+        self._aged: set[str] = set()
 
     def latency(self, step: str, seconds: float) -> None:
         self._latency.observe(seconds, tags={"app": self.app, "step": step})
@@ -66,16 +61,19 @@ class DeliveryMetrics:
     def workflow(self, flow: str, outcome: str) -> None:
         self._workflows.inc(tags={"app": self.app, "flow": flow, "outcome": outcome})
 
-    def _schedule(self) -> None:
-        if not self._flush_due:
-            self._flush_due = True
-            asyncio.get_running_loop().call_later(FLUSH_SECONDS, self.flush)
-
     def flush(self) -> None:
-        self._flush_due = False
-        tally, self._tally = self._tally, Tally()
-        for (event, step), n in tally.items():
-            self._counters[event].inc(n, tags={"app": self.app, "step": step})
-        if self._in_flight_now is not None:
-            self._in_flight.set(self._in_flight_now, tags={"app": self.app})
-            self._in_flight_now = None
+        """Hand Ray what the tally gained since the last flush, and the gauges."""
+        for step, counts in self._outcomes.counts.items():
+            for event, counter in self._counters.items():
+                n = counts.get(event, 0)
+                seen = self._exported.get((event, step), 0)
+                if n > seen:
+                    counter.inc(n - seen, tags={"app": self.app, "step": step})
+                    self._exported[event, step] = n
+        self._in_flight.set(len(self._outcomes.in_flight), tags={"app": self.app})
+        ages = self._outcomes.oldest(self._clock.monotonic())
+        for step in self._aged - set(ages):
+            self._oldest.set(0, tags={"app": self.app, "step": step})
+        for step, age in ages.items():
+            self._oldest.set(age, tags={"app": self.app, "step": step})
+        self._aged = set(ages)

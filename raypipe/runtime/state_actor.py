@@ -33,6 +33,10 @@ class StateActor:
     async def ready(self) -> bool:
         return True
 
+    async def release(self, owners: list[str]) -> None:
+        """These deliveries settled: their effect records may go."""
+        await self.backend.release(owners)
+
     async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
         """Several calls from one process in one actor call; each answers ``(True, result)``
         or ``(False, exception)`` on its own. They were made concurrently, and run so: started

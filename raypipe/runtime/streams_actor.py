@@ -19,9 +19,9 @@ from raypipe import constants
 from raypipe import triggers as t
 from raypipe.context import Origin
 from raypipe.effects import EffectLog
+from raypipe.engine.once import Once
 from raypipe.loader import load_app_cached
 from raypipe.models import StreamEvent, StreamTriggerInput
-from raypipe.runtime.once import Once
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ChangeTriggers
 from raypipe.state.backend import StateBackend, make_backend
@@ -68,6 +68,11 @@ class StreamsActor:
     async def ready(self) -> bool:
         await self._load()
         return True
+
+    async def release(self, owners: list[str]) -> None:
+        """These deliveries settled: their effect records may go (with Redis, the journal
+        dropped the durable ones)."""
+        self.effects.release(owners)
 
     # --- items --------------------------------------------------------------------------------
     async def get(self, stream: str, group: str, item_id: str) -> Any:

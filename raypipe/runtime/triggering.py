@@ -75,9 +75,11 @@ class ChangeTriggers:
             if ok:
                 # Named after the change's effect when it has one, so the same change can
                 # never start two deliveries of one step.
-                cause = origin.effect or new_id()
+                effect = origin.effect
+                cause = effect.id if effect else new_id()
                 await self._invoke(Delivery(f"{cause}>{step.name}", step.name, self.kind,
-                                            dataclasses.asdict(change), origin.trace_id))
+                                            dataclasses.asdict(change), origin.trace_id,
+                                            parent=effect.owner if effect else None))
 
     def _ctx(self, step: Step, origin: Origin) -> FlowContext:
         from raypipe.runtime.bridge import runtime_for

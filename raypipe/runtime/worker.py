@@ -1,22 +1,29 @@
-"""The Ray task that runs one delivery. The app is imported once per worker process and kept;
-the worker's event loop is kept too, so a delivery costs no process and no import."""
+"""The Ray tasks that run deliveries. The app is imported once per worker process and kept;
+the worker's event loop is kept too, so a delivery costs no process and no import.
+
+A task answers one outcome per delivery: ``None`` when it succeeded, else ``{"error",
+"traceback", "cause"}``. A handler that calls ``sys.exit`` fails its attempt with the exit
+code named (cause ``crash``) and leaves the worker, and the deliveries sharing it, running.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import traceback
-from typing import Any
 
 import ray
 
+from raypipe.app import App
 from raypipe.delivery import Delivery, execute
 from raypipe.loader import load_app_cached
-from raypipe.runtime.bridge import runtime_for
+from raypipe.runtime.bridge import RayRuntime, runtime_for
 from raypipe.runtime.spec import AppSpec
 
 __all__ = ["run_batch", "run_delivery"]
 
 _loop: asyncio.AbstractEventLoop | None = None
+
+Outcome = dict[str, str] | None
 
 
 def _worker_loop() -> asyncio.AbstractEventLoop:
@@ -27,35 +34,46 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-@ray.remote
-def run_delivery(spec: AppSpec, delivery: Delivery) -> dict[str, Any]:
-    """Named after its step when submitted (``.options(name=step)``): the dashboard groups by it."""
+def _failure(exc: BaseException, description: str, cause: str = "error") -> dict[str, str]:
+    return {"error": description, "cause": cause,
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+
+
+async def _run_one(app: App, rt: RayRuntime, d: Delivery) -> Outcome:
+    try:
+        await execute(app, rt, d)
+    except SystemExit as exc:
+        # Caught here: out of a coroutine, SystemExit stops the whole loop (and the batch).
+        return _failure(exc, f"SystemExit: the handler exited with code {exc.code!r} "
+                             "(sys.exit); the attempt failed, the worker was kept", "crash")
+    except Exception as exc:
+        return _failure(exc, f"{type(exc).__name__}: {exc}")
+    return None
+
+
+def _run(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
     app = load_app_cached(spec.root, spec.settings)
     rt = runtime_for(spec)
+
+    async def run_all() -> list[Outcome]:
+        return list(await asyncio.gather(*(_run_one(app, rt, d) for d in deliveries)))
+
     try:
-        return _worker_loop().run_until_complete(execute(app, rt, delivery))
+        return _worker_loop().run_until_complete(run_all())
     finally:
-        # The loop stops with the delivery: send its last log lines now, not next time.
+        # The loop stops with the task: send its last log lines now, not next time.
         rt.telemetry.flush()
 
 
 @ray.remote
-def run_batch(spec: AppSpec, deliveries: list[Delivery]) -> list[dict[str, str] | None]:
+def run_delivery(spec: AppSpec, delivery: Delivery) -> Outcome:
+    """Named after its step when submitted (``.options(name=step)``): the dashboard groups by it."""
+    return _run(spec, [delivery])[0]
+
+
+@ray.remote
+def run_batch(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
     """Several deliveries of one step in one task, concurrently on the worker's loop: one task
     submission and, through the runtime's batching, one state call per turn of that loop for
-    all of them. Each gets its own outcome (``None``, or its error), so each is retried or
-    dead-lettered on its own."""
-    app = load_app_cached(spec.root, spec.settings)
-    rt = runtime_for(spec)
-
-    async def run_all() -> list[Any]:
-        return list(await asyncio.gather(*(execute(app, rt, d) for d in deliveries),
-                                         return_exceptions=True))
-
-    try:
-        results = _worker_loop().run_until_complete(run_all())
-    finally:
-        rt.telemetry.flush()
-    return [{"error": f"{type(r).__name__}: {r}",
-             "traceback": "".join(traceback.format_exception(type(r), r, r.__traceback__))}
-            if isinstance(r, BaseException) else None for r in results]
+    all of them. Each gets its own outcome, so each is retried or dead-lettered on its own."""
+    return _run(spec, deliveries)

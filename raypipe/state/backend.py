@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from raypipe import constants
+from raypipe.effects import Effect
 
 __all__ = ["StateBackend", "make_backend"]
 
@@ -24,18 +25,19 @@ class StateBackend(abc.ABC):
 
     A write may name its ``effect`` (see :mod:`raypipe.effects`): a write whose effect was
     already applied changes nothing and returns the first result. The backend keeps that
-    record as durably as the items themselves, so a restarted state actor still knows."""
+    record as durably as the items themselves, so a restarted state actor still knows, until
+    the delivery that owns it settles."""
 
     @abc.abstractmethod
     async def get(self, group: str, key: str) -> Any: ...
 
     @abc.abstractmethod
     async def set(
-        self, group: str, key: str, value: Any, effect: str | None = None
+        self, group: str, key: str, value: Any, effect: Effect | None = None
     ) -> tuple[Any, Any]: ...
 
     @abc.abstractmethod
-    async def delete(self, group: str, key: str, effect: str | None = None) -> Any:
+    async def delete(self, group: str, key: str, effect: Effect | None = None) -> Any:
         """Remove an item; returns its old value (``None`` if there was none)."""
 
     @abc.abstractmethod
@@ -46,18 +48,22 @@ class StateBackend(abc.ABC):
     async def list_groups(self) -> Groups: ...
 
     @abc.abstractmethod
-    async def clear(self, group: str, effect: str | None = None) -> Removed:
+    async def clear(self, group: str, effect: Effect | None = None) -> Removed:
         """Remove a whole group; returns ``(id, old_value)`` of every removed item."""
 
     @abc.abstractmethod
     async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: str | None = None
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None
     ) -> tuple[Any, Any]:
         """Apply ``ops`` atomically; an item that does not exist starts as ``{}``."""
 
     @abc.abstractmethod
-    async def applied(self, effect: str) -> tuple[Any, Any] | None:
+    async def applied(self, effect: Effect) -> tuple[Any, Any] | None:
         """``(old, new)`` of an item write whose ``effect`` was already applied, else ``None``."""
+
+    async def release(self, owners: Sequence[str]) -> None:  # noqa: B027 - optional hook
+        """Forget the effect records of these deliveries (they settled). A backend whose
+        records go with the journal's entry (Redis) does nothing here."""
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

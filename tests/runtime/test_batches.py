@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from raypipe.runtime.batching import MAX_BATCH, Batcher, batch_size
+from raypipe.engine.batching import MAX_BATCH, Batcher, batch_size
 
 
 def test_a_batch_takes_an_even_share_of_the_free_slots_and_at_most_max() -> None:

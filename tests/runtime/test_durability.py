@@ -130,14 +130,15 @@ def test_stream_items_survive_a_streams_actor_restart(deploy_app: Deploy,
                                                       redis_url: str) -> None:
     from raypipe import constants
     from raypipe.context import Origin
+    from raypipe.effects import Effect
     from raypipe.runtime.bridge import runtime_for
 
     d = deploy_app(STREAMS, state=redis_url)
     streams = runtime_for(d.spec).streams
     inc = [{"type": "increment", "path": "n"}]
-    asyncio.run(streams.set("items", "g", "a", {"n": 1}, Origin("t", "s", "e1")))
-    first = asyncio.run(streams.update("items", "g", "a", inc, Origin("t", "s", "e2")))
-    asyncio.run(streams.set("items", "g", "b", {"n": 5}, Origin("t", "s", "e3")))
+    asyncio.run(streams.set("items", "g", "a", {"n": 1}, Origin("t", "s", Effect("d", "e1"))))
+    first = asyncio.run(streams.update("items", "g", "a", inc, Origin("t", "s", Effect("d", "e2"))))
+    asyncio.run(streams.set("items", "g", "b", {"n": 5}, Origin("t", "s", Effect("d", "e3"))))
     ray.kill(ray.get_actor(constants.STREAMS_ACTOR, namespace=d.spec.namespace),
              no_restart=False)
 
@@ -151,11 +152,11 @@ def test_stream_items_survive_a_streams_actor_restart(deploy_app: Deploy,
         {"n": 2, "pad": "", "id": "a"}, {"n": 5, "pad": "", "id": "b"}]
     assert asyncio.run(streams.list_groups("items")) == ["g"]
     # A retried delivery repeating a write made before the restart changes nothing.
-    again = asyncio.run(streams.update("items", "g", "a", inc, Origin("t", "s", "e2")))
+    again = asyncio.run(streams.update("items", "g", "a", inc, Origin("t", "s", Effect("d", "e2"))))
     assert tuple(again) == tuple(first)
     assert asyncio.run(streams.get("items", "g", "a"))["n"] == 2
     # A new write is applied, and kept.
-    asyncio.run(streams.update("items", "g", "a", inc, Origin("t", "s", "e4")))
+    asyncio.run(streams.update("items", "g", "a", inc, Origin("t", "s", Effect("d", "e4"))))
     assert asyncio.run(streams.get("items", "g", "a"))["n"] == 3
 
 

@@ -108,15 +108,71 @@ def test_dead_letter_then_replay_after_the_fix(g: Running) -> None:
     shown = runner.invoke(cli, ["dlq", "show", entry["id"], *app_dir], env=env)
     assert json.loads(shown.stdout)["payload"] == {"id": "d1"}
 
-    # Fix the cause, then replay: a new delivery that completes.
+    # Fix the cause, then replay: the same delivery, with fresh attempts numbered on.
     g.run(g.rt.state.set("flags", "fixed", True, _origin()))
     replayed = runner.invoke(cli, ["dlq", "replay", entry["id"], *app_dir], env=env)
     assert replayed.exit_code == 0, replayed.output
-    assert wait_for(lambda: g.get("doomed-done", "d1"), timeout=30, message="replay") == 1
+    assert json.loads(replayed.stdout) == {"replayed": [entry["id"]]}
+    assert wait_for(lambda: g.get("doomed-done", "d1"), timeout=30, message="replay") == 4
     assert httpx.get(f"{url}/_raypipe/dlq/{entry['id']}").status_code == 404
     again = runner.invoke(cli, ["dlq", "replay", entry["id"], *app_dir], env=env)
     assert again.exit_code == 1
     assert httpx.post(f"{url}/_raypipe/dlq/nope/replay").status_code == 404
+
+
+def test_a_replay_applies_nothing_its_failed_attempts_applied(g: Running) -> None:
+    """The state update, the stream write and the enqueue made before the failure count once,
+    through two failed attempts and the replay that succeeds."""
+    g.send("replayable", [{"id": "r1"}])
+    url = g.d.url
+
+    def dead() -> Any:
+        return [e for e in httpx.get(f"{url}/_raypipe/dlq").json()
+                if e["payload"] == {"id": "r1"}]
+
+    [entry] = wait_for(dead, timeout=30, message="the dead letter")
+    assert len(entry["errors"]) == 2
+    wait_for(lambda: g.get("replay-after", "r1"), timeout=30, message="the enqueued message")
+    streams = g.rt.streams
+    assert g.get("replay-counts", "r1") == {"n": 1}
+    assert g.run(streams.get("tallies", "replay", "r1")) == {"n": 1, "id": "r1"}
+    g.run(g.rt.state.set("flags", "replayable-fixed", True, _origin()))
+    r = httpx.post(f"{url}/_raypipe/dlq/{entry['id']}/replay")
+    assert r.json() == {"replayed": [entry["id"]]}
+    assert wait_for(lambda: g.get("replayable-done", "r1"), timeout=30, message="replay") == 3
+    assert wait_for(lambda: g.stats()["in_flight"] == 0, timeout=30, message="nothing in flight")
+    assert g.get("replay-counts", "r1") == {"n": 1}
+    assert g.run(streams.get("tallies", "replay", "r1")) == {"n": 1, "id": "r1"}
+    assert g.get("replay-after", "r1") == {"n": 1}
+    assert g.step_stats("replay-after")["done"] == 1
+
+
+@pytest.mark.parametrize("hard", [False, True], ids=["sys.exit", "os._exit"])
+def test_an_exiting_handler_runs_once_per_attempt(g: Running, tmp_path: Path,
+                                                  hard: bool) -> None:
+    """No Ray retry hides under raypipe's attempts: max_retries=1 is exactly two runs, and
+    the dead letter says how the process ended."""
+    runs = tmp_path / "runs.txt"
+    before = g.step_stats("exiting")
+    g.send("exits", [{"runs": str(runs), "hard": hard}])
+
+    def dead() -> Any:
+        return [e for e in httpx.get(f"{g.d.url}/_raypipe/dlq").json()
+                if e["payload"].get("runs") == str(runs)]
+
+    [entry] = wait_for(dead, timeout=60, message="the dead letter")
+    assert [line.split()[0] for line in runs.read_text().splitlines()] == ["1", "2"]
+    errors = [e["error"] for e in entry["errors"]]
+    assert {e["cause"] for e in entry["errors"]} == {"crash"}
+    if hard:
+        assert all("worker process died" in e for e in errors), errors
+    else:
+        assert all("exited with code 3" in e for e in errors), errors
+    after = g.step_stats("exiting")
+    assert after["failed_attempts"] - before.get("failed_attempts", 0) == 2
+    assert after["crashes"] - before.get("crashes", 0) == 2
+    assert after["retries"] - before.get("retries", 0) == 1
+    assert after["attempts"] - before.get("attempts", 0) == 2
 
 
 def _origin() -> Any:

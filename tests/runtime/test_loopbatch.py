@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from raypipe.runtime.loopbatch import LoopBatcher, Outcome
+from raypipe.engine.loopbatch import LoopBatcher, Outcome
 
 
 class Recorder:

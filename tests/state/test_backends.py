@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from raypipe.effects import Effect
 from raypipe.errors import UpdateOpError
 from raypipe.state.backend import StateBackend, make_backend
+from raypipe.state.backends.memory import MemoryBackend
 
 BACKENDS = ["memory", "redis"]
 
@@ -126,9 +128,9 @@ async def test_concurrent_writes_each_get_their_own_result(backend: StateBackend
     bad = [{"type": "append", "path": "n", "value": 1}]  # n is a number: append fails
     results = await asyncio.gather(
         backend.set("burst", "k", {"n": 0}),
-        backend.update("burst", "k", inc, effect="fx-1"),
+        backend.update("burst", "k", inc, effect=Effect("d", "fx-1")),
         backend.update("burst", "k", bad),
-        backend.update("burst", "k", inc, effect="fx-1"),
+        backend.update("burst", "k", inc, effect=Effect("d", "fx-1")),
         backend.update("burst", "k", inc),
         backend.set("burst", "other", 1),
         return_exceptions=True)
@@ -139,7 +141,8 @@ async def test_concurrent_writes_each_get_their_own_result(backend: StateBackend
     assert results[5] == (None, 1)
     assert await backend.get("burst", "k") == {"n": 2}
     # The effect is recorded: a later repeat, alone, still changes nothing.
-    assert await backend.update("burst", "k", inc, effect="fx-1") == ({"n": 0}, {"n": 1})
+    repeat = await backend.update("burst", "k", inc, effect=Effect("d", "fx-1"))
+    assert repeat == ({"n": 0}, {"n": 1})
     assert await backend.get("burst", "k") == {"n": 2}
 
 
@@ -171,17 +174,18 @@ async def test_a_second_backend_on_the_same_redis_sees_the_items(
 
 async def test_a_repeated_effect_is_applied_once(backend: StateBackend) -> None:
     ops = [{"type": "increment", "path": "n"}]
-    first = await backend.update("fx", "k", ops, effect="delivery-1|update|1")
-    again = await backend.update("fx", "k", ops, effect="delivery-1|update|1")
-    other = await backend.update("fx", "k", ops, effect="delivery-2|update|1")
+    first = await backend.update("fx", "k", ops, effect=Effect("d", "delivery-1|update|1"))
+    again = await backend.update("fx", "k", ops, effect=Effect("d", "delivery-1|update|1"))
+    other = await backend.update("fx", "k", ops, effect=Effect("d", "delivery-2|update|1"))
     assert first == again == (None, {"n": 1})
     assert other == ({"n": 1}, {"n": 2})
-    assert await backend.set("fx", "s", 1, effect="e-set") == (None, 1)
-    assert await backend.set("fx", "s", 2, effect="e-set") == (None, 1)
+    assert await backend.set("fx", "s", 1, effect=Effect("d", "e-set")) == (None, 1)
+    assert await backend.set("fx", "s", 2, effect=Effect("d", "e-set")) == (None, 1)
     assert await backend.get("fx", "s") == 1
-    assert await backend.delete("fx", "s", effect="e-del") == 1
+    assert await backend.delete("fx", "s", effect=Effect("d", "e-del")) == 1
     await backend.set("fx", "s", 3)
-    assert await backend.delete("fx", "s", effect="e-del") == 1  # the repeat: nothing deleted
+    # The repeat: nothing deleted.
+    assert await backend.delete("fx", "s", effect=Effect("d", "e-del")) == 1
     assert await backend.get("fx", "s") == 3
 
 
@@ -200,8 +204,45 @@ async def test_effects_survive_a_new_backend_on_the_same_redis(
     """A restarted state actor must still recognise the effects its predecessor applied."""
     backend, app = redis_app
     ops = [{"type": "increment", "path": "n"}]
-    await backend.update("fx", "k", ops, effect="d|1")
+    await backend.update("fx", "k", ops, effect=Effect("d", "d|1"))
     restarted = make_backend(redis_url, app)
-    assert await restarted.update("fx", "k", ops, effect="d|1") == (None, {"n": 1})
+    assert await restarted.update("fx", "k", ops, effect=Effect("d", "d|1")) == (None, {"n": 1})
     assert await restarted.get("fx", "k") == {"n": 1}
     await restarted.close()
+
+
+async def test_effect_records_last_until_their_delivery_is_released(
+        backend: StateBackend) -> None:
+    """No clock drops a record: it answers repeats until its owner settles and is released
+    (with Redis, the journal's settle drops it; the memory backend is told directly)."""
+    ops = [{"type": "increment", "path": "n"}]
+    await backend.update("life", "k", ops, effect=Effect("d1", "d1-a"))
+    await backend.update("life", "k", ops, effect=Effect("d2", "d2-a"))
+    assert await backend.applied(Effect("d1", "d1-a")) == (None, {"n": 1})
+    await backend.release(["d1"])
+    if isinstance(backend, MemoryBackend):
+        assert await backend.applied(Effect("d1", "d1-a")) is None
+    assert await backend.applied(Effect("d2", "d2-a")) == ({"n": 1}, {"n": 2})
+
+
+async def test_redis_effect_records_have_no_ttl_and_go_when_the_journal_settles(
+        redis_app: tuple[StateBackend, str], redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from raypipe import constants
+    from raypipe.engine.redis_journal import RedisJournal
+
+    backend, app = redis_app
+    ops = [{"type": "increment", "path": "n"}]
+    await backend.update("life", "k", ops, effect=Effect("d1", "e1"))
+    await backend.update("life", "k", ops, effect=Effect("d2", "e2"))
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    ekey = constants.effect_key(app, "e1")
+    assert await r.ttl(ekey) == -1  # kept, however long its delivery waits
+    journal = RedisJournal(redis_url, app)
+    await journal.settled(["d1"])
+    assert not await r.exists(ekey, constants.owned_effects_key(app, "d1"))
+    assert await backend.applied(Effect("d1", "e1")) is None
+    assert await backend.applied(Effect("d2", "e2")) == ({"n": 1}, {"n": 2})
+    await journal.close()
+    await r.aclose()

@@ -410,7 +410,7 @@ function DeadLettersView({ route }) {
   const replay = async (id) => {
     try {
       const r = await api(id ? `dlq/${encodeURIComponent(id)}/replay` : "dlq/replay", { method: "POST" });
-      setNote({ message: `Replayed as ${r.replayed.join(", ") || "nothing"}` });
+      setNote({ message: `Replayed: ${r.replayed.join(", ") || "nothing"}` });
       if (id) go("#/dlq");
     } catch (e) {
       setNote(e);

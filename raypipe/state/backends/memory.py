@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from raypipe.effects import EffectLog
+from raypipe.effects import Effect, EffectLog
 from raypipe.state.backend import Groups, Items, Removed, StateBackend
 from raypipe.state.ops import apply_ops
 
@@ -24,7 +24,7 @@ class MemoryBackend(StateBackend):
     async def get(self, group: str, key: str) -> Any:
         return self._groups.get(group, {}).get(key)
 
-    def _write(self, group: str, key: str, effect: str | None,
+    def _write(self, group: str, key: str, effect: Effect | None,
                compute: Callable[[Any], Any]) -> tuple[Any, Any]:
         # No await between read and write: the actor's event loop makes this atomic.
         if self._effects.seen(effect):
@@ -42,22 +42,25 @@ class MemoryBackend(StateBackend):
         return old, new
 
     async def set(
-        self, group: str, key: str, value: Any, effect: str | None = None
+        self, group: str, key: str, value: Any, effect: Effect | None = None
     ) -> tuple[Any, Any]:
         return self._write(group, key, effect, lambda _old: value)
 
     async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: str | None = None
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None
     ) -> tuple[Any, Any]:
         return self._write(group, key, effect, lambda old: apply_ops(old, ops))
 
-    async def delete(self, group: str, key: str, effect: str | None = None) -> Any:
+    async def delete(self, group: str, key: str, effect: Effect | None = None) -> Any:
         if group not in self._groups:
             return None
         old, _ = self._write(group, key, effect, lambda _old: None)
         return old
 
-    async def applied(self, effect: str) -> tuple[Any, Any] | None:
+    async def release(self, owners: Sequence[str]) -> None:
+        self._effects.release(list(owners))
+
+    async def applied(self, effect: Effect) -> tuple[Any, Any] | None:
         first = self._effects.result(effect) if self._effects.seen(effect) else None
         return first if isinstance(first, tuple) else None
 
@@ -68,7 +71,7 @@ class MemoryBackend(StateBackend):
     async def list_groups(self) -> Groups:
         return sorted(self._groups)
 
-    async def clear(self, group: str, effect: str | None = None) -> Removed:
+    async def clear(self, group: str, effect: Effect | None = None) -> Removed:
         if self._effects.seen(effect):
             return []
         self._effects.record(effect)

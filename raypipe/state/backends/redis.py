@@ -21,16 +21,22 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.exceptions import WatchError
 
 from raypipe import constants
+from raypipe.effects import Effect
 from raypipe.state.backend import Groups, Items, Removed, StateBackend
 from raypipe.state.ops import apply_ops
 
 __all__ = ["RedisBackend"]
 
-#: How long a write's effect is remembered: retries come within minutes.
-EFFECT_TTL_SECONDS = 3600
+#: A connection error (Redis restarting, say) is retried this many times with capped backoff
+#: (about two minutes) before it reaches the caller.
+OUTAGE_RETRIES = 60
 
 
 def _dumps(value: Any) -> str:
@@ -52,18 +58,27 @@ _Result = tuple[Any, Any]
 
 @dataclass
 class _Write:
-    effect: str | None
+    effect: Effect | None
     compute: Callable[[Any], Any]
     done: asyncio.Future[_Result] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
 def redis_client(url: str) -> Any:
-    """An asyncio client whose pool waits for a free connection rather than failing: a batch
+    """An asyncio client whose pool waits for a free connection rather than failing (a batch
     of deliveries settles at once, and a few hundred concurrent writes raised redis-py's "Too
-    many connections", which lost their deliveries' bookkeeping."""
+    many connections"), and that rides out a Redis restart: connection errors are retried
+    with capped backoff. A delivery's writes are idempotent by their effect records, and the
+    journal's by what they write, so a retry after a lost reply applies nothing twice. (A
+    write from outside any delivery, an HTTP handler's, has no effect record: one whose reply
+    was lost as Redis died may apply twice.)"""
+    # The retry goes to the pool: its connections are made from the pool's arguments, and
+    # those of a client handed a pool are ignored.
     pool = aioredis.BlockingConnectionPool.from_url(
-        url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=60)
+        url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=60,
+        socket_connect_timeout=2, health_check_interval=10,
+        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), OUTAGE_RETRIES),
+        retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError, OSError])
     return aioredis.Redis(connection_pool=pool)
 
 
@@ -73,6 +88,8 @@ class RedisBackend(StateBackend):
         self._redis: Any = redis_client(url)
         self._groups_key = constants.state_groups_key(app, space)
         self._effect_key: Callable[[str], str] = lambda effect: constants.effect_key(app, effect)
+        self._owned_key: Callable[[str], str] = lambda owner: constants.owned_effects_key(
+            app, owner)
         self._group_key: Callable[[str], str] = lambda group: constants.state_group_key(
             app, group, space)
         #: Per item being written: the writes waiting for the next transaction.
@@ -81,7 +98,7 @@ class RedisBackend(StateBackend):
     async def get(self, group: str, key: str) -> Any:
         return _loads(await self._redis.hget(self._group_key(group), key))
 
-    async def _write(self, group: str, key: str, effect: str | None,
+    async def _write(self, group: str, key: str, effect: Effect | None,
                      compute: Callable[[Any], Any]) -> _Result:
         """Compute the item's new value from its current one (``None`` deletes it) and commit
         it atomically, with the record of ``effect`` (so its repeat returns this result)."""
@@ -125,7 +142,7 @@ class RedisBackend(StateBackend):
         left (as stored, through JSON), a write whose effect is recorded returns its recorded
         result and changes nothing, and a write whose computation raises fails alone."""
         hkey = self._group_key(group)
-        ekeys = [self._effect_key(w.effect) if w.effect else None for w in batch]
+        ekeys = [self._effect_key(w.effect.id) if w.effect else None for w in batch]
         effect_keys = list(dict.fromkeys(k for k in ekeys if k))
         async with self._redis.pipeline(transaction=True) as pipe:
             while True:
@@ -138,6 +155,7 @@ class RedisBackend(StateBackend):
                     results: list[_Result | Exception] = []
                     fresh: dict[str, _Result] = {}
                     wrote = False
+                    owners: dict[str, str] = {}  # effect key -> its owner's index key
                     for write, ekey in zip(batch, ekeys, strict=True):
                         if ekey and ekey in fresh:  # repeated within this group
                             results.append(fresh[ekey])
@@ -153,8 +171,9 @@ class RedisBackend(StateBackend):
                             results.append(exc)
                             continue
                         results.append((value, new))
-                        if ekey:
+                        if ekey and write.effect:
                             fresh[ekey] = (value, new)
+                            owners[ekey] = self._owned_key(write.effect.owner)
                         value, stored = _loads(raw), raw
                         wrote = True
                     if not wrote:  # every write repeated or failed: nothing to commit
@@ -167,30 +186,31 @@ class RedisBackend(StateBackend):
                         pipe.hset(hkey, key, stored)
                         pipe.sadd(self._groups_key, group)
                     for ekey, result in fresh.items():
-                        pipe.set(ekey, _dumps(list(result)), ex=EFFECT_TTL_SECONDS)
+                        pipe.set(ekey, _dumps(list(result)))
+                        pipe.sadd(owners[ekey], ekey)
                     await pipe.execute()
                     return results
                 except WatchError:
                     continue  # another writer got there first: read again
 
     async def set(
-        self, group: str, key: str, value: Any, effect: str | None = None
+        self, group: str, key: str, value: Any, effect: Effect | None = None
     ) -> tuple[Any, Any]:
         return await self._write(group, key, effect, lambda _old: value)
 
     async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: str | None = None
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None
     ) -> tuple[Any, Any]:
         return await self._write(group, key, effect, lambda old: apply_ops(old, ops))
 
-    async def delete(self, group: str, key: str, effect: str | None = None) -> Any:
+    async def delete(self, group: str, key: str, effect: Effect | None = None) -> Any:
         old, _ = await self._write(group, key, effect, lambda _old: None)
         if not await self._redis.hlen(self._group_key(group)):
             await self._redis.srem(self._groups_key, group)
         return old
 
-    async def applied(self, effect: str) -> tuple[Any, Any] | None:
-        first = _loads(await self._redis.get(self._effect_key(effect)))
+    async def applied(self, effect: Effect) -> tuple[Any, Any] | None:
+        first = _loads(await self._redis.get(self._effect_key(effect.id)))
         return (first[0], first[1]) if isinstance(first, list) and len(first) == 2 else None
 
     async def list(self, group: str) -> Items:
@@ -203,9 +223,9 @@ class RedisBackend(StateBackend):
         # A group emptied by a concurrent delete may linger in the set for an instant.
         return [g for g in groups if await self._redis.hlen(self._group_key(g))]
 
-    async def clear(self, group: str, effect: str | None = None) -> Removed:
+    async def clear(self, group: str, effect: Effect | None = None) -> Removed:
         hkey = self._group_key(group)
-        ekey = self._effect_key(effect) if effect else None
+        ekey = self._effect_key(effect.id) if effect else None
         if ekey and await self._redis.exists(ekey):
             return []
         async with self._redis.pipeline(transaction=True) as pipe:
@@ -216,8 +236,9 @@ class RedisBackend(StateBackend):
                     pipe.multi()
                     pipe.delete(hkey)
                     pipe.srem(self._groups_key, group)
-                    if ekey:
-                        pipe.set(ekey, "[]", ex=EFFECT_TTL_SECONDS)
+                    if ekey and effect:
+                        pipe.set(ekey, "[]")
+                        pipe.sadd(self._owned_key(effect.owner), ekey)
                     await pipe.execute()
                     return sorted((k, _loads(v)) for k, v in raw.items())
                 except WatchError:

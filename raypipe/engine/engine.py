@@ -1,0 +1,409 @@
+"""The delivery engine: intake and deduplication, attempts and their retry policy, FIFO groups,
+concurrency limits, dead letters and replay, cron schedules, and the tally of outcomes.
+
+Ray-free: an :class:`~raypipe.engine.attempt.Executor` runs attempts (Ray tasks in the
+dispatcher actor, the handler in-process in a test harness), a
+:class:`~raypipe.engine.journal.Journal` keeps what must outlive the process, and a
+:class:`~raypipe.engine.clock.Clock` tells time (a fake one in tests).
+
+What it guarantees:
+- accepted means journaled; every delivery accepted is owned by exactly one coroutine of the
+  engine until it is done or dead-lettered, whatever the journal's backend does meanwhile
+  (its writes are retried until it answers);
+- a message, or a delivery addressed to a step, offered twice while the delivery that caused
+  it can still run is accepted once;
+- a delivery keeps its id, and so its effects' ids, through its attempts, a recovery and a
+  replay: what an earlier run applied is not applied again;
+- a FIFO group runs one delivery at a time, in the order accepted, across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import itertools
+import logging
+from collections import deque
+from collections.abc import Coroutine, Sequence
+from typing import Any, Protocol
+
+from raypipe import triggers as t
+from raypipe.app import App
+from raypipe.delivery import Delivery
+from raypipe.effects import EffectLog
+from raypipe.engine.attempt import AttemptError, Executor, describe
+from raypipe.engine.clock import Clock, SystemClock
+from raypipe.engine.cron import run_schedule
+from raypipe.engine.journal import Entry, Journal
+from raypipe.engine.loopbatch import LoopBatcher, Outcome
+from raypipe.engine.once import Once
+from raypipe.engine.outcomes import Outcomes, TraceOutcome
+from raypipe.engine.retry import backoff_seconds, persist
+from raypipe.messages import Message, new_id
+from raypipe.steps import Step
+
+__all__ = ["DeliveryEngine", "Hooks"]
+
+log = logging.getLogger("raypipe.engine")
+
+_DEFAULT_QUEUE = t.QueueConfig()
+
+#: Deliveries a life of the engine can number before its sequence would reach the next life's.
+_SEQ_PER_EPOCH = 10**12
+
+
+class Hooks(Protocol):
+    """What the engine tells its host: spans for traces, latencies, and effects to forget."""
+
+    def attempt_started(self, step: Step, d: Delivery) -> None: ...
+    def attempt_finished(self, step: Step, d: Delivery, outcome: str, error: str | None,
+                         seconds: float) -> None: ...
+    def workflow_finished(self, flow: str, outcome: TraceOutcome) -> None: ...
+    def released(self, delivery_ids: list[str]) -> None: ...
+
+
+class NoHooks:
+    def attempt_started(self, step: Step, d: Delivery) -> None:
+        pass
+
+    def attempt_finished(self, step: Step, d: Delivery, outcome: str, error: str | None,
+                         seconds: float) -> None:
+        pass
+
+    def workflow_finished(self, flow: str, outcome: TraceOutcome) -> None:
+        pass
+
+    def released(self, delivery_ids: list[str]) -> None:
+        pass
+
+
+def queue_config(step: Step, d: Delivery) -> t.QueueConfig:
+    if d.kind == "queue" and d.topic:
+        return step.queue_trigger(d.topic).config
+    return _DEFAULT_QUEUE
+
+
+class DeliveryEngine:
+    def __init__(self, app: App, journal: Journal, executor: Executor, *,
+                 clock: Clock | None = None, hooks: Hooks | None = None,
+                 outcomes: Outcomes | None = None, stuck_after: float = 300.0) -> None:
+        self.app = app
+        self.journal = journal
+        self.executor = executor
+        self.clock: Clock = clock or SystemClock()
+        self.hooks: Hooks = hooks or NoHooks()
+        #: Seconds an attempt may run before a warning says so (it is not stopped).
+        self.stuck_after = stuck_after
+        self.outcomes = outcomes or Outcomes()
+        self.dead_letters: dict[str, Entry] = {}
+        #: Message and delivery ids accepted, owned by the delivery that caused them.
+        self._seen = EffectLog()
+        #: Errors of the runs before a replay, so a dead letter shows every attempt.
+        self._history: dict[str, list[dict[str, Any]]] = {}
+        #: Attempts running now: delivery id -> (step, monotonic start, attempt, warned).
+        self.running: dict[str, list[Any]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._limits: dict[str, asyncio.Semaphore] = {}
+        self._fifo: dict[tuple[str, str], deque[Delivery]] = {}
+        self._seq = itertools.count(1)
+        self._epoch = 0
+        self._settle: LoopBatcher[str, None] = LoopBatcher(self._settle_batch)
+        #: Every entry point awaits it: nothing is accepted before recovery.
+        self.start = Once(self._recover)
+
+    # --- life -------------------------------------------------------------------------------
+    async def _recover(self) -> None:
+        """Once per life, before anything is accepted: recover the journal's pending
+        deliveries (in the order accepted) and dead letters, and what they caused; start the
+        cron schedules and the watch on stuck attempts."""
+        self._epoch = await persist(self.journal.start, "starting the journal", self.clock)
+        for entry in await persist(self.journal.dead_letters, "reading dead letters",
+                                   self.clock):
+            self.dead_letters[entry["id"]] = entry
+        pending = await persist(self.journal.pending, "reading the journal", self.clock)
+        owners = [d.id for d in pending] + list(self.dead_letters)
+        for parent, cid in await persist(lambda: self.journal.caused(owners),
+                                         "reading what deliveries caused", self.clock):
+            self._seen.record_id(parent, cid)
+        if pending:
+            log.info("recovering %d unfinished deliveries", len(pending))
+        for d in pending:
+            # A call the last life journaled may be retried by its caller: it is these.
+            self._seen.record_id(d.parent, d.id)
+            if d.message_id:
+                self._seen.record_id(d.parent, d.message_id)
+            self._accept(d)
+        for step in self.app.with_trigger(t.CronTrigger):
+            for tr in step.triggers_of(t.CronTrigger):
+                self.spawn(self._cron(step, tr))
+        self.spawn(self._watch())
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.journal.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._reap)
+
+    def _reap(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("engine task failed", exc_info=task.exception())
+
+    def _next_seq(self) -> int:
+        return self._epoch * _SEQ_PER_EPOCH + next(self._seq)
+
+    # --- intake -----------------------------------------------------------------------------
+    async def publish(self, messages: Sequence[Message]) -> int:
+        """Accept messages: one delivery per subscriber. A message already accepted (its
+        enqueue repeated by a retried, recovered or replayed delivery) is ignored. Returns
+        the number of deliveries made."""
+        await self.start()
+        fresh: list[Delivery] = []
+        caused: list[tuple[str, str]] = []
+        for msg in messages:
+            if self._seen.seen(msg.id):
+                self.outcomes.count("*", "duplicates")
+                continue
+            self._seen.record_id(msg.parent, msg.id)
+            if msg.parent:
+                caused.append((msg.parent, msg.id))
+            fresh += [Delivery(f"{msg.id}>{step.name}", step.name, "queue", msg.data,
+                               msg.trace_id, topic=msg.topic, message_id=msg.id,
+                               group_id=msg.group_id, parent=msg.parent, seq=self._next_seq())
+                      for step in self.app.subscribers(msg.topic)]
+        await self._take(fresh, caused)
+        return len(fresh)
+
+    async def invoke(self, deliveries: Sequence[Delivery]) -> None:
+        """Deliveries addressed to one step each (state, stream and cron triggers)."""
+        await self.start()
+        fresh: list[Delivery] = []
+        caused: list[tuple[str, str]] = []
+        for d in deliveries:
+            if self._seen.seen(d.id):
+                self.outcomes.count("*", "duplicates")
+                continue
+            self._seen.record_id(d.parent, d.id)
+            if d.parent:
+                caused.append((d.parent, d.id))
+            fresh.append(dataclasses.replace(d, seq=self._next_seq()))
+        await self._take(fresh, caused)
+
+    async def _take(self, deliveries: list[Delivery], caused: list[tuple[str, str]]) -> None:
+        """Journal, then start: accepted means journaled."""
+        if deliveries or caused:
+            await persist(lambda: self.journal.accepted(deliveries, caused),
+                          "journaling accepted deliveries", self.clock)
+        for d in deliveries:
+            self._accept(d)
+
+    def _accept(self, d: Delivery) -> None:
+        step = self.app.steps[d.step]
+        self.outcomes.started(d.id, step.name, d.trace_id, self.clock.monotonic())
+        cfg = queue_config(step, d)
+        if cfg.type == "fifo" and d.group_id is not None:
+            key = (step.name, d.group_id)
+            group = self._fifo.get(key)
+            if group is None:
+                group = self._fifo[key] = deque()
+                self.spawn(self._drain(step, key, group))
+            group.append(d)
+        else:
+            self.spawn(self._own(step, d))
+
+    async def _drain(self, step: Step, key: tuple[str, str], group: deque[Delivery]) -> None:
+        """A FIFO group: one delivery at a time, each through all its attempts, in order."""
+        try:
+            while group:
+                await self._own(step, group[0])
+                group.popleft()
+        finally:
+            # No await since the check above: nothing can have been appended in between,
+            # unless this task was cancelled (the engine closing), which ends the group too.
+            del self._fifo[key]
+
+    async def _own(self, step: Step, d: Delivery) -> None:
+        """The coroutine that owns ``d`` until it is done or dead-lettered. An error of the
+        engine's own (a bug) must not strand it: it is logged and the delivery runs again."""
+        while True:
+            try:
+                await self._deliver(step, d)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("raypipe failed handling delivery %s of step %r; running it "
+                              "again", d.id, step.name)
+                await self.clock.sleep(1.0)
+
+    # --- one delivery, all its attempts -------------------------------------------------------
+    async def _deliver(self, step: Step, d: Delivery) -> None:
+        cfg = queue_config(step, d)
+        errors = self._history.pop(d.id, [])
+        if cfg.delay_seconds and not errors:
+            await self.clock.sleep(cfg.delay_seconds)
+        limit = None
+        if cfg.concurrency:
+            limit = self._limits.setdefault(step.name, asyncio.Semaphore(cfg.concurrency))
+        first = d.attempt
+        alone = False
+        while True:
+            failure = await self._attempt(step, d, cfg, limit, alone)
+            if failure is None:
+                await self._settle.call(d.id)
+                self.outcomes.count(step.name, "done")
+                self._finished(step, d, dead=False)
+                return
+            errors.append({"attempt": d.attempt, "error": failure.description,
+                           "cause": failure.cause, "traceback": failure.remote_traceback,
+                           "at": self.clock.time()})
+            self.outcomes.count(step.name, "failed_attempts")
+            if failure.cause == "crash":
+                self.outcomes.count(step.name, "crashes")
+            elif failure.cause == "timeout":
+                self.outcomes.count(step.name, "timeouts")
+            if d.attempt - first >= cfg.max_retries:
+                await self._dead_letter(step, d, errors)
+                return
+            delay = backoff_seconds(cfg, d.attempt - first + 1)
+            log.warning("step %r failed attempt %d of %d (%s); retrying in %.2fs", step.name,
+                        d.attempt - first + 1, cfg.max_retries + 1, failure.description, delay)
+            self.outcomes.count(step.name, "retries")
+            await self.clock.sleep(delay)
+            # A crash ran alongside whatever shared its worker: the retry runs alone, so one
+            # poisonous delivery takes no other down twice.
+            alone = failure.cause == "crash"
+            d = dataclasses.replace(d, attempt=d.attempt + 1)
+
+    async def _attempt(self, step: Step, d: Delivery, cfg: t.QueueConfig,
+                       limit: asyncio.Semaphore | None, alone: bool) -> AttemptError | None:
+        if limit is not None:
+            async with limit:
+                return await self._attempt(step, d, cfg, None, alone)
+        self.outcomes.count(step.name, "attempts")
+        self.hooks.attempt_started(step, d)
+        started = self.clock.monotonic()
+        self.running[d.id] = [step.name, started, d.attempt, False]
+        try:
+            await self.executor.run(step, d, cfg, alone=alone)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failure = describe(exc)
+            self.hooks.attempt_finished(step, d, "error", failure.description,
+                                        self.clock.monotonic() - started)
+            return failure
+        finally:
+            self.running.pop(d.id, None)
+        self.hooks.attempt_finished(step, d, "ok", None, self.clock.monotonic() - started)
+        return None
+
+    async def _settle_batch(self, ids: list[str]) -> list[Outcome[None]]:
+        """Deliveries done in one turn of the loop settle together: one journal write."""
+        await persist(lambda: self.journal.settled(ids), "settling deliveries", self.clock)
+        self._seen.release(ids)
+        self.hooks.released(ids)
+        return [(True, None)] * len(ids)
+
+    def _finished(self, step: Step, d: Delivery, dead: bool) -> None:
+        outcome = self.outcomes.finished(d.id, d.trace_id, dead)
+        if outcome is not None:
+            self.hooks.workflow_finished(step.config.flows[0] if step.config.flows else "",
+                                         outcome)
+
+    # --- dead letters -------------------------------------------------------------------------
+    async def _dead_letter(self, step: Step, d: Delivery, errors: list[dict[str, Any]]) -> None:
+        entry = {"id": d.id, "step": step.name, "delivery": d, "errors": errors,
+                 "trace_id": d.trace_id, "dead_at": self.clock.time()}
+        await persist(lambda: self.journal.dead(entry), "writing a dead letter", self.clock)
+        self.dead_letters[d.id] = entry
+        self.outcomes.count(step.name, "dead_lettered")
+        self._finished(step, d, dead=True)
+        log.error("step %r failed %d time(s); delivery %s moved to the dead-letter queue "
+                  "(`raypipe dlq show %s`)", step.name, len(errors), d.id, d.id)
+
+    async def replay(self, entry_ids: Sequence[str] | None = None) -> list[str]:
+        """Run dead letters again (``None``: all of them), each under its own delivery id, so
+        that what its failed attempts applied is not applied again; it gets a fresh set of
+        attempts, numbered on from the last. Returns the ids replayed; unknown ids are
+        skipped."""
+        await self.start()
+        ids = list(self.dead_letters) if entry_ids is None else list(entry_ids)
+        replayed = []
+        for entry_id in ids:
+            entry = self.dead_letters.pop(entry_id, None)
+            if entry is None:
+                continue
+            old: Delivery = entry["delivery"]
+            d = dataclasses.replace(old, attempt=old.attempt + 1, seq=self._next_seq())
+            await persist(functools.partial(self.journal.revived, entry_id, d),
+                          "reviving a dead letter", self.clock)
+            log.info("replaying dead letter %s", entry_id)
+            self.outcomes.count(d.step, "replayed")
+            self._history[d.id] = list(entry["errors"])
+            self._accept(d)
+            replayed.append(d.id)
+        return replayed
+
+    # --- cron ---------------------------------------------------------------------------------
+    async def _cron(self, step: Step, tr: t.CronTrigger) -> None:
+        last = await persist(lambda: self.journal.last_tick(step.name), "reading cron ticks",
+                             self.clock)
+
+        async def fire(due: float) -> None:
+            # The tick names the delivery: one firing is one delivery, however it is retried.
+            await self.invoke([Delivery(f"cron:{step.name}:{due:.0f}", step.name, "cron", None,
+                                        new_id())])
+            await persist(lambda: self.journal.ticked(step.name, due), "recording a cron tick",
+                          self.clock)
+
+        await run_schedule(tr.expression, last, self.clock, fire)
+
+    # --- attempts that run too long -----------------------------------------------------------
+    def check_stuck(self) -> list[str]:
+        """Warn, once per attempt, of attempts running past ``stuck_after`` seconds; returns
+        their delivery ids."""
+        now = self.clock.monotonic()
+        stuck = []
+        for delivery_id, run in self.running.items():
+            step, started, attempt, warned = run
+            if not warned and now - started >= self.stuck_after:
+                run[3] = True
+                stuck.append(delivery_id)
+                log.warning("step %r: delivery %s has run attempt %d for %.0fs (past "
+                            "stuck_after_seconds=%g); it has no visibility_timeout to stop it",
+                            step, delivery_id, attempt, now - started, self.stuck_after)
+        return stuck
+
+    async def _watch(self) -> None:
+        while True:
+            await self.clock.sleep(max(0.5, min(30.0, self.stuck_after / 4)))
+            self.check_stuck()
+
+    # --- inspection ---------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        """``in_flight``: deliveries accepted and not yet done or dead-lettered;
+        ``oldest_in_flight``: per step, the age in seconds of its oldest one."""
+        return {**self.outcomes.stats(self.clock.monotonic()),
+                "dead_letters": len(self.dead_letters)}
+
+    def public_dead_letters(self) -> list[dict[str, Any]]:
+        return [public(e) for e in self.dead_letters.values()]
+
+    def public_dead_letter(self, entry_id: str) -> dict[str, Any] | None:
+        entry = self.dead_letters.get(entry_id)
+        return public(entry) if entry else None
+
+
+def public(entry: Entry) -> dict[str, Any]:
+    """A dead letter as the CLI and the workbench show it."""
+    d: Delivery = entry["delivery"]
+    return {**{k: v for k, v in entry.items() if k != "delivery"},
+            "kind": d.kind, "topic": d.topic, "message_id": d.message_id,
+            "group_id": d.group_id, "payload": d.payload}

@@ -1,0 +1,121 @@
+"""The journal in Redis: a hash of pending deliveries (id -> JSON), a hash of dead letters, a
+set per running delivery of the ids it caused, and the cron ticks (see :mod:`raypipe.constants`
+for the keys). Settling a delivery drops, in one script, its journal entry, what it caused and
+the records of its effects (state and stream writes), which no TTL ever drops."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from raypipe import constants
+from raypipe.delivery import Delivery
+from raypipe.engine.journal import Entry, Journal
+
+__all__ = ["RedisJournal"]
+
+# KEYS: the pending hash. ARGV: the key prefix, then the settled delivery ids. Each id's owned
+# effect records (the members of its owned set) go with it.
+_SETTLE = """
+local prefix = ARGV[1]
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  local owned = prefix .. 'owned:' .. id
+  for _, key in ipairs(redis.call('SMEMBERS', owned)) do redis.call('DEL', key) end
+  redis.call('DEL', owned, prefix .. 'caused:' .. id)
+  redis.call('HDEL', KEYS[1], id)
+end
+return #ARGV - 1
+"""
+
+
+def _dump(d: Delivery) -> str:
+    return json.dumps(dataclasses.asdict(d))
+
+
+def _load(raw: str) -> Delivery:
+    return Delivery(**json.loads(raw))
+
+
+class RedisJournal(Journal):
+    def __init__(self, url: str, app: str) -> None:
+        from raypipe.state.backends.redis import redis_client
+
+        self._app = app
+        self._redis: Any = redis_client(url)
+        self._pending = constants.pending_deliveries_key(app)
+        self._dead = constants.dead_letters_key(app)
+        self._ticks = constants.cron_ticks_key(app)
+        self._prefix = constants.effect_key(app, "")[: -len("effect:")]
+        self._settle = self._redis.register_script(_SETTLE)
+
+    async def start(self) -> int:
+        return int(await self._redis.incr(constants.epoch_key(self._app)))
+
+    async def accepted(self, deliveries: Sequence[Delivery], caused: Sequence[tuple[str, str]]
+                       ) -> None:
+        if not deliveries and not caused:
+            return
+        async with self._redis.pipeline(transaction=True) as pipe:
+            if deliveries:
+                pipe.hset(self._pending, mapping={d.id: _dump(d) for d in deliveries})
+            by_parent: dict[str, list[str]] = {}
+            for parent, cid in caused:
+                by_parent.setdefault(parent, []).append(cid)
+            for parent, ids in by_parent.items():
+                pipe.sadd(constants.caused_key(self._app, parent), *ids)
+            await pipe.execute()
+
+    async def settled(self, delivery_ids: Sequence[str]) -> None:
+        if delivery_ids:
+            await self._settle(keys=[self._pending], args=[self._prefix, *delivery_ids])
+
+    async def dead(self, entry: Entry) -> None:
+        d: Delivery = entry["delivery"]
+        record = {**entry, "delivery": dataclasses.asdict(d)}
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._dead, entry["id"], json.dumps(record))
+            pipe.hdel(self._pending, d.id)
+            await pipe.execute()
+
+    async def revived(self, entry_id: str, delivery: Delivery) -> None:
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.hset(self._pending, delivery.id, _dump(delivery))
+            pipe.hdel(self._dead, entry_id)
+            await pipe.execute()
+
+    async def pending(self) -> list[Delivery]:
+        raw = await self._redis.hgetall(self._pending)
+        return sorted((_load(v) for v in raw.values()), key=lambda d: (d.seq, d.id))
+
+    async def dead_letters(self) -> list[Entry]:
+        out = []
+        for raw in (await self._redis.hgetall(self._dead)).values():
+            entry = json.loads(raw)
+            entry["delivery"] = Delivery(**entry["delivery"])
+            out.append(entry)
+        return sorted(out, key=lambda e: e["dead_at"])
+
+    async def caused(self, parents: Sequence[str]) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        parents = list(parents)
+        for start in range(0, len(parents), 1000):
+            chunk = parents[start:start + 1000]
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for parent in chunk:
+                    pipe.smembers(constants.caused_key(self._app, parent))
+                replies = await pipe.execute()
+            out += [(p, cid) for p, ids in zip(chunk, replies, strict=True) for cid in ids]
+        return out
+
+    async def ticked(self, step: str, due: float) -> None:
+        await self._redis.hset(self._ticks, step, repr(due))
+
+    async def last_tick(self, step: str) -> float | None:
+        raw = await self._redis.hget(self._ticks, step)
+        return None if raw is None else float(raw)
+
+    async def close(self) -> None:
+        await self._redis.aclose()

@@ -1,0 +1,162 @@
+"""Attempts as Ray tasks named after their step. Deliveries of one step that are ready
+together share a batch task (:mod:`raypipe.engine.batching`); one with a
+``visibility_timeout``, or one whose last attempt crashed its worker, runs in a task of its
+own, which a time limit can end by killing its worker.
+
+Ray never retries a step task: a worker that dies (an exit, a signal, OOM, a lost node) fails
+the attempt, which the engine counts and retries like an exception. One attempt is one run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+import ray
+from ray import exceptions as rex
+
+from raypipe import triggers as t
+from raypipe.delivery import Delivery
+from raypipe.engine.attempt import AttemptError
+from raypipe.engine.batching import Batcher
+from raypipe.engine.outcomes import Outcomes
+from raypipe.runtime.spec import AppSpec
+from raypipe.runtime.worker import run_batch, run_delivery
+from raypipe.steps import Step
+
+__all__ = ["RayExecutor", "crash_error"]
+
+log = logging.getLogger("raypipe.dispatcher")
+
+#: Seconds between counts of the cluster's task slots.
+SLOTS_TTL = 10.0
+
+_Pending = tuple[Delivery, "asyncio.Future[None]"]
+
+
+def crash_error(exc: BaseException) -> AttemptError:
+    """What a dead letter says of a step task that gave no result: the worker's death (with
+    what Ray knows of its cause), or the error Ray raised instead."""
+    if isinstance(exc, AttemptError):
+        return exc
+    if isinstance(exc, rex.OutOfMemoryError):
+        return AttemptError(f"worker killed for running out of memory (OOM): {exc}",
+                            str(exc), "crash")
+    if isinstance(exc, rex.NodeDiedError):
+        return AttemptError(f"the node running the worker died: {exc}", str(exc), "crash")
+    if isinstance(exc, (rex.WorkerCrashedError, rex.LocalRayletDiedError)):
+        return AttemptError(
+            "the worker process died during the attempt (os._exit, a signal such as SIGKILL or "
+            f"SIGSEGV, or its node going away): {type(exc).__name__}: {exc}", str(exc), "crash")
+    cause = getattr(exc, "cause", None)  # a RayTaskError wraps what the task raised
+    if isinstance(cause, BaseException):
+        exc = cause
+    return AttemptError(f"{type(exc).__name__}: {exc}", str(exc), "error")
+
+
+def _outcome_error(outcome: dict[str, str]) -> AttemptError:
+    cause = outcome.get("cause", "error")
+    return AttemptError(outcome["error"], outcome["traceback"],
+                        "crash" if cause == "crash" else "error")
+
+
+class RayExecutor:
+    def __init__(self, spec: AppSpec, tally: Outcomes) -> None:
+        self.spec = spec
+        self._tally = tally  # counts the Ray tasks per step
+        self._batcher: Batcher[_Pending] = Batcher(self._slots, self._run_batch, self._spawn)
+        self._slot_count = (0, -SLOTS_TTL)  # (slots, when counted)
+        #: Per (task function, step): its ``.options`` (building them costs more than a call).
+        self._task_options: dict[tuple[Any, str], Any] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self, step: Step, delivery: Delivery, cfg: t.QueueConfig, *,
+                  alone: bool) -> None:
+        if cfg.visibility_timeout is None and not alone:
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._batcher.add(step.name, (delivery, fut))
+            await fut
+            return
+        ref = self._options(run_delivery, step.name).remote(self.spec, delivery)
+        self._tally.count(step.name, "tasks")
+        try:
+            if cfg.visibility_timeout is None:
+                outcome = await ref
+            else:
+                outcome = await asyncio.wait_for(asyncio.shield(ref),  # type: ignore[arg-type]
+                                                 cfg.visibility_timeout)
+        except asyncio.TimeoutError:
+            # force: a handler stuck in a blocking call only stops with its worker.
+            ray.cancel(ref, force=True)
+            raise AttemptError(
+                f"step {step.name!r} ran past its visibility_timeout of "
+                f"{cfg.visibility_timeout}s; its worker was stopped", "", "timeout") from None
+        except Exception as exc:
+            raise crash_error(exc) from None
+        if outcome is not None:
+            raise _outcome_error(outcome)
+
+    # --- batches --------------------------------------------------------------------------
+    async def _run_batch(self, step: str, chunk: list[_Pending]) -> None:
+        """One batch task: each delivery's future gets its own outcome."""
+        try:
+            try:
+                ref = self._options(run_batch, step).remote(self.spec, [d for d, _ in chunk])
+            except Exception as exc:
+                _fail_all(chunk, crash_error(exc))
+                return
+            self._tally.count(step, "tasks")
+            try:
+                outcomes = await ref
+            except Exception as exc:  # the task gave no result: its worker died
+                _fail_all(chunk, crash_error(exc))
+                return
+            for (_, fut), outcome in zip(chunk, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if outcome is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(_outcome_error(outcome))
+        finally:
+            # Nothing may wait forever: an attempt without an answer counts as failed.
+            _fail_all(chunk, AttemptError("the batch task gave no outcome for this delivery"))
+
+    def _slots(self) -> int:
+        """How many step tasks the cluster runs at once (batches in flight), counted again
+        every SLOTS_TTL seconds, as nodes come and go."""
+        slots, counted = self._slot_count
+        now = time.monotonic()
+        if now - counted >= SLOTS_TTL:
+            try:
+                cpus = ray.cluster_resources().get("CPU", 1.0)  # type: ignore[no-untyped-call]
+                per_task = self.spec.settings.task_num_cpus or 0.25
+                slots = max(1, int(cpus / per_task))
+            except Exception:  # no answer from the cluster: keep the last count
+                log.warning("could not count the cluster's CPUs", exc_info=True)
+                slots = max(1, slots)
+            self._slot_count = (slots, now)
+        return slots
+
+    def _options(self, task: Any, step: str) -> Any:
+        """``task`` (a batch, or one delivery) with the step's name and CPUs; Ray never
+        retries it (max_retries=0): the engine's attempts are the only retries."""
+        opts = self._task_options.get((task, step))
+        if opts is None:
+            opts = self._task_options[task, step] = task.options(
+                name=step, num_cpus=self.spec.settings.task_num_cpus, max_retries=0,
+                retry_exceptions=False)
+        return opts
+
+
+def _fail_all(pending: list[_Pending], exc: Exception) -> None:
+    for _, fut in pending:
+        if not fut.done():
+            fut.set_exception(exc)

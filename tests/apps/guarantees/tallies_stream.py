@@ -1,0 +1,3 @@
+from raypipe import StreamConfig
+
+config = StreamConfig(name="tallies", schema={"type": "object"})
