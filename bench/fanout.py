@@ -1,9 +1,11 @@
-"""Fan-out/fan-in of N trivial steps: raypipe (memory and Redis state) against raw Ray tasks +
-gather and a Celery chord, all measured in this run on this machine.
+"""Fan-out/fan-in of N trivial steps: raypipe (memory and Redis state) against hand-batched
+Ray tasks (the limit: the same work, 32 items a task, ``ray.get`` and a sum), one Ray task per
+item, and a Celery chord, all measured in this run on this machine.
 
 raypipe is timed from the HTTP request to the moment its state-trigger completion handler
-runs; raw Ray from submitting N tasks to ``ray.get``; Celery from applying the chord to its
+runs; Ray from submitting the tasks to ``ray.get``; Celery from applying the chord to its
 callback's result (a worker with 2 processes on the local Redis). Medians of ``--repeat``.
+The dispatcher actor's CPU time per delivery is measured from its process.
 
     python bench/fanout.py [--n 100 1000 10000] [--repeat 3] [--json out.json]
 """
@@ -38,6 +40,36 @@ from _local import REDIS_URL, local_apps, median, write_json  # noqa: E402
 
 from raypipe.runtime.bridge import runtime_for  # noqa: E402
 from raypipe.runtime.spec import AppSpec  # noqa: E402
+
+#: Items per task in the hand-batched baseline (raypipe's own batch size).
+HAND_BATCH = 32
+
+
+def _work_batch(items: list[int]) -> int:
+    return sum(work(i) for i in items)
+
+
+def hand_batched_ray(n: int, num_cpus: float) -> float:
+    task = ray.remote(num_cpus=num_cpus)(_work_batch)
+    t0 = time.perf_counter()
+    refs = [task.options(name="raw-work-batch").remote(list(range(i, min(n, i + HAND_BATCH))))
+            for i in range(0, n, HAND_BATCH)]
+    total = sum(ray.get(refs))
+    elapsed = time.perf_counter() - t0
+    assert total == sum(i * i for i in range(n))
+    return elapsed
+
+
+def dispatcher_cpu(spec: AppSpec) -> float:
+    """CPU seconds the app's dispatcher process has used so far."""
+    import psutil
+
+    from raypipe import constants
+
+    handle = ray.get_actor(constants.DISPATCHER_ACTOR, namespace=spec.namespace)
+    pid = ray.get(handle.__ray_call__.remote(lambda _self: os.getpid()))
+    t = psutil.Process(pid).cpu_times()
+    return float(t.user + t.system)
 
 
 def raw_ray(n: int, num_cpus: float) -> float:
@@ -152,37 +184,61 @@ def main() -> None:
             cpus = app.spec.settings.task_num_cpus
             raw_ray(50, cpus)  # warm: worker processes started, modules imported
             through_raypipe(app.url, app.spec, 50)
+            hand_batched_ray(50, cpus)
             for n in args.n:
-                raw, rp = [], []
+                raw, batched, rp, cpu = [], [], [], []
                 for _ in range(args.repeat):
                     raw.append(raw_ray(n, cpus))
+                    batched.append(hand_batched_ray(n, cpus))
+                    before = dispatcher_cpu(app.spec)
                     rp.append(through_raypipe(app.url, app.spec, n, name))
+                    # n work deliveries and one completion
+                    cpu.append((dispatcher_cpu(app.spec) - before) / (n + 1) * 1e6)
                 times[n].setdefault("raw_ray", []).extend(raw)
+                times[n].setdefault("hand_batched", []).extend(batched)
                 times[n][f"raw_ray_{name}"] = raw
+                times[n][f"hand_batched_{name}"] = batched
                 times[n][name] = rp
-                print(f"{name:<17} N={n:<6} {median(rp):.3f} s, raw Ray {median(raw):.3f} s, "
-                      f"ratio {median(rp) / median(raw):.2f}x", flush=True)
+                times[n][f"dispatcher_us_{name}"] = cpu
+                print(f"{name:<17} N={n:<6} {median(rp):.3f} s, hand-batched Ray "
+                      f"{median(batched):.3f} s ({median(rp) / median(batched):.1f}x), one task "
+                      f"each {median(raw):.3f} s; dispatcher {median(cpu):.0f} us/delivery",
+                      flush=True)
 
     rows: list[dict[str, Any]] = []
     print(f"\nfan-out/fan-in, {args.num_cpus} CPUs, median of {args.repeat} (seconds; ratios "
-          "to raw Ray measured in the same Ray)")
-    print(f"{'N':>6} {'raw Ray':>9} {'raypipe':>9} {'ratio':>7} {'+Redis':>9} {'ratio':>7} "
-          f"{'Celery':>9} {'ratio':>7} {'steps/s':>9}")
+          "to hand-batched Ray measured in the same Ray)")
+    print(f"{'N':>6} {'batched':>9} {'1 each':>9} {'raypipe':>9} {'ratio':>7} {'+Redis':>9} "
+          f"{'ratio':>7} {'Celery':>9} {'steps/s':>9} {'us/deliv':>9}")
     nan = float("nan")
     for n, t in times.items():
         raw = median(t["raw_ray"])
         mem, red, cel = (median(t[k]) if k in t else None
                          for k in ("raypipe", "raypipe_redis", "celery"))
-        rows.append({"n": n, "raw_ray": raw, "raypipe": mem, "raypipe_redis": red,
-                     "celery": cel,
-                     "ratio": mem and mem / median(t["raw_ray_raypipe"]),
-                     "ratio_redis": red and red / median(t["raw_ray_raypipe_redis"]),
-                     "ratio_celery": cel and cel / raw, "samples": t,
+        batched = median(t["hand_batched"])
+
+        def ratio(variant: str, value: float | None, t: dict[str, list[float]] = t
+                  ) -> float | None:
+            key = f"hand_batched_{variant}"
+            return value / median(t[key]) if value and key in t else None
+
+        def cpu(variant: str, t: dict[str, list[float]] = t) -> float | None:
+            key = f"dispatcher_us_{variant}"
+            return median(t[key]) if key in t else None
+
+        rows.append({"n": n, "raw_ray": raw, "hand_batched": batched, "raypipe": mem,
+                     "raypipe_redis": red, "celery": cel,
+                     "ratio": ratio("raypipe", mem),
+                     "ratio_redis": ratio("raypipe_redis", red),
+                     "ratio_raw": mem and mem / median(t["raw_ray_raypipe"]),
+                     "ratio_celery": cel and cel / raw,
+                     "dispatcher_us": cpu("raypipe"),
+                     "dispatcher_us_redis": cpu("raypipe_redis"), "samples": t,
                      "workers_started": median(STARTED.get("raypipe", {}).get(n, [0]))})
         r = rows[-1]
-        print(f"{n:>6} {raw:>9.3f} {mem or nan:>9.3f} {r['ratio'] or nan:>6.2f}x "
+        print(f"{n:>6} {batched:>9.3f} {raw:>9.3f} {mem or nan:>9.3f} {r['ratio'] or nan:>6.2f}x "
               f"{red or nan:>9.3f} {r['ratio_redis'] or nan:>6.2f}x {cel or nan:>9.3f} "
-              f"{r['ratio_celery'] or nan:>6.2f}x {n / (mem or nan):>9.0f}")
+              f"{n / (mem or nan):>9.0f} {r['dispatcher_us'] or nan:>9.0f}")
     write_json(args.json, "fanout", rows, num_cpus=args.num_cpus, repeat=args.repeat)
 
 

@@ -21,6 +21,7 @@ from raypipe.logger import StepLogger
 from raypipe.messages import Message, new_id
 from raypipe.schemas import dump_json
 from raypipe.state.backend import Groups, Items, Ops
+from raypipe.state.change import StateChange
 from raypipe.state.ops import validate_ops
 from raypipe.streams.api import StreamAPI, Streams, StreamStore
 from raypipe.streams.relay import Relay
@@ -35,6 +36,8 @@ __all__ = ["Bus", "DeadLetters", "FlowContext", "Origin", "Runtime", "StateAPI",
 
 #: Dead-letter ids (``list`` is also a method name in the protocols below).
 Ids = list[str]
+#: A write's result: ``(old, new)``, or a :class:`StateChange` (possibly fetched lazily).
+StateResult = tuple[Any, Any] | StateChange
 
 
 @dataclass(frozen=True)
@@ -50,14 +53,14 @@ class Origin:
 
 class StateStore(Protocol):
     async def get(self, group: str, key: str) -> Any: ...
-    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]: ...
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> StateResult: ...
     async def delete(self, group: str, key: str, origin: Origin) -> Any: ...
     async def list(self, group: str) -> Items: ...
     async def list_groups(self) -> Groups: ...
     async def clear(self, group: str, origin: Origin) -> None: ...
     async def update(
         self, group: str, key: str, ops: Ops, origin: Origin
-    ) -> tuple[Any, Any]: ...
+    ) -> StateResult: ...
 
 
 class Bus(Protocol):
@@ -100,10 +103,11 @@ class StateAPI:
     async def get(self, group: str, key: str) -> Any:
         return await self._store.get(group, key)
 
-    async def set(self, group: str, key: str, value: Any) -> tuple[Any, Any]:
-        """Store ``value``; returns ``(old_value, new_value)``."""
-        return await self._store.set(group, key, dump_json(value),
-                                     self._origin(f"set|{group}|{key}"))
+    async def set(self, group: str, key: str, value: Any) -> StateChange:
+        """Store ``value``; returns the change: ``old, new = ...``, or ``.old_value`` and
+        ``.new_value``."""
+        return StateChange.of(await self._store.set(group, key, dump_json(value),
+                                                    self._origin(f"set|{group}|{key}")))
 
     async def delete(self, group: str, key: str) -> Any:
         """Remove an item; returns what it held (``None`` if nothing)."""
@@ -124,14 +128,14 @@ class StateAPI:
 
     async def update(
         self, group: str, key: str, ops: Sequence[Mapping[str, Any]]
-    ) -> tuple[Any, Any]:
+    ) -> StateChange:
         """Apply ``ops`` atomically (set, merge, increment, decrement, remove, append on dot
-        paths); returns ``(old_value, new_value)``."""
+        paths); returns the change, as :meth:`set` does."""
         checked = validate_ops(dump_json(list(ops)))
         # Not the ops' paths: they may hold values (``nodes.<node id>``) that a retry on
         # another node computes differently, and it is still the same write.
-        return await self._store.update(group, key, checked,
-                                        self._origin(f"update|{group}|{key}"))
+        return StateChange.of(await self._store.update(group, key, checked,
+                                                       self._origin(f"update|{group}|{key}")))
 
 
 def build_message(

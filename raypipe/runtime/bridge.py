@@ -17,6 +17,7 @@ from raypipe.errors import RuntimeNotRunningError
 from raypipe.messages import Message
 from raypipe.runtime.spec import AppSpec
 from raypipe.state.backend import Groups, Items, Ops
+from raypipe.state.change import Deferred, StateChange
 from raypipe.streams.hub import Events, Key
 from raypipe.streams.relay import Relay
 
@@ -51,8 +52,8 @@ class ActorStateStore:
     async def get(self, group: str, key: str) -> Any:
         return await self._call("get", group, key)
 
-    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
-        return tuple(await self._call("set", group, key, value, origin))  # type: ignore[return-value]
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> StateChange:
+        return self._change(await self._call("set", group, key, value, origin), origin)
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:
         return await self._call("delete", group, key, origin)
@@ -68,8 +69,16 @@ class ActorStateStore:
 
     async def update(
         self, group: str, key: str, ops: Ops, origin: Origin
-    ) -> tuple[Any, Any]:
-        return tuple(await self._call("update", group, key, ops, origin))  # type: ignore[return-value]
+    ) -> StateChange:
+        return self._change(await self._call("update", group, key, ops, origin), origin)
+
+    def _change(self, answer: Any, origin: Origin) -> StateChange:
+        if not isinstance(answer, Deferred):
+            return StateChange.of(answer)
+        effect = origin.effect
+        # Read only by a delivery's handler, in a worker (never in an async actor), while
+        # the delivery runs: its write's effect record holds the values until it settles.
+        return StateChange(load=lambda: tuple(ray.get(self._h.applied.remote(effect))))
 
 
 class ActorBus:

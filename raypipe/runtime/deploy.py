@@ -6,6 +6,9 @@ import contextlib
 import logging
 import os
 import sys
+import time
+import urllib.error
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
@@ -148,7 +151,36 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -
     # Serve keeps the port it was first started with; report where the app really is.
     host, port = _serve_address(host, port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
-    return Deployment(spec, f"http://{shown}:{port}{'' if prefix == '/' else prefix}")
+    deployment = Deployment(spec, f"http://{shown}:{port}{'' if prefix == '/' else prefix}")
+    wait_routable(deployment.url)
+    return deployment
+
+
+#: Seconds a new deployment has to answer through Serve's proxy.
+ROUTABLE_TIMEOUT = 120.0
+
+
+def wait_routable(url: str, timeout: float = ROUTABLE_TIMEOUT) -> None:
+    """Return once the app answers its health route through Serve's proxy. ``serve.run``
+    returns when the replicas are up, but the proxy learns the new route a little later: a
+    request in between gets a 404 (a WebSocket, a 403), and on a busy machine "a little" is
+    seconds."""
+    health = url.rstrip("/") + "/_raypipe/health"
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(health, timeout=5) as reply:
+                if reply.status == 200:
+                    return
+                last = f"HTTP {reply.status}"
+        except urllib.error.HTTPError as exc:
+            last = f"HTTP {exc.code}"
+        except OSError as exc:
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.1)
+    # Not an error: from a client off the cluster the address may simply not be reachable.
+    log.warning("the app did not answer at %s within %.0fs (%s)", health, timeout, last)
 
 
 def _serve_address(host: str, port: int) -> tuple[str, int]:

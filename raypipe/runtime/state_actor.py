@@ -11,11 +11,13 @@ import ray
 
 from raypipe import triggers as t
 from raypipe.context import Origin
+from raypipe.effects import Effect
 from raypipe.loader import load_app_cached
 from raypipe.models import EventType, StateTriggerInput
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ChangeTriggers
 from raypipe.state.backend import Groups, Items, Ops, make_backend
+from raypipe.state.change import DEFERRED, Deferred
 
 log = logging.getLogger("raypipe.state")
 
@@ -59,15 +61,22 @@ class StateActor:
     # A write whose effect was already applied (a retried delivery repeating it) changes
     # nothing: the backend returns the first result. Triggers see it again, but the trigger
     # delivery is named after the effect, so the dispatcher does not run it twice.
-    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> Answer:
         old, new = await self.backend.set(group, key, value, origin.effect)
         await self._committed(group, key, old, new, origin)
-        return old, new
+        return _answer(old, new, origin)
 
-    async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> tuple[Any, Any]:
+    async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> Answer:
         old, new = await self.backend.update(group, key, ops, origin.effect)
         await self._committed(group, key, old, new, origin)
-        return old, new
+        return _answer(old, new, origin)
+
+    async def applied(self, effect: Effect) -> tuple[Any, Any]:
+        """The values a delivery's write left (see :class:`~raypipe.state.change.Deferred`)."""
+        first = await self.backend.applied(effect)
+        if first is None:
+            raise LookupError("this write's values are gone: its delivery has settled")
+        return first
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:
         old = await self.backend.delete(group, key, origin.effect)
@@ -94,6 +103,31 @@ class StateActor:
 
 
 _BATCHED = frozenset({"get", "set", "update", "delete"})
+
+Answer = tuple[Any, Any] | Deferred
+
+#: Elements (counted two levels deep, strings by 64 characters) past which an item is large.
+LARGE_ITEM = 256
+
+
+def _weight(value: Any, depth: int = 2) -> int:
+    if isinstance(value, str):
+        return 1 + len(value) // 64
+    if not isinstance(value, (dict, list)) or depth == 0:
+        return 1
+    if len(value) > LARGE_ITEM:
+        return len(value)
+    children = value.values() if isinstance(value, dict) else value
+    return len(value) + sum(_weight(c, depth - 1) for c in children)
+
+
+def _answer(old: Any, new: Any, origin: Origin) -> Answer:
+    """``(old, new)``, or for a large item written by a delivery, :data:`DEFERRED`: a write
+    to one field of a big item then costs its path, not the item's size, unless the handler
+    reads what it returned."""
+    if origin.effect is not None and _weight(old) + _weight(new) > LARGE_ITEM:
+        return DEFERRED
+    return old, new
 
 
 def _state_matches(tr: t.StateTrigger, change: StateTriggerInput) -> bool:

@@ -175,6 +175,17 @@ def test_an_exiting_handler_runs_once_per_attempt(g: Running, tmp_path: Path,
     assert after["attempts"] - before.get("attempts", 0) == 2
 
 
+def test_a_large_item_written_by_a_delivery_sends_its_values_only_when_read(
+        g: Running) -> None:
+    n = 400
+    g.send("big-item", [{"id": "b", "i": i} for i in range(n)])
+    wait_for(lambda: len((g.get("big", "b") or {}).get("entries", {})) == n, timeout=60,
+             message="every entry")
+    g.send("big-item", [{"id": "b", "i": n, "read": True}])
+    read = wait_for(lambda: g.get("big-read", "b"), timeout=60, message="the read")
+    assert read == {"old": n, "new": n + 1, "same": True}
+
+
 def _origin() -> Any:
     from raypipe.context import Origin
 

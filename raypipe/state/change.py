@@ -1,0 +1,106 @@
+"""What a state write returns: the item's value before and after it.
+
+It unpacks as a pair (``old, new = await ctx.state.update(...)``), reads by attribute as
+Motia 1.x code does (``change.new_value``), and by key (``change["new_value"]``). A large
+item's values may be left where the write happened and fetched only when first read
+(``load``), so a write to one field of a big item sends nothing big back unless asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+__all__ = ["Deferred", "StateChange"]
+
+_KEYS = ("old_value", "new_value")
+
+
+class Deferred:
+    """What a state actor answers a delivery's write of a large item with, instead of its
+    values: they stay in the write's effect record until the delivery settles, and are
+    fetched from there if the handler reads them."""
+
+    __slots__ = ()
+
+    def __reduce__(self) -> str:
+        return "DEFERRED"
+
+
+DEFERRED = Deferred()
+
+
+class StateChange:
+    __slots__ = ("_load", "_values")
+
+    def __init__(self, old: Any = None, new: Any = None, *,
+                 load: Callable[[], tuple[Any, Any]] | None = None) -> None:
+        self._values: tuple[Any, Any] | None = None if load is not None else (old, new)
+        self._load = load
+
+    @classmethod
+    def of(cls, result: Any) -> StateChange:
+        """``result`` as a change: a change already, or an ``(old, new)`` pair."""
+        if isinstance(result, StateChange):
+            return result
+        old, new = result
+        return cls(old, new)
+
+    @property
+    def loaded(self) -> bool:
+        return self._values is not None
+
+    def _pair(self) -> tuple[Any, Any]:
+        if self._values is None:
+            assert self._load is not None
+            old, new = self._load()
+            self._values, self._load = (old, new), None
+        return self._values
+
+    @property
+    def old_value(self) -> Any:
+        return self._pair()[0]
+
+    @property
+    def new_value(self) -> Any:
+        return self._pair()[1]
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self._pair())
+
+    def __len__(self) -> int:
+        return 2
+
+    def __getitem__(self, key: int | str) -> Any:
+        if isinstance(key, str):
+            if key not in _KEYS:
+                raise KeyError(key)
+            return self._pair()[_KEYS.index(key)]
+        return self._pair()[key]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in _KEYS else default
+
+    def keys(self) -> tuple[str, str]:
+        return _KEYS
+
+    def to_dict(self) -> dict[str, Any]:
+        old, new = self._pair()
+        return {"old_value": old, "new_value": new}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, StateChange):
+            return self._pair() == other._pair()
+        if isinstance(other, (tuple, list)):
+            return self._pair() == tuple(other)
+        if isinstance(other, dict):
+            return self.to_dict() == other
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._pair())
+
+    def __repr__(self) -> str:
+        if self._values is None:
+            return "StateChange(<not loaded>)"
+        return f"StateChange(old_value={self._values[0]!r}, new_value={self._values[1]!r})"
