@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import ray
-
 from _local import REDIS_URL, local_apps, median, write_json
 
 from raypipe.context import publish

@@ -16,7 +16,6 @@ from typing import Any
 
 import httpx
 import ray
-
 from _local import REDIS_URL, local_apps, median, write_json
 
 from raypipe import constants
