@@ -87,7 +87,7 @@ def dev(
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of a local Ray (default all).")] = None,
 ) -> None:
     """Start (or join, with RAY_ADDRESS) Ray, deploy the app, and serve it until Ctrl-C."""
-    spec = _spec(app_dir, port=port, host=host, state=state)
+    spec = _spec(app_dir, port=port, host=host, state=state, dev=True)
     _load(spec)
     import ray
 
@@ -214,10 +214,14 @@ def enqueue(
     app_dir: AppOpt = Path("."),
     group_id: Annotated[str | None, typer.Option(help="FIFO message group.")] = None,
 ) -> None:
-    """Send a message to every step subscribed to TOPIC."""
+    """Send a message to every step subscribed to TOPIC (exit 1 if no step is)."""
     spec = _spec(app_dir)
     loaded = _load(spec)
     payload = _json_arg(data, "DATA")
+    if not loaded.subscribers(topic):
+        known = sorted({t for s in loaded.steps.values() for t in s.subscribes})
+        _fail(f"no step subscribes to {topic!r}; the app's topics: "
+              f"{', '.join(known) or '(none)'}")
     _join(spec)
     from raypipe.context import publish
     from raypipe.messages import new_id
@@ -286,8 +290,11 @@ def state_set(group: str, key: str, value: str, app_dir: AppOpt = Path(".")) -> 
 
 @state_app.command("delete")
 def state_delete(group: str, key: str, app_dir: AppOpt = Path(".")) -> None:
-    """Delete an item; prints what it held."""
-    _print(_state_call(app_dir, "delete", group, key))
+    """Delete an item; prints what it held (exit 1 if it does not exist)."""
+    old = _state_call(app_dir, "delete", group, key)
+    if old is None:
+        _fail(f"no item {key!r} in group {group!r}")
+    _print(old)
 
 
 @dlq_app.command("list")

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from raypipe.effects import Effect
 from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidationError
+from raypipe.jsonvalues import plain_json
 from raypipe.logger import StepLogger
 from raypipe.messages import Message, new_id
-from raypipe.schemas import dump_json
 from raypipe.state.backend import Groups, Items, Ops
 from raypipe.state.change import StateChange
 from raypipe.state.ops import validate_ops
@@ -106,7 +106,8 @@ class StateAPI:
     async def set(self, group: str, key: str, value: Any) -> StateChange:
         """Store ``value``; returns the change: ``old, new = ...``, or ``.old_value`` and
         ``.new_value``."""
-        return StateChange.of(await self._store.set(group, key, dump_json(value),
+        value = plain_json(value, f"the state item {group}/{key}")
+        return StateChange.of(await self._store.set(group, key, value,
                                                     self._origin(f"set|{group}|{key}")))
 
     async def delete(self, group: str, key: str) -> Any:
@@ -131,7 +132,7 @@ class StateAPI:
     ) -> StateChange:
         """Apply ``ops`` atomically (set, merge, increment, decrement, remove, append on dot
         paths); returns the change, as :meth:`set` does."""
-        checked = validate_ops(dump_json(list(ops)))
+        checked = validate_ops(plain_json(list(ops), f"the update of {group}/{key}"))
         # Not the ops' paths: they may hold values (``nodes.<node id>``) that a retry on
         # another node computes differently, and it is still the same write.
         return StateChange.of(await self._store.update(group, key, checked,
@@ -147,7 +148,7 @@ def build_message(
         raise EnqueueError(
             f"step {source.name!r} enqueued {topic!r}, which is not in its enqueues "
             f"{list(source.config.enqueues)}")
-    payload = dump_json(data)
+    payload = plain_json(data, f"the message on {topic!r}")
     for sub in app.subscribers(topic):
         schema = sub.queue_trigger(topic).input
         if schema is not None:

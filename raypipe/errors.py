@@ -10,6 +10,7 @@ The tree::
     │   └── EnqueueValidationError   a message failed a subscriber's ``input`` schema
     ├── EnqueueError             a step enqueued a topic it did not declare
     ├── UpdateOpError            a state ``update`` op cannot apply (also a ValueError)
+    ├── NotJSONError             a value to store or send is not plain JSON (also a TypeError)
     └── RuntimeNotRunningError   no raypipe runtime answers for this app
 """
 
@@ -23,6 +24,7 @@ __all__ = [
     "ConfigError",
     "EnqueueError",
     "EnqueueValidationError",
+    "NotJSONError",
     "RaypipeError",
     "RuntimeNotRunningError",
     "SchemaValidationError",
@@ -91,6 +93,17 @@ class UpdateOpError(RaypipeError, ValueError):
         self.index = index
         self.op = op
         super().__init__(message)
+
+
+class NotJSONError(RaypipeError, TypeError):
+    """A value to store or send is not plain JSON (an object, NaN, Infinity, a lone surrogate,
+    a non-string key). ``path`` says where in the value."""
+
+    def __init__(self, what: str, path: str, problem: str) -> None:
+        self.what = what
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{what} is not plain JSON: at {path or 'the top'}, {problem}")
 
 
 class RuntimeNotRunningError(RaypipeError):

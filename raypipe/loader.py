@@ -6,12 +6,14 @@ runs a step imports the same file under the same name, and never again for the n
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import re
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -107,8 +109,10 @@ def _load_stream(root: Path, path: Path) -> StreamConfig:
     module = _import(root, path, rel)
     raw = getattr(module, "config", None)
     if isinstance(raw, dict):
+        # Motia's dict configs spell the access check canAccess.
         raw = StreamConfig(name=raw.get("name", ""), schema=raw.get("schema"),
-                           description=raw.get("description", ""))
+                           description=raw.get("description", ""),
+                           can_access=raw.get("canAccess", raw.get("can_access")))
     if not isinstance(raw, StreamConfig):
         raise StepLoadError(rel, "config", "a stream file must define `config = StreamConfig(...)`")
     if not raw.name:
@@ -176,9 +180,33 @@ def load_app(root: str | Path, settings: Settings | None = None) -> App:
                                         f"duplicate stream name {stream.name!r}"))
         streams[stream.name] = stream
     by_name = _check_unique(steps, errors)
+    if settings.authenticate:
+        try:
+            load_authenticate(settings.authenticate)
+        except StepLoadError as exc:
+            errors.append(exc)
     if errors:
         raise AppLoadError(errors)
     return App(root=root, settings=settings, steps=by_name, streams=streams)
+
+
+def load_authenticate(ref: str) -> Callable[..., Any]:
+    """The ``authenticate = "module:function"`` setting's function (a module of the app);
+    a StepLoadError naming the setting if it cannot be had."""
+    module_name, _, name = ref.partition(":")
+    where = "authenticate"
+    if not module_name:
+        raise StepLoadError("settings", where, f"{ref!r} must be 'module:function'")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as exc:
+        raise StepLoadError("settings", where, f"{ref!r}: the module cannot be imported "
+                            f"({type(exc).__name__}: {exc})") from None
+    fn = getattr(module, name or "authenticate", None)
+    if not callable(fn):
+        raise StepLoadError("settings", where, f"{ref!r}: {module_name} has no function "
+                            f"{name or 'authenticate'!r}")
+    return fn  # type: ignore[no-any-return]
 
 
 _cache: dict[tuple[str, Settings], App] = {}

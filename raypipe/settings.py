@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from raypipe import constants
 from raypipe.errors import ConfigError
@@ -47,6 +47,43 @@ class Settings(BaseModel):
     #: Seconds an attempt may run before a warning is logged (it is not stopped: that is
     #: ``visibility_timeout``'s job).
     stuck_after_seconds: float = Field(default=300.0, gt=0)
+
+    # --- who may reach what (docs/security.md) ----------------------------------------------
+    #: The admin surface's bearer token (``/_raypipe/``: workbench, state, logs, traces, dead
+    #: letters). Without one it is served only by ``raypipe dev`` on a loopback host.
+    admin_token: SecretStr | None = None
+    #: A file holding the admin token (read when the settings load), instead of the value.
+    admin_token_file: str | None = None
+    #: ``Host`` values the admin surface and stream subscriptions accept; empty: the loopback
+    #: names while the admin surface is open without a token, any with one.
+    allowed_hosts: tuple[str, ...] = ()
+    #: Browser origins (``scheme://host[:port]``) allowed to subscribe to streams and call the
+    #: admin surface; the app's own origin always is.
+    allowed_origins: tuple[str, ...] = ()
+    #: Largest request body, in bytes (413 past it, before it is parsed).
+    max_body_bytes: int = Field(default=1 << 20, ge=1)
+    #: Deepest nesting of a JSON body or stored value (422 / an error past it).
+    max_json_depth: int = Field(default=64, ge=1)
+    #: Seconds a request may take to send its body (408 past it).
+    body_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Subscriptions one WebSocket connection may hold at once.
+    ws_max_subscriptions: int = Field(default=1000, ge=1)
+    #: Messages waiting to be sent to one WebSocket connection before it is closed as too slow.
+    ws_send_buffer: int = Field(default=1000, ge=1)
+    #: Set by ``raypipe dev``: the app is served from this machine (its admin surface may then
+    #: be open without a token, on a loopback host). Not a setting to write in a file.
+    dev: bool = False
+
+    @field_validator("allowed_hosts", "allowed_origins", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        if isinstance(v, str):  # RAYPIPE_ALLOWED_HOSTS=a,b
+            return tuple(x.strip() for x in v.split(",") if x.strip())
+        return v
+
+    @property
+    def admin_secret(self) -> str | None:
+        return self.admin_token.get_secret_value() if self.admin_token else None
 
     @field_validator("state")
     @classmethod
@@ -107,6 +144,14 @@ def load_settings(
     merged.update(_from_pyproject(app_dir))
     merged.update(_from_env(os.environ if environ is None else environ))
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    token_file = merged.get("admin_token_file")
+    if token_file and not merged.get("admin_token"):
+        path = (app_dir / str(token_file)).expanduser()
+        try:
+            merged["admin_token"] = path.read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"admin_token_file {str(path)!r} cannot be read: "
+                              f"{exc.strerror}") from None
     try:
         return Settings(**merged)
     except ValidationError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -90,6 +91,8 @@ def deploy_app(ray_session: int) -> Iterator[Deploy]:
 
     def _deploy(app_dir: Path | str, **overrides: Any) -> Any:
         name = overrides.pop("name", None) or f"{Path(app_dir).name}-{uuid.uuid4().hex[:8]}"
+        # The session's Serve listens on loopback, as `raypipe dev`'s does.
+        overrides.setdefault("dev", True)
         spec = AppSpec.from_dir(app_dir, name=name, port=ray_session, **overrides)
         specs.append(spec)
         return deploy(spec)
@@ -112,3 +115,30 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float 
             what = message() if callable(message) else message
             pytest.fail(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.fail("the workbench tests need Debian's chromium: apt-get install -y chromium "
+                    "(`make install` does it)")
+    return found
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=_chromium(), args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    p = context.new_page()
+    p.set_default_timeout(30_000)
+    yield p
+    context.close()

@@ -14,7 +14,7 @@ import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, cast
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
@@ -27,8 +27,10 @@ from raypipe.app import App
 from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
 from raypipe.errors import SchemaValidationError
 from raypipe.http.admin import admin_router
+from raypipe.http.guard import Guard
 from raypipe.http.streams import streams_router
 from raypipe.http.workbench import mount_workbench, workbench_router
+from raypipe.jsonvalues import JSONLimitError, parse_json
 from raypipe.messages import new_id
 from raypipe.models import ApiRequest, ApiResponse
 from raypipe.schemas import Schema, dump_json
@@ -50,13 +52,27 @@ def _query_params(request: Request) -> dict[str, str | list[str]]:
     return out
 
 
-def _parse_body(raw: bytes, schema: Schema | None) -> Any:
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/")
+                                           and media.endswith("+json"))
+
+
+def _parse_body(raw: bytes, schema: Schema | None, content_type: str | None,
+                max_depth: int) -> Any:
     if not raw.strip():
         # An empty body validates as {} so that a schema whose fields all have defaults works
         # with a bare POST, as in Motia's `request.body ?? {}`.
         return schema.validate({}, what="body") if schema else None
+    if schema is not None and not _is_json(content_type or ""):
+        # Only JSON reaches a schema: a cross-site form or "simple" request cannot send it.
+        raise HTTPException(415, f"this endpoint takes application/json, not "
+                                 f"{content_type or 'a body without a Content-Type'}")
     try:
-        data = json.loads(raw)
+        data = parse_json(raw, max_depth)
+    except JSONLimitError as exc:
+        raise RequestValidationError(
+            [{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}]) from None
     except ValueError as exc:
         if schema is None:
             return raw.decode(errors="replace")
@@ -141,7 +157,8 @@ def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
         trace_id = request.headers.get(constants.TRACE_HEADER) or new_id()
         raw = await request.body()
         try:
-            body = _parse_body(raw, tr.body_schema)
+            body = _parse_body(raw, tr.body_schema, request.headers.get("content-type"),
+                               app.settings.max_json_depth)
         except SchemaValidationError as exc:
             raise RequestValidationError(
                 [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]) from None
@@ -253,4 +270,5 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+    api.add_middleware(Guard, settings=app.settings)
     return api

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import inspect
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -22,6 +22,7 @@ from starlette.requests import HTTPConnection
 
 from raypipe.app import App
 from raypipe.context import Runtime
+from raypipe.loader import load_authenticate
 from raypipe.streams.hub import Key
 from raypipe.streams.relay import Subscription, error_message
 
@@ -30,23 +31,13 @@ __all__ = ["streams_router"]
 log = logging.getLogger("raypipe.streams")
 
 
-def _load_authenticate(app: App) -> Callable[[HTTPConnection], Any] | None:
-    ref = app.settings.authenticate
-    if not ref:
-        return None
-    module, _, name = ref.partition(":")
-    fn = getattr(importlib.import_module(module), name or "authenticate")
-    if not callable(fn):
-        raise TypeError(f"authenticate = {ref!r} is not a function")
-    return fn  # type: ignore[no-any-return]
-
-
 class Access:
     """The app's ``authenticate`` and each stream's ``can_access``."""
 
     def __init__(self, app: App) -> None:
         self.app = app
-        self.authenticate = _load_authenticate(app)
+        ref = app.settings.authenticate
+        self.authenticate = load_authenticate(ref) if ref else None
 
     async def who(self, conn: HTTPConnection) -> Any:
         if self.authenticate is None:
@@ -69,6 +60,11 @@ class Access:
         return None if allowed else "access denied"
 
 
+def _frame_error(message: str) -> dict[str, Any]:
+    return {"timestamp": int(time.time() * 1000),
+            "event": {"type": "error", "data": {"message": message}}}
+
+
 def streams_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
     router = APIRouter(tags=["streams"])
     access = Access(app)
@@ -82,17 +78,29 @@ def streams_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
             await ws.close(code=4401, reason="unauthorized")
             return
         await ws.accept()
-        send_lock = asyncio.Lock()
+        settings = app.settings
+        # One bounded buffer for everything this connection is sent: a client that does not
+        # read is closed once it is full, whatever it subscribed to.
+        outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue(settings.ws_send_buffer)
         joined: dict[str, tuple[Subscription, asyncio.Task[None]]] = {}
+        closing = asyncio.Event()
 
-        async def send(message: dict[str, Any]) -> None:
-            async with send_lock:
-                await ws.send_json(message)
+        def send(message: dict[str, Any]) -> None:
+            try:
+                outbox.put_nowait(message)
+            except asyncio.QueueFull:
+                closing.set()
+
+        async def sender() -> None:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+                while True:
+                    await ws.send_json(await outbox.get())
 
         async def forward(sub: Subscription) -> None:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-                async for message in sub:
-                    await send(message)
+            async for message in sub:
+                send(message)
+                if closing.is_set():
+                    return
 
         async def leave(sid: str) -> None:
             entry = joined.pop(sid, None)
@@ -100,25 +108,48 @@ def streams_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
                 await entry[0].close()
                 entry[1].cancel()
 
-        try:
+        async def receive() -> None:
             while True:
-                request = await ws.receive_json()
-                data = request.get("data") or {}
-                key: Key = (str(data.get("streamName")), str(data.get("groupId")), data.get("id"))
+                try:
+                    request = json.loads(await ws.receive_text())
+                    data = request.get("data") or {}
+                    if not isinstance(data, dict):
+                        raise TypeError("'data' must be an object")
+                    kind = request.get("type")
+                except (ValueError, TypeError, AttributeError) as exc:
+                    send(_frame_error(f"malformed message: {exc}"))
+                    continue
+                key: Key = (str(data.get("streamName")), str(data.get("groupId")),
+                            None if data.get("id") is None else str(data.get("id")))
                 sid = str(data.get("subscriptionId") or key)
-                if request.get("type") == "join":
+                if kind == "join":
                     problem = await access.refusal(key, auth)
+                    if problem is None and sid not in joined and (
+                            len(joined) >= settings.ws_max_subscriptions):
+                        problem = (f"too many subscriptions on one connection (at most "
+                                   f"{settings.ws_max_subscriptions})")
                     if problem:
-                        await send({**error_message(key, problem), "subscriptionId": sid})
+                        send({**error_message(key, problem), "subscriptionId": sid})
                         continue
                     await leave(sid)
                     sub = await runtime().relay().subscribe(*key)
                     joined[sid] = (sub, asyncio.get_running_loop().create_task(forward(sub)))
-                elif request.get("type") == "leave":
+                elif kind == "leave":
                     await leave(sid)
-        except (WebSocketDisconnect, json.JSONDecodeError):
-            pass
+                else:
+                    send(_frame_error(f"unknown message type {kind!r}; use 'join' or 'leave'"))
+
+        tasks = [asyncio.get_running_loop().create_task(c) for c in (sender(), receive())]
+        overflow = asyncio.get_running_loop().create_task(closing.wait())
+        try:
+            await asyncio.wait([*tasks, overflow], return_when=asyncio.FIRST_COMPLETED)
+            if closing.is_set():
+                with contextlib.suppress(Exception):
+                    await ws.close(code=1008, reason="too slow: the send buffer is full")
         finally:
+            for task in (*tasks, overflow):
+                task.cancel()
+            await asyncio.gather(*tasks, overflow, return_exceptions=True)
             for sid in list(joined):
                 await leave(sid)
 

@@ -16,7 +16,9 @@ from fastapi.staticfiles import StaticFiles
 from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.context import Origin, Runtime, TelemetrySink
+from raypipe.errors import NotJSONError
 from raypipe.flows import build_graph, to_json
+from raypipe.jsonvalues import plain_json
 from raypipe.schemas import Schema
 
 __all__ = ["STATIC_DIR", "mount_workbench", "workbench_router"]
@@ -47,6 +49,13 @@ def _telemetry(rt: Runtime) -> Any:
     if sink is None:
         raise HTTPException(503, "this runtime keeps no telemetry")
     return sink
+
+
+def _plain(value: Any, what: str) -> Any:
+    try:
+        return plain_json(value, what)
+    except NotJSONError as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def workbench_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
@@ -93,6 +102,7 @@ def workbench_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
 
     @router.put("/state/{group}/{key}")
     async def state_set(group: str, key: str, value: Any = Body(...)) -> Json:  # noqa: B008
+        value = _plain(value, f"the state item {group}/{key}")
         _, new = await runtime().state.set(group, key, value, WORKBENCH_ORIGIN)
         return {"id": key, "data": new}
 
@@ -120,6 +130,7 @@ def workbench_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
     @router.put("/streams/{name}/{group}/{item_id}")
     async def stream_set(name: str, group: str, item_id: str,
                          value: Any = Body(...)) -> Any:  # noqa: B008
+        value = _plain(value, f"the item {item_id!r} of stream {name!r}")
         _, new = await runtime().streams.set(_stream(name), group, item_id, value,
                                              WORKBENCH_ORIGIN)
         return new

@@ -16,6 +16,7 @@ import ray
 from ray import serve
 
 from raypipe import constants
+from raypipe.http.guard import LOOPBACK_HOSTS
 from raypipe.loader import load_app
 from raypipe.runtime import bridge
 from raypipe.runtime.ports import free_port
@@ -145,11 +146,14 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -
     host = host or spec.settings.host
     port = port or spec.settings.port
     serve.start(http_options={"host": host, "port": port})
+    # Serve keeps the address it was first started with; report where the app really is.
+    host, port = _serve_address(host, port)
+    if spec.settings.dev and host not in LOOPBACK_HOSTS:
+        # Reachable from a network: no admin surface without a token (docs/security.md).
+        spec = AppSpec(spec.root, spec.settings.model_copy(update={"dev": False}))
     prefix = spec.settings.route_prefix
     serve.run(ingress(spec), name=constants.serve_app_name(spec.settings.name),
               route_prefix=prefix)
-    # Serve keeps the port it was first started with; report where the app really is.
-    host, port = _serve_address(host, port)
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     deployment = Deployment(spec, f"http://{shown}:{port}{'' if prefix == '/' else prefix}")
     wait_routable(deployment.url)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-from raypipe.schemas import dump_json
+from raypipe.jsonvalues import plain_json
 from raypipe.state.ops import validate_ops
 
 if TYPE_CHECKING:
@@ -46,13 +46,14 @@ class StreamAPI:
     async def set(self, group: str, item_id: str, data: Any) -> tuple[Any, Any]:
         """Store an item (validated by the stream's schema, ``id`` added); returns
         ``(old, new)``."""
-        return await self._store.set(self.name, group, item_id, dump_json(data),
+        data = plain_json(data, f"the item {item_id!r} of stream {self.name!r}")
+        return await self._store.set(self.name, group, item_id, data,
                                      self._origin(f"stream-set|{self.name}|{group}|{item_id}"))
 
     async def update(self, group: str, item_id: str,
                      ops: Sequence[Mapping[str, Any]]) -> tuple[Any, Any]:
         """The state ops, applied atomically to the item; the result must fit the schema."""
-        checked = validate_ops(dump_json(list(ops)))
+        checked = validate_ops(plain_json(list(ops), f"the update of {self.name}/{item_id}"))
         return await self._store.update(
             self.name, group, item_id, checked,
             self._origin(f"stream-update|{self.name}|{group}|{item_id}"))
@@ -74,7 +75,8 @@ class StreamAPI:
         """An ephemeral event (``{"type", "data"}``) for the subscribers of ``channel``
         (``{"groupId", "id"?}``); never stored."""
         target = f"stream-send|{self.name}|{channel.get('groupId')}|{channel.get('id')}"
-        await self._store.send(self.name, dict(channel), dict(event), self._origin(target))
+        checked = plain_json(dict(event), f"the event sent on stream {self.name!r}")
+        await self._store.send(self.name, dict(channel), checked, self._origin(target))
 
 
 class Streams:

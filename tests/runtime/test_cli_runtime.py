@@ -33,7 +33,7 @@ def running(ray_session: int, tmp_path_factory: pytest.TempPathFactory) -> Any:
     shutil.copytree(CONTRACT, app_dir)
     (app_dir / "pyproject.toml").write_text('[tool.raypipe]\nname = "cli-contract"\n'
                                             'route_prefix = "/cli"\n')
-    spec = AppSpec.from_dir(app_dir, port=ray_session)
+    spec = AppSpec.from_dir(app_dir, port=ray_session, dev=True)
     d = deploy(spec)
     yield app_dir, d
     teardown(spec)

@@ -21,7 +21,7 @@ def contract(ray_session: int) -> Any:
     from raypipe.runtime.deploy import deploy, teardown
     from raypipe.runtime.spec import AppSpec
 
-    spec = AppSpec.from_dir(APP, name="contract-tests", port=ray_session)
+    spec = AppSpec.from_dir(APP, name="contract-tests", port=ray_session, dev=True)
     deployment = deploy(spec)
     yield deployment
     teardown(spec)

@@ -65,7 +65,7 @@ def g(ray_session: int) -> Any:
     from raypipe.runtime.deploy import deploy, teardown
     from raypipe.runtime.spec import AppSpec
 
-    spec = AppSpec.from_dir(APP, name="guarantees-tests", port=ray_session,
+    spec = AppSpec.from_dir(APP, name="guarantees-tests", port=ray_session, dev=True,
                             route_prefix="/guarantees")
     yield Running(deploy(spec))
     teardown(spec)

@@ -20,7 +20,7 @@ def triggers_app(ray_session: int) -> Any:
     from raypipe.runtime.deploy import deploy, teardown
     from raypipe.runtime.spec import AppSpec
 
-    spec = AppSpec.from_dir(APP, name="trigger-tests", port=ray_session)
+    spec = AppSpec.from_dir(APP, name="trigger-tests", port=ray_session, dev=True)
     deploy(spec)
     yield runtime_for(spec), spec
     teardown(spec)

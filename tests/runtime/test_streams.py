@@ -23,7 +23,8 @@ def app(ray_session: int) -> Any:
     from raypipe.runtime.deploy import deploy, teardown
     from raypipe.runtime.spec import AppSpec
 
-    spec = AppSpec.from_dir(APP, name="streams-tests", port=ray_session, route_prefix="/st")
+    spec = AppSpec.from_dir(APP, name="streams-tests", port=ray_session, dev=True,
+                            route_prefix="/st")
     d = deploy(spec)
     yield d, runtime_for(spec)
     teardown(spec)

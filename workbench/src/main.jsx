@@ -10,11 +10,21 @@ cytoscape.use(dagre);
 
 const APP_ROOT = new URL("..", location.href).pathname; // where the app's own routes are
 
+// The admin token, asked for once and kept in this tab's storage (no cookie: nothing a
+// cross-site request could carry). Every call also sends the header a cross-site form cannot.
+const TOKEN_KEY = "raypipe-admin-token";
+
+function adminHeaders() {
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  return { "x-raypipe-admin": "1", ...(token ? { authorization: `Bearer ${token}` } : {}) };
+}
+
 async function api(path, options = {}) {
   const r = await fetch(path, {
-    headers: { "content-type": "application/json" },
     ...options,
+    headers: { "content-type": "application/json", ...adminHeaders(), ...(options.headers || {}) },
   });
+  if (r.status === 401) window.dispatchEvent(new Event("raypipe-needs-token"));
   const text = await r.text();
   let body = text;
   try {
@@ -539,10 +549,34 @@ const VIEWS = [
   ["dlq", "Dead letters", DeadLettersView], ["endpoints", "Endpoints", EndpointsView],
 ];
 
+function TokenForm() {
+  const [token, setToken] = useState("");
+  const open = (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(TOKEN_KEY, token.trim());
+    location.reload();
+  };
+  return (
+    <form class="token" data-testid="token-form" onSubmit={open}>
+      <p>This app's admin surface needs its admin token (the <code>admin_token</code> setting).
+        It is kept in this tab only.</p>
+      <input type="password" aria-label="admin token" value={token}
+        onInput={(e) => setToken(e.target.value)} autofocus />
+      <button type="submit">Open the workbench</button>
+    </form>
+  );
+}
+
 function Workbench() {
   const route = useRoute();
   const [app, setApp] = useState(null);
   const [error, setError] = useState(null);
+  const [needsToken, setNeedsToken] = useState(false);
+  useEffect(() => {
+    const on = () => setNeedsToken(true);
+    window.addEventListener("raypipe-needs-token", on);
+    return () => window.removeEventListener("raypipe-needs-token", on);
+  }, []);
   useEffect(() => {
     Promise.all([api("api/app"), api("api/flows")]).then(([a, g]) => {
       setApp({ ...a, steps: g.steps.map((s) => s.name) });
@@ -560,8 +594,10 @@ function Workbench() {
         </nav>
       </header>
       <main>
-        <ErrorNote error={error} />
-        {app && <View app={app} route={route} />}
+        {needsToken ? <TokenForm /> : <>
+          <ErrorNote error={error} />
+          {app && <View app={app} route={route} />}
+        </>}
       </main>
     </>
   );

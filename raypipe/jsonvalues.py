@@ -1,0 +1,100 @@
+"""Plain JSON values: what raypipe stores, sends between steps and accepts over HTTP.
+
+:func:`plain_json` turns pydantic models into their JSON form and refuses anything else that is
+not JSON (so nothing's ``repr`` is ever stored); :func:`parse_json` reads a request body within
+the limits of depth and text an app accepts.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel
+
+from raypipe.errors import NotJSONError
+
+__all__ = ["JSONLimitError", "check_json", "parse_json", "plain_json"]
+
+#: How deeply nested a value may be, by default.
+MAX_DEPTH = 64
+
+
+class JSONLimitError(ValueError):
+    """A body that is JSON, but past a limit (depth) or not text (a lone surrogate)."""
+
+
+def _problem(value: Any, max_depth: int) -> tuple[str, str] | None:
+    """``(path, problem)`` of the first thing in ``value`` that is not plain JSON."""
+    # Iterative: a value nested past Python's recursion limit must not crash the check.
+    stack: list[tuple[Any, int, tuple[str, ...]]] = [(value, 0, ())]
+    while stack:
+        item, level, path = stack.pop()
+        if level > max_depth:
+            return ".".join(path), f"nested deeper than {max_depth} levels"
+        if isinstance(item, str):
+            if not item.isascii():
+                try:
+                    item.encode("utf-8")
+                except UnicodeEncodeError:
+                    return ".".join(path), "a string holds a lone surrogate (not text)"
+        elif item is None or isinstance(item, (bool, int)):
+            continue
+        elif isinstance(item, float):
+            if not math.isfinite(item):
+                return ".".join(path), f"{item} is not a JSON number"
+        elif isinstance(item, dict):
+            for k, v in item.items():
+                if not isinstance(k, str):
+                    return ".".join(path), f"key {k!r} is not a string"
+                stack.append((k, level + 1, (*path, k)))
+                stack.append((v, level + 1, (*path, k)))
+        elif isinstance(item, list):
+            stack.extend((v, level + 1, (*path, str(i))) for i, v in enumerate(item))
+        else:
+            return ".".join(path), f"a {type(item).__name__} is not JSON"
+    return None
+
+
+def check_json(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
+    """``value`` unchanged if it is plain JSON within ``max_depth``, else NotJSONError."""
+    found = _problem(value, max_depth)
+    if found:
+        raise NotJSONError(what, *found)
+    return value
+
+
+def plain_json(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
+    """Models (at any depth) as their JSON form, tuples as lists; NotJSONError for anything
+    else that is not JSON (an object, NaN, a non-string key...)."""
+    return check_json(_dump(value), what, max_depth)
+
+
+def _dump(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, Mapping):
+        # Keys as json.dumps writes them: numbers and booleans become strings; anything
+        # else is left for the check to refuse.
+        return {(json.dumps(k) if isinstance(k, (int, float)) and not isinstance(k, bool)
+                 else ("true" if k else "false") if isinstance(k, bool) else k): _dump(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_dump(v) for v in value]
+    return value
+
+
+def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
+    """A request body as JSON: ValueError if it is not JSON, JSONLimitError if it is nested
+    past ``max_depth`` or holds a lone surrogate."""
+    try:
+        data = json.loads(raw)
+    except RecursionError:
+        raise JSONLimitError(f"nested deeper than {max_depth} levels") from None
+    found = _problem(data, max_depth)
+    if found:
+        where, problem = found
+        raise JSONLimitError(f"{problem} (at {where or 'the top'})")
+    return data
