@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from raypipe.cli import app
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, ROOT
 
 runner = CliRunner()
 
@@ -90,3 +91,17 @@ def test_create_scaffolds_an_app_that_loads(tmp_path: Path) -> None:
     assert [s.name for s in loaded.subscribers("hello.said")] == ["count-hellos"]
     again = runner.invoke(app, ["create", str(target)])
     assert again.exit_code == 2 and "not empty" in again.output
+
+
+def test_a_bad_authenticate_setting_fails_at_load_naming_it(tmp_path: Path) -> None:
+    app_dir = tmp_path / "app"
+    shutil.copytree(ROOT / "tests" / "apps" / "streams", app_dir)
+    (app_dir / "pyproject.toml").write_text(
+        '[tool.raypipe]\nname = "bad-auth"\nauthenticate = "nope_module:authenticate"\n')
+    result = runner.invoke(app, ["flows", str(app_dir)])
+    assert result.exit_code == 1
+    assert "authenticate" in result.output and "nope_module" in result.output
+    (app_dir / "pyproject.toml").write_text(
+        '[tool.raypipe]\nname = "bad-auth"\nauthenticate = "auth:missing"\n')
+    result = runner.invoke(app, ["flows", str(app_dir)])
+    assert result.exit_code == 1 and "has no function 'missing'" in result.output

@@ -10,7 +10,7 @@ from raypipe import errors
 
 PUBLIC = {
     "ApiRequest", "ApiResponse", "AppLoadError", "ConfigError", "EnqueueError",
-    "EnqueueValidationError", "FlowContext", "QueueConfig", "RaypipeError",
+    "EnqueueValidationError", "FlowContext", "NotJSONError", "QueueConfig", "RaypipeError",
     "RuntimeNotRunningError", "SchemaValidationError", "StateTriggerInput", "StepConfig",
     "StepLoadError", "StreamConfig", "StreamEvent", "StreamTriggerInput", "UpdateOpError",
     "__version__", "cron", "http", "queue", "state", "stream", "subscribe",

@@ -55,6 +55,8 @@ def test_state_set_get_list_delete(running: Any) -> None:
     assert json.loads(cli("state", "delete", "g", "k", "--app", a).stdout) == {"n": 1}
     missing = cli("state", "get", "g", "k", "--app", a)
     assert missing.exit_code == 1 and "no item" in missing.output
+    gone = cli("state", "delete", "g", "k", "--app", a)
+    assert gone.exit_code == 1 and "no item" in gone.output
 
 
 def test_enqueue_delivers_and_validates(running: Any) -> None:
@@ -68,6 +70,10 @@ def test_enqueue_delivers_and_validates(running: Any) -> None:
     bad = cli("enqueue", "order.line", '{"orderId": 1}', "--app", a)
     assert bad.exit_code == 1
     assert "order.line" in bad.output and "index" in bad.output
+    nobody = cli("enqueue", "no.such.topic", "{}", "--app", a)
+    assert nobody.exit_code == 1
+    assert "no step subscribes to 'no.such.topic'" in nobody.output
+    assert "counter.incr" in nobody.output  # the known topics are listed
 
 
 def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session: int) -> None:
