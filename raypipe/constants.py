@@ -48,6 +48,13 @@ def state_group_key(app_name: str, group: str, space: str = STATE_SPACE) -> str:
     return f"raypipe:{app_name}:{space}:{group}"
 
 
+def state_field_key(app_name: str, group: str, item: str, field: str,
+                    space: str = STATE_SPACE) -> str:
+    """A hash holding one top-level dict field of an item, an entry per key, so that a write
+    to ``field.<key>`` rewrites that entry, not the item."""
+    return f"raypipe:{app_name}:{space}-fields:{group}\x1f{item}\x1f{field}"
+
+
 def state_groups_key(app_name: str, space: str = STATE_SPACE) -> str:
     return f"raypipe:{app_name}:{space}-groups"
 

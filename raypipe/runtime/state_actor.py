@@ -17,7 +17,7 @@ from raypipe.models import EventType, StateTriggerInput
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ChangeTriggers
 from raypipe.state.backend import Groups, Items, Ops, make_backend
-from raypipe.state.change import DEFERRED, Deferred
+from raypipe.state.change import DEFERRED, Deferred, is_large
 
 log = logging.getLogger("raypipe.state")
 
@@ -106,26 +106,11 @@ _BATCHED = frozenset({"get", "set", "update", "delete"})
 
 Answer = tuple[Any, Any] | Deferred
 
-#: Elements (counted two levels deep, strings by 64 characters) past which an item is large.
-LARGE_ITEM = 256
-
-
-def _weight(value: Any, depth: int = 2) -> int:
-    if isinstance(value, str):
-        return 1 + len(value) // 64
-    if not isinstance(value, (dict, list)) or depth == 0:
-        return 1
-    if len(value) > LARGE_ITEM:
-        return len(value)
-    children = value.values() if isinstance(value, dict) else value
-    return len(value) + sum(_weight(c, depth - 1) for c in children)
-
-
 def _answer(old: Any, new: Any, origin: Origin) -> Answer:
     """``(old, new)``, or for a large item written by a delivery, :data:`DEFERRED`: a write
     to one field of a big item then costs its path, not the item's size, unless the handler
     reads what it returned."""
-    if origin.effect is not None and _weight(old) + _weight(new) > LARGE_ITEM:
+    if origin.effect is not None and is_large(old, new):
         return DEFERRED
     return old, new
 

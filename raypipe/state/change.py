@@ -11,7 +11,28 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Deferred", "StateChange"]
+__all__ = ["LARGE_ITEM", "Deferred", "StateChange", "is_large"]
+
+#: Elements (counted two levels deep, strings by 64 characters) past which an item is large:
+#: a delivery's write of it answers without its values, and its effect record keeps only
+#: what the write changed.
+LARGE_ITEM = 256
+
+
+def _weight(value: Any, depth: int = 2) -> int:
+    if isinstance(value, str):
+        return 1 + len(value) // 64
+    if not isinstance(value, (dict, list)) or depth == 0:
+        return 1
+    if len(value) > LARGE_ITEM:
+        return len(value)
+    children = value.values() if isinstance(value, dict) else value
+    return len(value) + sum(_weight(c, depth - 1) for c in children)
+
+
+def is_large(*values: Any) -> bool:
+    """Whether these values together are past :data:`LARGE_ITEM` (costs their top levels)."""
+    return sum(_weight(v) for v in values) > LARGE_ITEM
 
 _KEYS = ("old_value", "new_value")
 

@@ -11,7 +11,6 @@ The app's state is read straight from Redis, so it can be checked while no clust
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -53,8 +52,9 @@ class App:
         assert out.returncode == 0, out.stdout + out.stderr
 
     def item(self, group: str, key: str) -> Any:
-        raw = self.redis.hget(f"raypipe:{self.name}:state:{group}", key)
-        return None if raw is None else json.loads(raw)
+        from raypipe.state.backends.redis_items import read_item
+
+        return read_item(self.redis, self.name, group, key)
 
     def run(self, n: int, sleep_ms: int) -> str:
         r = httpx.post(f"{self.url}/runs", json={"n": n, "sleep_ms": sleep_ms}, timeout=120)

@@ -22,6 +22,7 @@ import ray
 import redis
 
 from raypipe.runtime.ports import free_port
+from raypipe.state.backends.redis_items import read_item
 from tests.conftest import Deploy, wait_for
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
@@ -95,13 +96,10 @@ def test_redis_killed_mid_run_resumes_exactly(deploy_app: Deploy, own_redis: Own
     name = d.spec.settings.name
 
     def run() -> dict[str, Any]:
-        import json
-
         try:
-            raw = db.hget(f"raypipe:{name}:state:runs", rid)
+            return read_item(db, name, "runs", rid) or {}
         except redis.RedisError:
             return {}
-        return json.loads(raw) if raw else {}
 
     r = httpx.post(f"{d.url}/runs", json={"n": n, "sleep_ms": 2}, timeout=60)
     assert r.status_code == 202, r.text
@@ -117,7 +115,7 @@ def test_redis_killed_mid_run_resumes_exactly(deploy_app: Deploy, own_redis: Own
     assert set(final["seen"].values()) == {1}, "a task applied twice"
     wait_for(lambda: _stats(d)["in_flight"] == 0, timeout=120,
              message=lambda: f"nothing in flight: {_stats(d)['in_flight']} still are")
-    assert db.hget(f"raypipe:{name}:state:completions", rid) == '{"n":1}'
+    assert read_item(db, name, "completions", rid) == {"n": 1}
     stats = _stats(d)
     assert stats["steps"]["task"]["done"] == n and not stats["steps"]["task"].get(
         "dead_lettered")
@@ -148,15 +146,14 @@ def test_redis_killed_mid_fifo_run_keeps_every_group_in_order(
 
     asyncio.run(send())
     db = own_redis.client()
-    key = f"raypipe:{d.spec.settings.name}:state:fifo"
+    name = d.spec.settings.name
 
     def seqs() -> dict[str, list[int]]:
-        import json
-
         try:
-            return {g: json.loads(v)["seq"] for g, v in db.hgetall(key).items()}
+            found = {f"g{g}": read_item(db, name, "fifo", f"g{g}") for g in range(groups)}
         except redis.RedisError:
             return {}
+        return {g: item["seq"] for g, item in found.items() if item}
 
     wait_for(lambda: sum(map(len, seqs().values())) >= 60, timeout=120, message="progress")
     own_redis.kill()

@@ -246,3 +246,43 @@ async def test_redis_effect_records_have_no_ttl_and_go_when_the_journal_settles(
     assert await backend.applied(Effect("d2", "e2")) == ({"n": 1}, {"n": 2})
     await journal.close()
     await r.aclose()
+
+
+async def test_a_growing_redis_item_is_written_by_what_changes(
+        redis_app: tuple[StateBackend, str], redis_url: str) -> None:
+    """The seed's shape: one item gaining an entry per step. Each write sends the head and one
+    entry; its effect record keeps the paths it wrote; another backend reads it whole."""
+    import redis.asyncio as aioredis
+
+    from raypipe import constants
+
+    backend, app = redis_app
+    r = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    n = 600
+    await backend.set("wf", "w", {"total": n, "done": 0, "steps": {}})
+    for i in range(n):
+        await backend.update("wf", "w", [
+            {"type": "increment", "path": "done"},
+            {"type": "set", "path": f"steps.{i}", "value": {"i": i, "pad": "x" * 40}}],
+            effect=Effect(f"d{i}", f"e{i}"))
+    head = await r.hget(constants.state_group_key(app, "wf"), "w")
+    assert len(head) < 200, head  # the steps are not in it
+    entries = await r.hlen(constants.state_field_key(app, "wf", "w", "steps"))
+    assert entries == n
+    record = await r.get(constants.effect_key(app, f"e{n - 1}"))
+    assert len(record) < 400, len(record)  # the paths it wrote, not the item
+    old, new = await backend.applied(Effect(f"d{n - 1}", f"e{n - 1}"))  # type: ignore[misc]
+    assert new["done"] == n and old["done"] == n - 1 and str(n - 1) not in old["steps"]
+    other = make_backend(redis_url, app)  # no copy kept: reads the item whole
+    item = await other.get("wf", "w")
+    assert item["done"] == n and len(item["steps"]) == n and item["steps"]["7"]["i"] == 7
+    # Another writer's change is seen by the first backend (the version moved).
+    await other.update("wf", "w", [{"type": "set", "path": "steps.0.i", "value": -1}])
+    assert (await backend.get("wf", "w"))["steps"]["0"]["i"] == -1
+    await backend.update("wf", "w", [{"type": "remove", "path": "steps"}])
+    assert not await r.exists(constants.state_field_key(app, "wf", "w", "steps"))
+    assert await other.get("wf", "w") == {"total": n, "done": n}
+    await backend.delete("wf", "w")
+    assert await other.get("wf", "w") is None
+    await other.close()
+    await r.aclose()

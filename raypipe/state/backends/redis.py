@@ -1,9 +1,12 @@
-"""State in Redis: one hash per group (item id -> JSON), and a set of the group names.
+"""State in Redis: one hash per group (item id -> the item's head), a hash per top-level dict
+field of an item (:mod:`~raypipe.state.backends.redis_items`), and a set of the group names.
 
 Every write is a Redis transaction (WATCH/MULTI/EXEC, retried on conflict): the new value is
 computed with the same ``apply_ops`` as the memory backend, and commits only if the item did
 not change since it was read, so two writers can never interleave. Each write is acknowledged
-only once Redis has it, so a restarted state actor finds every item.
+only once Redis has it, so a restarted state actor finds every item. A write sends Redis what
+it changed (the head and the entries its paths name), and the backend keeps the items it
+wrote, by version, so it reads an item again only when someone else wrote it.
 
 Writes to one item that arrive while its last transaction is in flight commit together in the
 next one (group commit), each computed from the value the one before it left, in arrival
@@ -29,8 +32,17 @@ from redis.exceptions import WatchError
 
 from raypipe import constants
 from raypipe.effects import Effect
+from raypipe.jsonvalues import plain_json
 from raypipe.state.backend import Groups, Items, Removed, StateBackend
-from raypipe.state.ops import apply_ops
+from raypipe.state.backends.redis_items import (
+    Touched,
+    assemble,
+    head_of,
+    touched_by,
+    writes_for,
+)
+from raypipe.state.change import is_large
+from raypipe.state.ops import apply_ops, parse_path
 
 __all__ = ["RedisBackend"]
 
@@ -41,10 +53,6 @@ OUTAGE_RETRIES = 60
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
-
-
-def _loads(raw: str | None) -> Any:
-    return None if raw is None else json.loads(raw)
 
 
 #: Connections one process keeps to Redis (redis-py's default limit).
@@ -60,6 +68,10 @@ _Result = tuple[Any, Any]
 class _Write:
     effect: Effect | None
     compute: Callable[[Any], Any]
+    #: What it may change (:func:`~raypipe.state.backends.redis_items.touched_by`).
+    touched: Touched
+    #: An update's ops (its effect record of a large item keeps their paths only).
+    ops: Sequence[dict[str, Any]] | None = None
     done: asyncio.Future[_Result] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -92,17 +104,38 @@ class RedisBackend(StateBackend):
             app, owner)
         self._group_key: Callable[[str], str] = lambda group: constants.state_group_key(
             app, group, space)
+        self._field_key: Callable[[str, str, str], str] = (
+            lambda group, key, f: constants.state_field_key(app, group, key, f, space))
         #: Per item being written: the writes waiting for the next transaction.
         self._queues: dict[tuple[str, str], list[_Write]] = {}
+        #: Items as this backend last wrote or read them: (version, value).
+        self._items: dict[tuple[str, str], tuple[int, Any]] = {}
+
+    async def _assemble(self, reader: Any, group: str, key: str, raw_head: str | None) -> Any:
+        """The item whose head is ``raw_head``: the kept copy if its version is current, else
+        read from its field hashes (through ``reader``: the client, or a watching pipeline)."""
+        if raw_head is None:
+            self._items.pop((group, key), None)
+            return None
+        head = json.loads(raw_head)
+        kept = self._items.get((group, key))
+        if kept is not None and kept[0] == head["n"]:
+            return kept[1]
+        fields = {f: await reader.hgetall(self._field_key(group, key, f)) for f in head["s"]}
+        value = assemble(head, fields)
+        self._items[group, key] = (head["n"], value)
+        return value
 
     async def get(self, group: str, key: str) -> Any:
-        return _loads(await self._redis.hget(self._group_key(group), key))
+        raw = await self._redis.hget(self._group_key(group), key)
+        return await self._assemble(self._redis, group, key, raw)
 
     async def _write(self, group: str, key: str, effect: Effect | None,
-                     compute: Callable[[Any], Any]) -> _Result:
+                     compute: Callable[[Any], Any], touched: Touched = None,
+                     ops: Sequence[dict[str, Any]] | None = None) -> _Result:
         """Compute the item's new value from its current one (``None`` deletes it) and commit
         it atomically, with the record of ``effect`` (so its repeat returns this result)."""
-        write = _Write(effect, compute)
+        write = _Write(effect, compute, touched, ops)
         queue = self._queues.get((group, key))
         if queue is None:
             queue = self._queues[(group, key)] = []
@@ -139,8 +172,8 @@ class RedisBackend(StateBackend):
     async def _commit(self, group: str, key: str,
                       batch: list[_Write]) -> list[_Result | Exception]:
         """One transaction for ``batch``: each write in turn sees the value the one before it
-        left (as stored, through JSON), a write whose effect is recorded returns its recorded
-        result and changes nothing, and a write whose computation raises fails alone."""
+        left, a write whose effect is recorded returns its recorded result and changes nothing,
+        and a write whose computation raises fails alone."""
         hkey = self._group_key(group)
         ekeys = [self._effect_key(w.effect.id) if w.effect else None for w in batch]
         effect_keys = list(dict.fromkeys(k for k in ekeys if k))
@@ -150,58 +183,76 @@ class RedisBackend(StateBackend):
                     await pipe.watch(hkey, *effect_keys)
                     recorded = dict(zip(effect_keys, await pipe.mget(effect_keys),
                                         strict=True)) if effect_keys else {}
-                    stored = await pipe.hget(hkey, key)
-                    value = _loads(stored)
+                    raw_head = await pipe.hget(hkey, key)
+                    version = json.loads(raw_head)["n"] if raw_head else 0
+                    first = value = await self._assemble(pipe, group, key, raw_head)
                     results: list[_Result | Exception] = []
-                    fresh: dict[str, _Result] = {}
-                    wrote = False
+                    fresh: dict[str, tuple[_Result, str]] = {}  # effect key -> result, record
                     owners: dict[str, str] = {}  # effect key -> its owner's index key
+                    touched: Touched = set()
+                    wrote = False
                     for write, ekey in zip(batch, ekeys, strict=True):
                         if ekey and ekey in fresh:  # repeated within this group
-                            results.append(fresh[ekey])
+                            results.append(fresh[ekey][0])
                             continue
                         if ekey and recorded.get(ekey) is not None:
-                            old, new = json.loads(recorded[ekey])
-                            results.append((old, new))
+                            results.append(_answer(json.loads(recorded[ekey]), value))
                             continue
                         try:
                             new = write.compute(value)
-                            raw = None if new is None else _dumps(new)
                         except Exception as exc:
                             results.append(exc)
                             continue
                         results.append((value, new))
                         if ekey and write.effect:
-                            fresh[ekey] = (value, new)
+                            fresh[ekey] = ((value, new), _record(value, new, write.ops, group, key))
                             owners[ekey] = self._owned_key(write.effect.owner)
-                        value, stored = _loads(raw), raw
+                        touched = (None if touched is None or write.touched is None
+                                   else touched | write.touched)
+                        value = new
                         wrote = True
                     if not wrote:  # every write repeated or failed: nothing to commit
                         await pipe.reset()
                         return results
                     pipe.multi()
-                    if stored is None:
+                    if value is None:
                         pipe.hdel(hkey, key)
                     else:
-                        pipe.hset(hkey, key, stored)
+                        pipe.hset(hkey, key, head_of(value, version + 1))
                         pipe.sadd(self._groups_key, group)
-                    for ekey, result in fresh.items():
-                        pipe.set(ekey, _dumps(list(result)))
+                    for command, target, args in writes_for(
+                            first, value, touched,
+                            lambda f: self._field_key(group, key, f)):
+                        if command == "hset":
+                            pipe.hset(target, mapping=args[0])
+                        else:
+                            getattr(pipe, command)(target, *args)
+                    for ekey, (_, record) in fresh.items():
+                        pipe.set(ekey, record)
                         pipe.sadd(owners[ekey], ekey)
                     await pipe.execute()
+                    if value is None:
+                        self._items.pop((group, key), None)
+                    else:
+                        self._items[group, key] = (version + 1, value)
                     return results
                 except WatchError:
+                    self._items.pop((group, key), None)
                     continue  # another writer got there first: read again
 
     async def set(
         self, group: str, key: str, value: Any, effect: Effect | None = None
     ) -> tuple[Any, Any]:
+        # As it will read back: a value stored is JSON (tuples are lists, keys are strings).
+        value = plain_json(value, f"the state item {group}/{key}")
         return await self._write(group, key, effect, lambda _old: value)
 
     async def update(
         self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None
     ) -> tuple[Any, Any]:
-        return await self._write(group, key, effect, lambda old: apply_ops(old, ops))
+        ops = plain_json(list(ops), f"the update of {group}/{key}")
+        return await self._write(group, key, effect, lambda old: apply_ops(old, ops),
+                                 touched_by(ops), ops)
 
     async def delete(self, group: str, key: str, effect: Effect | None = None) -> Any:
         old, _ = await self._write(group, key, effect, lambda _old: None)
@@ -210,12 +261,20 @@ class RedisBackend(StateBackend):
         return old
 
     async def applied(self, effect: Effect) -> tuple[Any, Any] | None:
-        first = _loads(await self._redis.get(self._effect_key(effect.id)))
-        return (first[0], first[1]) if isinstance(first, list) and len(first) == 2 else None
+        raw = await self._redis.get(self._effect_key(effect.id))
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        if isinstance(record, list):  # a clear's record
+            return None
+        current = None
+        if "p" in record:  # the record of a large item's update: read the item itself
+            current = await self.get(*record["at"])
+        return _answer(record, current)
 
     async def list(self, group: str) -> Items:
-        raw = await self._redis.hgetall(self._group_key(group))
-        items = {k: _loads(v) for k, v in raw.items()}
+        heads = await self._redis.hgetall(self._group_key(group))
+        items = {k: await self._assemble(self._redis, group, k, v) for k, v in heads.items()}
         return [{"id": k, "data": items[k]} for k in sorted(items)]
 
     async def list_groups(self) -> Groups:
@@ -233,16 +292,64 @@ class RedisBackend(StateBackend):
                 try:
                     await pipe.watch(hkey)
                     raw = await pipe.hgetall(hkey)
+                    values = {k: await self._assemble(pipe, group, k, v) for k, v in raw.items()}
                     pipe.multi()
                     pipe.delete(hkey)
+                    for k, head in raw.items():
+                        for f in json.loads(head)["s"]:
+                            pipe.delete(self._field_key(group, k, f))
                     pipe.srem(self._groups_key, group)
                     if ekey and effect:
                         pipe.set(ekey, "[]")
                         pipe.sadd(self._owned_key(effect.owner), ekey)
                     await pipe.execute()
-                    return sorted((k, _loads(v)) for k, v in raw.items())
+                    for k in raw:
+                        self._items.pop((group, k), None)
+                    return sorted(values.items())
                 except WatchError:
                     continue
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+def _record(old: Any, new: Any, ops: Sequence[dict[str, Any]] | None, group: str,
+            key: str) -> str:
+    """What a write's effect record keeps to answer its repeat: the values, or, for an update
+    of a large item, only what its paths held before and after (its size, not the item's)."""
+    if ops is None or not is_large(old, new):
+        return _dumps({"o": old, "n": new})
+    paths = list(dict.fromkeys(tuple(parse_path(op.get("path"))) for op in ops))
+    return _dumps({"p": [[list(p), *_at(old, p), *_at(new, p)] for p in paths],
+                   "at": [group, key]})
+
+
+def _at(value: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
+    for segment in path:
+        if isinstance(value, dict) and segment in value:
+            value = value[segment]
+        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
+            value = value[int(segment)]
+        else:
+            return False, None
+    return True, value
+
+
+def _answer(record: dict[str, Any], current: Any) -> _Result:
+    """A recorded write's result. For a large item, the item as it is now with what the
+    write changed as the write left it (new) and as it found it (old)."""
+    if "p" not in record:
+        return record["o"], record["n"]
+    def as_written(which: int) -> Any:
+        value = current
+        for entry in record["p"]:
+            path, had, at = entry[0], entry[1 + 2 * which], entry[2 + 2 * which]
+            if not path:
+                value = at if had else None
+            else:
+                op = ({"type": "set", "path": path, "value": at} if had
+                      else {"type": "remove", "path": path})
+                value = apply_ops(value, [op])
+        return value
+
+    return as_written(0), as_written(1)
