@@ -33,7 +33,11 @@ class Executor(Protocol):
                   alone: bool) -> None:
         """Run one attempt; return when it succeeded, raise when it failed (preferably an
         :class:`AttemptError`). ``alone``: not in a batch with other deliveries (the attempt
-        before this one crashed its worker, which must not take others down twice)."""
+        before this one crashed its worker, which must not take others down twice).
+
+        An executor may also offer ``run_many(step, deliveries, cfg)`` returning each one's
+        failure (or ``None``), for first attempts made ready together; the engine runs them
+        through ``run`` otherwise."""
 
 
 def describe(exc: BaseException) -> AttemptError:

@@ -106,6 +106,10 @@ class DeliveryEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._fifo: dict[tuple[str, str], deque[Delivery]] = {}
+        #: First attempts ready to run, per (step, topic), started together at the end of
+        #: this turn of the loop (one coroutine for all of them, not one each).
+        self._ready: dict[tuple[str, str | None], list[Delivery]] = {}
+        self._flush_scheduled = False
         self._seq = itertools.count(1)
         self._epoch = 0
         self._settle: LoopBatcher[str, None] = LoopBatcher(self._settle_batch)
@@ -214,8 +218,74 @@ class DeliveryEngine:
                 group = self._fifo[key] = deque()
                 self.spawn(self._drain(step, key, group))
             group.append(d)
+        elif (cfg.concurrency is None and cfg.visibility_timeout is None
+              and not cfg.delay_seconds and d.id not in self._history):
+            ready = self._ready.setdefault((step.name, d.topic), [])
+            ready.append(d)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                asyncio.get_running_loop().call_soon(self._start_ready)
         else:
             self.spawn(self._own(step, d))
+
+    def _start_ready(self) -> None:
+        self._flush_scheduled = False
+        ready, self._ready = self._ready, {}
+        for (name, _), deliveries in ready.items():
+            self.spawn(self._first_attempts(self.app.steps[name], deliveries))
+
+    async def _first_attempts(self, step: Step, deliveries: list[Delivery]) -> None:
+        """The first attempts of deliveries made ready together (a fan-out's): run as one
+        group; those that succeed settle together, each that fails goes on alone through its
+        retries."""
+        cfg = queue_config(step, deliveries[0])
+        self.outcomes.count(step.name, "attempts", len(deliveries))
+        started = self.clock.monotonic()
+        for d in deliveries:
+            self.hooks.attempt_started(step, d)
+            self.running[d.id] = [step.name, started, d.attempt, False]
+        try:
+            failures = await self._run_many(step, deliveries, cfg)
+        finally:
+            for d in deliveries:
+                self.running.pop(d.id, None)
+        seconds = self.clock.monotonic() - started
+        done = []
+        for d, failure in zip(deliveries, failures, strict=True):
+            self.hooks.attempt_finished(step, d, "ok" if failure is None else "error",
+                                        None if failure is None else failure.description,
+                                        seconds)
+            if failure is None:
+                done.append(d)
+            else:
+                self.spawn(self._own(step, d, failure))
+        if done:
+            await self._settle_batch([d.id for d in done])
+            self.outcomes.count(step.name, "done", len(done))
+            for d in done:
+                self._finished(step, d, dead=False)
+
+    async def _run_many(self, step: Step, deliveries: list[Delivery],
+                        cfg: t.QueueConfig) -> list[AttemptError | None]:
+        run_many = getattr(self.executor, "run_many", None)
+        if run_many is not None:
+            try:
+                return list(await run_many(step, deliveries, cfg))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return [describe(exc)] * len(deliveries)
+
+        async def one(d: Delivery) -> AttemptError | None:
+            try:
+                await self.executor.run(step, d, cfg, alone=False)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                return describe(exc)
+            return None
+
+        return list(await asyncio.gather(*(one(d) for d in deliveries)))
 
     async def _drain(self, step: Step, key: tuple[str, str], group: deque[Delivery]) -> None:
         """A FIFO group: one delivery at a time, each through all its attempts, in order."""
@@ -228,25 +298,28 @@ class DeliveryEngine:
             # unless this task was cancelled (the engine closing), which ends the group too.
             del self._fifo[key]
 
-    async def _own(self, step: Step, d: Delivery) -> None:
-        """The coroutine that owns ``d`` until it is done or dead-lettered. An error of the
-        engine's own (a bug) must not strand it: it is logged and the delivery runs again."""
+    async def _own(self, step: Step, d: Delivery, failure: AttemptError | None = None) -> None:
+        """The coroutine that owns ``d`` until it is done or dead-lettered (``failure``: how
+        its attempt ``d.attempt`` failed, when it ran in a group). An error of the engine's own
+        (a bug) must not strand it: it is logged and the delivery runs again."""
         while True:
             try:
-                await self._deliver(step, d)
+                await self._deliver(step, d, failure)
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("raypipe failed handling delivery %s of step %r; running it "
                               "again", d.id, step.name)
+                failure = None
                 await self.clock.sleep(1.0)
 
     # --- one delivery, all its attempts -------------------------------------------------------
-    async def _deliver(self, step: Step, d: Delivery) -> None:
+    async def _deliver(self, step: Step, d: Delivery,
+                       failure: AttemptError | None = None) -> None:
         cfg = queue_config(step, d)
         errors = self._history.pop(d.id, [])
-        if cfg.delay_seconds and not errors:
+        if failure is None and cfg.delay_seconds and not errors:
             await self.clock.sleep(cfg.delay_seconds)
         limit = None
         if cfg.concurrency:
@@ -254,7 +327,8 @@ class DeliveryEngine:
         first = d.attempt
         alone = False
         while True:
-            failure = await self._attempt(step, d, cfg, limit, alone)
+            if failure is None:
+                failure = await self._attempt(step, d, cfg, limit, alone)
             if failure is None:
                 await self._settle.call(d.id)
                 self.outcomes.count(step.name, "done")
@@ -279,6 +353,7 @@ class DeliveryEngine:
             # A crash ran alongside whatever shared its worker: the retry runs alone, so one
             # poisonous delivery takes no other down twice.
             alone = failure.cause == "crash"
+            failure = None
             d = dataclasses.replace(d, attempt=d.attempt + 1)
 
     async def _attempt(self, step: Step, d: Delivery, cfg: t.QueueConfig,

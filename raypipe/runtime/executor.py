@@ -103,6 +103,22 @@ class RayExecutor:
         if outcome is not None:
             raise _outcome_error(outcome)
 
+    async def run_many(self, step: Step, deliveries: list[Delivery],
+                       cfg: t.QueueConfig) -> list[AttemptError | None]:
+        """First attempts made ready together, shared out in batch tasks."""
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in deliveries]
+        for d, fut in zip(deliveries, futures, strict=True):
+            self._batcher.add(step.name, (d, fut))
+        out: list[AttemptError | None] = []
+        for fut in futures:
+            try:
+                await fut
+                out.append(None)
+            except Exception as exc:
+                out.append(crash_error(exc))
+        return out
+
     # --- batches --------------------------------------------------------------------------
     async def _run_batch(self, step: str, chunk: list[_Pending]) -> None:
         """One batch task: each delivery's future gets its own outcome."""

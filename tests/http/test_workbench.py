@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from raypipe.http.routes import build_http_app
 from raypipe.loader import load_app
+from raypipe.settings import load_settings
 from tests.http.test_routes import NoRuntime
 
 SEED = Path(__file__).resolve().parent.parent.parent / "examples" / "parallel-workflow"
@@ -16,7 +17,9 @@ SEED = Path(__file__).resolve().parent.parent.parent / "examples" / "parallel-wo
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    return TestClient(build_http_app(load_app(SEED), lambda: NoRuntime()))
+    settings = load_settings(SEED, {"admin_token": "t"})
+    return TestClient(build_http_app(load_app(SEED, settings), lambda: NoRuntime()),
+                      headers={"authorization": "Bearer t"})
 
 
 def test_the_page_and_its_assets_are_served_offline(client: TestClient) -> None:

@@ -19,6 +19,8 @@ from tests.conftest import EXAMPLES, Deploy, wait_for
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
 APP = APPS / "guarantees"
+#: What the workbench sends with an admin write (docs/security.md).
+ADMIN = {"x-raypipe-admin": "1"}
 
 
 class Running:
@@ -117,7 +119,7 @@ def test_dead_letter_then_replay_after_the_fix(g: Running) -> None:
     assert httpx.get(f"{url}/_raypipe/dlq/{entry['id']}").status_code == 404
     again = runner.invoke(cli, ["dlq", "replay", entry["id"], *app_dir], env=env)
     assert again.exit_code == 1
-    assert httpx.post(f"{url}/_raypipe/dlq/nope/replay").status_code == 404
+    assert httpx.post(f"{url}/_raypipe/dlq/nope/replay", headers=ADMIN).status_code == 404
 
 
 def test_a_replay_applies_nothing_its_failed_attempts_applied(g: Running) -> None:
@@ -137,7 +139,7 @@ def test_a_replay_applies_nothing_its_failed_attempts_applied(g: Running) -> Non
     assert g.get("replay-counts", "r1") == {"n": 1}
     assert g.run(streams.get("tallies", "replay", "r1")) == {"n": 1, "id": "r1"}
     g.run(g.rt.state.set("flags", "replayable-fixed", True, _origin()))
-    r = httpx.post(f"{url}/_raypipe/dlq/{entry['id']}/replay")
+    r = httpx.post(f"{url}/_raypipe/dlq/{entry['id']}/replay", headers=ADMIN)
     assert r.json() == {"replayed": [entry["id"]]}
     assert wait_for(lambda: g.get("replayable-done", "r1"), timeout=30, message="replay") == 3
     assert wait_for(lambda: g.stats()["in_flight"] == 0, timeout=30, message="nothing in flight")
