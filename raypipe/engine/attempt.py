@@ -35,9 +35,9 @@ class Executor(Protocol):
         :class:`AttemptError`). ``alone``: not in a batch with other deliveries (the attempt
         before this one crashed its worker, which must not take others down twice).
 
-        An executor may also offer ``run_many(step, deliveries, cfg)`` returning each one's
-        failure (or ``None``), for first attempts made ready together; the engine runs them
-        through ``run`` otherwise."""
+        An executor may also offer ``start_many(step, deliveries, cfg)``, returning a future
+        per delivery, for first attempts made ready together; the engine runs them through
+        ``run`` otherwise."""
 
 
 def describe(exc: BaseException) -> AttemptError:

@@ -110,6 +110,8 @@ class DeliveryEngine:
         #: this turn of the loop (one coroutine for all of them, not one each).
         self._ready: dict[tuple[str, str | None], list[Delivery]] = {}
         self._flush_scheduled = False
+        #: First attempts that succeeded this turn of the loop, settled together at its end.
+        self._to_settle: list[tuple[Step, Delivery]] = []
         self._seq = itertools.count(1)
         self._epoch = 0
         self._settle: LoopBatcher[str, None] = LoopBatcher(self._settle_batch)
@@ -171,12 +173,8 @@ class DeliveryEngine:
         fresh: list[Delivery] = []
         caused: list[tuple[str, str]] = []
         for msg in messages:
-            if self._seen.seen(msg.id):
-                self.outcomes.count("*", "duplicates")
+            if not self._first_offer(msg.id, msg.parent, caused):
                 continue
-            self._seen.record_id(msg.parent, msg.id)
-            if msg.parent:
-                caused.append((msg.parent, msg.id))
             fresh += [Delivery(f"{msg.id}>{step.name}", step.name, "queue", msg.data,
                                msg.trace_id, topic=msg.topic, message_id=msg.id,
                                group_id=msg.group_id, parent=msg.parent, seq=self._next_seq())
@@ -190,14 +188,21 @@ class DeliveryEngine:
         fresh: list[Delivery] = []
         caused: list[tuple[str, str]] = []
         for d in deliveries:
-            if self._seen.seen(d.id):
-                self.outcomes.count("*", "duplicates")
-                continue
-            self._seen.record_id(d.parent, d.id)
-            if d.parent:
-                caused.append((d.parent, d.id))
-            fresh.append(dataclasses.replace(d, seq=self._next_seq()))
+            if self._first_offer(d.id, d.parent, caused):
+                fresh.append(dataclasses.replace(d, seq=self._next_seq()))
         await self._take(fresh, caused)
+
+    def _first_offer(self, key: str, parent: str | None,
+                     caused: list[tuple[str, str]]) -> bool:
+        """Whether a message or delivery id is new; if so it is remembered, for as long as
+        the delivery that caused it (``parent``) can run, and added to ``caused``."""
+        if self._seen.seen(key):
+            self.outcomes.count("*", "duplicates")
+            return False
+        self._seen.record_id(parent, key)
+        if parent:
+            caused.append((parent, key))
+        return True
 
     async def _take(self, deliveries: list[Delivery], caused: list[tuple[str, str]]) -> None:
         """Journal, then start: accepted means journaled."""
@@ -232,60 +237,55 @@ class DeliveryEngine:
         self._flush_scheduled = False
         ready, self._ready = self._ready, {}
         for (name, _), deliveries in ready.items():
-            self.spawn(self._first_attempts(self.app.steps[name], deliveries))
+            self._first_attempts(self.app.steps[name], deliveries)
 
-    async def _first_attempts(self, step: Step, deliveries: list[Delivery]) -> None:
-        """The first attempts of deliveries made ready together (a fan-out's): run as one
-        group; those that succeed settle together, each that fails goes on alone through its
-        retries."""
+    def _first_attempts(self, step: Step, deliveries: list[Delivery]) -> None:
+        """The first attempts of deliveries made ready together (a fan-out's), started as one
+        group and followed by callbacks, not a coroutine each: each one that succeeds settles
+        as soon as its batch answers; each that fails goes on alone through its retries."""
         cfg = queue_config(step, deliveries[0])
         self.outcomes.count(step.name, "attempts", len(deliveries))
         started = self.clock.monotonic()
         for d in deliveries:
             self.hooks.attempt_started(step, d)
             self.running[d.id] = [step.name, started, d.attempt, False]
-        try:
-            failures = await self._run_many(step, deliveries, cfg)
-        finally:
-            for d in deliveries:
-                self.running.pop(d.id, None)
-        seconds = self.clock.monotonic() - started
-        done = []
-        for d, failure in zip(deliveries, failures, strict=True):
-            self.hooks.attempt_finished(step, d, "ok" if failure is None else "error",
-                                        None if failure is None else failure.description,
-                                        seconds)
-            if failure is None:
-                done.append(d)
-            else:
-                self.spawn(self._own(step, d, failure))
-        if done:
-            await self._settle_batch([d.id for d in done])
-            self.outcomes.count(step.name, "done", len(done))
-            for d in done:
-                self._finished(step, d, dead=False)
+        start_many = getattr(self.executor, "start_many", None)
+        if start_many is not None:
+            futures = list(start_many(step, deliveries, cfg))
+        else:
+            loop = asyncio.get_running_loop()
+            futures = [loop.create_task(self.executor.run(step, d, cfg, alone=False))
+                       for d in deliveries]
+        for d, fut in zip(deliveries, futures, strict=True):
+            fut.add_done_callback(functools.partial(self._first_done, step, d, started))
 
-    async def _run_many(self, step: Step, deliveries: list[Delivery],
-                        cfg: t.QueueConfig) -> list[AttemptError | None]:
-        run_many = getattr(self.executor, "run_many", None)
-        if run_many is not None:
-            try:
-                return list(await run_many(step, deliveries, cfg))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                return [describe(exc)] * len(deliveries)
+    def _first_done(self, step: Step, d: Delivery, started: float,
+                    fut: asyncio.Future[None]) -> None:
+        self.running.pop(d.id, None)
+        if fut.cancelled():
+            return  # the engine is closing: the journal still has it
+        exc = fut.exception()
+        failure = None if exc is None else describe(exc)
+        self.hooks.attempt_finished(step, d, "ok" if failure is None else "error",
+                                    None if failure is None else failure.description,
+                                    self.clock.monotonic() - started)
+        if failure is not None:
+            self.spawn(self._own(step, d, failure))
+            return
+        if not self._to_settle:
+            asyncio.get_running_loop().call_soon(self._settle_done)
+        self._to_settle.append((step, d))
 
-        async def one(d: Delivery) -> AttemptError | None:
-            try:
-                await self.executor.run(step, d, cfg, alone=False)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                return describe(exc)
-            return None
+    def _settle_done(self) -> None:
+        done, self._to_settle = self._to_settle, []
+        self.spawn(self._settled(done))
 
-        return list(await asyncio.gather(*(one(d) for d in deliveries)))
+    async def _settled(self, done: list[tuple[Step, Delivery]]) -> None:
+        """First attempts that succeeded in one turn of the loop: one journal write."""
+        await self._settle_batch([d.id for _, d in done])
+        for step, d in done:
+            self.outcomes.count(step.name, "done")
+            self._finished(step, d, dead=False)
 
     async def _drain(self, step: Step, key: tuple[str, str], group: deque[Delivery]) -> None:
         """A FIFO group: one delivery at a time, each through all its attempts, in order."""

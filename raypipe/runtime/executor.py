@@ -103,21 +103,15 @@ class RayExecutor:
         if outcome is not None:
             raise _outcome_error(outcome)
 
-    async def run_many(self, step: Step, deliveries: list[Delivery],
-                       cfg: t.QueueConfig) -> list[AttemptError | None]:
-        """First attempts made ready together, shared out in batch tasks."""
+    def start_many(self, step: Step, deliveries: list[Delivery],
+                   cfg: t.QueueConfig) -> list[asyncio.Future[None]]:
+        """First attempts made ready together, shared out in batch tasks: a future per
+        delivery, resolved as its batch answers."""
         loop = asyncio.get_running_loop()
-        futures = [loop.create_future() for _ in deliveries]
+        futures: list[asyncio.Future[None]] = [loop.create_future() for _ in deliveries]
         for d, fut in zip(deliveries, futures, strict=True):
             self._batcher.add(step.name, (d, fut))
-        out: list[AttemptError | None] = []
-        for fut in futures:
-            try:
-                await fut
-                out.append(None)
-            except Exception as exc:
-                out.append(crash_error(exc))
-        return out
+        return futures
 
     # --- batches --------------------------------------------------------------------------
     async def _run_batch(self, step: str, chunk: list[_Pending]) -> None:
