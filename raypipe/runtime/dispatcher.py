@@ -32,6 +32,9 @@ from raypipe.steps import Step
 
 log = logging.getLogger("raypipe.dispatcher")
 
+#: How often settled deliveries' effect records are released in the actors that keep them.
+RELEASE_SECONDS = 0.5
+
 
 class _RuntimeHooks:
     """Spans for the workbench's traces, latencies for the metrics, and releases of settled
@@ -43,6 +46,7 @@ class _RuntimeHooks:
         self._telemetry: Any = None
         self._spans: dict[tuple[str, int], dict[str, Any]] = {}
         self._release_to: list[Any] | None = None
+        self._releasing: list[str] = []
 
     def _sink(self) -> Any:
         if self._telemetry is None:
@@ -75,6 +79,14 @@ class _RuntimeHooks:
         self.metrics.workflow(flow, outcome)
 
     def released(self, delivery_ids: list[str]) -> None:
+        # Sent together every RELEASE_SECONDS: a settle batch each was an actor call per
+        # batch task to each actor, for records that cost little to keep a moment longer.
+        if not self._releasing:
+            asyncio.get_running_loop().call_later(RELEASE_SECONDS, self._send_releases)
+        self._releasing.extend(delivery_ids)
+
+    def _send_releases(self) -> None:
+        delivery_ids, self._releasing = self._releasing, []
         if self._release_to is None:
             # The streams actor caches effect records in memory whatever the backend; the
             # state actor only with the memory backend (Redis's went with the journal entry).
