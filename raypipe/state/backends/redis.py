@@ -37,6 +37,7 @@ from raypipe.state.backend import Groups, Items, Removed, StateBackend
 from raypipe.state.backends.redis_items import (
     Touched,
     assemble,
+    dumps,
     head_of,
     touched_by,
     writes_for,
@@ -49,10 +50,6 @@ __all__ = ["RedisBackend"]
 #: A connection error (Redis restarting, say) is retried this many times with capped backoff
 #: (about two minutes) before it reaches the caller.
 OUTAGE_RETRIES = 60
-
-
-def _dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
 #: Connections one process keeps to Redis (redis-py's default limit).
@@ -318,9 +315,9 @@ def _record(old: Any, new: Any, ops: Sequence[dict[str, Any]] | None, group: str
     """What a write's effect record keeps to answer its repeat: the values, or, for an update
     of a large item, only what its paths held before and after (its size, not the item's)."""
     if ops is None or not is_large(old, new):
-        return _dumps({"o": old, "n": new})
+        return dumps({"o": old, "n": new})
     paths = list(dict.fromkeys(tuple(parse_path(op.get("path"))) for op in ops))
-    return _dumps({"p": [[list(p), *_at(old, p), *_at(new, p)] for p in paths],
+    return dumps({"p": [[list(p), *_at(old, p), *_at(new, p)] for p in paths],
                    "at": [group, key]})
 
 
