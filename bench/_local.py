@@ -15,7 +15,13 @@ from typing import Any
 import ray
 from ray import serve
 
-from raypipe.runtime.deploy import Deployment, deploy, prepare_local_ray, teardown
+from raypipe.runtime.deploy import (
+    Deployment,
+    deploy,
+    prepare_local_ray,
+    start_serve,
+    teardown,
+)
 from raypipe.runtime.ports import free_port
 from raypipe.runtime.spec import AppSpec
 
@@ -29,7 +35,7 @@ def local_apps(specs: Sequence[AppSpec], num_cpus: int = 2) -> Iterator[list[Dep
     prepare_local_ray()
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
              logging_level="ERROR", log_to_driver=False)
-    serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+    start_serve("127.0.0.1", free_port())
     try:
         yield [deploy(spec) for spec in specs]
     finally:

@@ -31,8 +31,10 @@ def ray_session() -> Iterator[int]:
     prepare_local_ray()  # the Serve data path `raypipe dev` uses
     ray.init(address="local", num_cpus=2, namespace="raypipe-tests", include_dashboard=False,
              logging_level="WARNING")
+    from raypipe.runtime.deploy import start_serve
+
     port = free_port()
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    start_serve("127.0.0.1", port)
     yield port
     serve.shutdown()
     ray.shutdown()

@@ -145,7 +145,7 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -
     start_actors(spec)
     host = host or spec.settings.host
     port = port or spec.settings.port
-    serve.start(http_options={"host": host, "port": port})
+    start_serve(host, port)
     # Serve keeps the address it was first started with; report where the app really is.
     host, port = _serve_address(host, port)
     if spec.settings.dev and host not in LOOPBACK_HOSTS:
@@ -158,6 +158,27 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -
     deployment = Deployment(spec, f"http://{shown}:{port}{'' if prefix == '/' else prefix}")
     wait_routable(deployment.url)
     return deployment
+
+
+#: Times Serve's start is tried.
+SERVE_START_ATTEMPTS = 3
+
+
+def start_serve(host: str, port: int) -> None:
+    """``serve.start``, tried again when Serve's proxy dies while it starts: on a starved
+    machine the controller can miss the new proxy's health check and kill it before it ever
+    runs (an ActorDiedError out of ``serve.start``)."""
+    for attempt in range(1, SERVE_START_ATTEMPTS + 1):
+        try:
+            serve.start(http_options={"host": host, "port": port})
+            return
+        except ray.exceptions.RayError as exc:
+            if attempt == SERVE_START_ATTEMPTS:
+                raise
+            log.warning("Serve did not start (%s: %s); trying again", type(exc).__name__,
+                        str(exc).splitlines()[0])
+            with contextlib.suppress(Exception):
+                serve.shutdown()  # type: ignore[no-untyped-call]
 
 
 #: Seconds a new deployment has to answer through Serve's proxy.
