@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from raypipe.errors import NotJSONError
 
-__all__ = ["JSONLimitError", "check_json", "parse_json", "plain_json"]
+__all__ = ["JSONLimitError", "check_json", "dump_models", "parse_json", "plain_json"]
 
 #: How deeply nested a value may be, by default.
 MAX_DEPTH = 64
@@ -69,20 +69,22 @@ def check_json(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
 def plain_json(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
     """Models (at any depth) as their JSON form, tuples as lists; NotJSONError for anything
     else that is not JSON (an object, NaN, a non-string key...)."""
-    return check_json(_dump(value), what, max_depth)
+    return check_json(dump_models(value), what, max_depth)
 
 
-def _dump(value: Any) -> Any:
+def dump_models(value: Any) -> Any:
+    """Models (at any depth) as their JSON form, tuples as lists, number and boolean keys as
+    json.dumps writes them; everything else unchanged."""
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, Mapping):
         # Keys as json.dumps writes them: numbers and booleans become strings; anything
         # else is left for the check to refuse.
         return {(json.dumps(k) if isinstance(k, (int, float)) and not isinstance(k, bool)
-                 else ("true" if k else "false") if isinstance(k, bool) else k): _dump(v)
+                 else ("true" if k else "false") if isinstance(k, bool) else k): dump_models(v)
                 for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_dump(v) for v in value]
+        return [dump_models(v) for v in value]
     return value
 
 

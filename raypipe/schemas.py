@@ -9,6 +9,7 @@ from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
 from raypipe.errors import SchemaValidationError
+from raypipe.jsonvalues import dump_models
 
 __all__ = ["Schema", "dump_json", "field_errors"]
 
@@ -21,15 +22,9 @@ def field_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
     ]
 
 
-def dump_json(value: Any) -> Any:
-    """Model instances (at any depth) to plain JSON values; what crosses process boundaries."""
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, Mapping):
-        return {str(k): dump_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [dump_json(v) for v in value]
-    return value
+#: Model instances (at any depth) to their JSON form, tuples to lists, keys to strings; what
+#: crosses process boundaries (:func:`raypipe.jsonvalues.plain_json` also refuses the rest).
+dump_json = dump_models
 
 
 class Schema:
