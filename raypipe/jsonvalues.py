@@ -58,8 +58,32 @@ def _problem(value: Any, max_depth: int) -> tuple[str, str] | None:
     return None
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def _fine(value: Any, depth: int) -> bool:
+    """The fast check, without paths: every value a handler stores or sends goes through it.
+    Recursion is bounded by ``depth`` (the depth limit)."""
+    if isinstance(value, str):
+        return value.isascii() or _is_text(value)
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, _SCALARS):
+        return True
+    if depth <= 0:
+        return False
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _fine(k, 1) and _fine(v, depth - 1)
+                   for k, v in value.items())
+    if isinstance(value, list):
+        return all(_fine(v, depth - 1) for v in value)
+    return False
+
+
 def check_json(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
     """``value`` unchanged if it is plain JSON within ``max_depth``, else NotJSONError."""
+    if _fine(value, max_depth):
+        return value
     found = _problem(value, max_depth)
     if found:
         raise NotJSONError(what, *found)
@@ -69,7 +93,36 @@ def check_json(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
 def plain_json(value: Any, what: str, max_depth: int = MAX_DEPTH) -> Any:
     """Models (at any depth) as their JSON form, tuples as lists; NotJSONError for anything
     else that is not JSON (an object, NaN, a non-string key...)."""
+    if _already_plain(value, max_depth):  # most values: one walk, nothing copied
+        return value
     return check_json(dump_models(value), what, max_depth)
+
+
+def _already_plain(value: Any, depth: int) -> bool:
+    """Plain JSON as it is: dicts with string keys, lists, text, finite numbers."""
+    kind = type(value)
+    if kind is str:
+        return value.isascii() or _is_text(value)
+    if kind is int or kind is bool or value is None:
+        return True
+    if kind is float:
+        return math.isfinite(value)
+    if depth <= 0:
+        return False
+    if kind is dict:
+        return all(type(k) is str and (k.isascii() or _is_text(k))
+                   and _already_plain(v, depth - 1) for k, v in value.items())
+    if kind is list:
+        return all(_already_plain(v, depth - 1) for v in value)
+    return False
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def dump_models(value: Any) -> Any:
@@ -95,7 +148,7 @@ def parse_json(raw: bytes, max_depth: int = MAX_DEPTH) -> Any:
         data = json.loads(raw)
     except RecursionError:
         raise JSONLimitError(f"nested deeper than {max_depth} levels") from None
-    found = _problem(data, max_depth)
+    found = None if _fine(data, max_depth) else _problem(data, max_depth)
     if found:
         where, problem = found
         raise JSONLimitError(f"{problem} (at {where or 'the top'})")
