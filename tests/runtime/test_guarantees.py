@@ -8,6 +8,7 @@ import itertools
 import json
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,15 @@ class Running:
 
         return ray.get(self.rt.dispatcher.stats.remote())  # type: ignore[no-any-return]
 
+    def dead_letter(self, matches: Callable[[Any], bool], timeout: float = 30) -> Any:
+        """The one dead letter whose payload ``matches``, once it is there."""
+        def found() -> list[Any]:
+            return [e for e in httpx.get(f"{self.d.url}/_raypipe/dlq").json()
+                    if matches(e["payload"])]
+
+        [entry] = wait_for(found, timeout=timeout, message="the dead letter")
+        return entry
+
     def step_stats(self, step: str) -> dict[str, int]:
         return self.stats()["steps"].get(step, {})  # type: ignore[no-any-return]
 
@@ -91,11 +101,7 @@ def test_dead_letter_then_replay_after_the_fix(g: Running) -> None:
     g.send("doomed", [{"id": "d1"}])
     url = g.d.url
 
-    def dead() -> Any:
-        return [e for e in httpx.get(f"{url}/_raypipe/dlq").json()
-                if e["payload"] == {"id": "d1"}]
-
-    [entry] = wait_for(dead, timeout=30, message="the dead letter")
+    entry = g.dead_letter(lambda p: p == {"id": "d1"})
     assert entry["step"] == "doomed" and entry["trace_id"] == "t"
     assert [e["attempt"] for e in entry["errors"]] == [1, 2, 3]  # 1 + max_retries
     assert "ValueError: not fixed yet (attempt 3)" in entry["errors"][2]["error"]
@@ -128,11 +134,7 @@ def test_a_replay_applies_nothing_its_failed_attempts_applied(g: Running) -> Non
     g.send("replayable", [{"id": "r1"}])
     url = g.d.url
 
-    def dead() -> Any:
-        return [e for e in httpx.get(f"{url}/_raypipe/dlq").json()
-                if e["payload"] == {"id": "r1"}]
-
-    [entry] = wait_for(dead, timeout=30, message="the dead letter")
+    entry = g.dead_letter(lambda p: p == {"id": "r1"})
     assert len(entry["errors"]) == 2
     wait_for(lambda: g.get("replay-after", "r1"), timeout=30, message="the enqueued message")
     streams = g.rt.streams
@@ -158,11 +160,7 @@ def test_an_exiting_handler_runs_once_per_attempt(g: Running, tmp_path: Path,
     before = g.step_stats("exiting")
     g.send("exits", [{"runs": str(runs), "hard": hard}])
 
-    def dead() -> Any:
-        return [e for e in httpx.get(f"{g.d.url}/_raypipe/dlq").json()
-                if e["payload"].get("runs") == str(runs)]
-
-    [entry] = wait_for(dead, timeout=60, message="the dead letter")
+    entry = g.dead_letter(lambda p: p.get("runs") == str(runs), timeout=60)
     assert [line.split()[0] for line in runs.read_text().splitlines()] == ["1", "2"]
     errors = [e["error"] for e in entry["errors"]]
     assert {e["cause"] for e in entry["errors"]} == {"crash"}
