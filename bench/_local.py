@@ -51,6 +51,51 @@ def local_app(app_dir: str, num_cpus: int = 2) -> Iterator[Deployment]:
         yield deployment
 
 
+#: Process names (prefixes) and what they are, for per-process CPU shares; any other ``ray::``
+#: process is a task worker.
+RAY_PROCESSES = (("ray::Dispatcher", "dispatcher actor"),
+                 ("ray::StateActor", "state actor"),
+                 ("ray::StreamsActor", "streams actor"),
+                 ("ray::TelemetryActor", "telemetry actor (spans, logs)"),
+                 ("ray::ServeReplica", "Serve replica (the http step)"),
+                 ("ray::ServeController", "Serve controller"),
+                 ("ray::ProxyActor", "Serve proxy actor"),
+                 ("ray::HAProxyManager", "HAProxyManager"),
+                 ("haproxy", "HAProxy"),
+                 ("ray::DashboardAgent", "dashboard agent (metrics)"),
+                 ("raylet", "raylet"),
+                 ("gcs_server", "GCS"))
+
+
+def cpu_snapshot() -> dict[int, tuple[str, float]]:
+    """Each process's name and CPU seconds so far, for :func:`cpu_shares`. Needs psutil."""
+    import contextlib
+
+    import psutil
+
+    out: dict[int, tuple[str, float]] = {}
+    for p in psutil.process_iter(["name"]):
+        with contextlib.suppress(psutil.Error):
+            t = p.cpu_times()
+            out[p.pid] = (p.info["name"] or "", t.user + t.system)
+    return out
+
+
+def cpu_shares(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
+               per: float, labels: Sequence[tuple[str, str]] = RAY_PROCESSES,
+               workers: str = "step task workers") -> dict[str, float]:
+    """Microseconds of CPU each kind of process used between two snapshots, per ``per``
+    units of work (deliveries, requests), largest first; a process is labelled by its name
+    then (task workers rename themselves per task) by its name before."""
+    used: dict[str, float] = {}
+    for pid, (name, cpu) in after.items():
+        old_name, old_cpu = before.get(pid, (name, 0.0))
+        label = next((lb for key, lb in labels for n in (name, old_name) if n.startswith(key)),
+                     workers if name.startswith("ray::") else "other")
+        used[label] = used.get(label, 0.0) + (cpu - old_cpu) / per * 1e6
+    return {k: v for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 1.0}
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, min(len(ordered) - 1, round(q * len(ordered)) - 1))]

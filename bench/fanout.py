@@ -36,7 +36,14 @@ from shared import work  # noqa: E402
 # Workers cannot import the app's `shared` module by name: ship the function itself.
 cloudpickle.register_pickle_by_value(shared)
 
-from _local import REDIS_URL, local_apps, median, write_json  # noqa: E402
+from _local import (  # noqa: E402
+    REDIS_URL,
+    cpu_shares,
+    cpu_snapshot,
+    local_apps,
+    median,
+    write_json,
+)
 
 from raypipe.runtime.bridge import runtime_for  # noqa: E402
 from raypipe.runtime.spec import AppSpec  # noqa: E402
@@ -167,6 +174,8 @@ def main() -> None:
     variants = {k: v for k, v in variants.items() if k in args.variants}
     celery = None if args.no_celery else CeleryChord(args.num_cpus)
     times: dict[int, dict[str, list[float]]] = {n: {} for n in args.n}
+    #: Per variant, at the largest N: each run's CPU per delivery by process (microseconds).
+    profiles: dict[str, list[dict[str, float]]] = {}
     try:
         if celery:
             celery.run(50)
@@ -190,10 +199,18 @@ def main() -> None:
                 for _ in range(args.repeat):
                     raw.append(raw_ray(n, cpus))
                     batched.append(hand_batched_ray(n, cpus))
-                    before = dispatcher_cpu(app.spec)
+                    before, processes = dispatcher_cpu(app.spec), cpu_snapshot()
                     rp.append(through_raypipe(app.url, app.spec, n, name))
                     # n work deliveries and one completion
                     cpu.append((dispatcher_cpu(app.spec) - before) / (n + 1) * 1e6)
+                    if n == max(args.n):
+                        profiles.setdefault(name, []).append(
+                            cpu_shares(processes, cpu_snapshot(), n + 1))
+                    if n == max(args.n) and name == "raypipe":
+                        processes = cpu_snapshot()
+                        hand_batched_ray(n, cpus)
+                        profiles.setdefault("hand_batched", []).append(
+                            cpu_shares(processes, cpu_snapshot(), n, workers="task workers"))
                 times[n].setdefault("raw_ray", []).extend(raw)
                 times[n].setdefault("hand_batched", []).extend(batched)
                 times[n][f"raw_ray_{name}"] = raw
@@ -239,7 +256,15 @@ def main() -> None:
         print(f"{n:>6} {batched:>9.3f} {raw:>9.3f} {mem or nan:>9.3f} {r['ratio'] or nan:>6.2f}x "
               f"{red or nan:>9.3f} {r['ratio_redis'] or nan:>6.2f}x {cel or nan:>9.3f} "
               f"{n / (mem or nan):>9.0f} {r['dispatcher_us'] or nan:>9.0f}")
-    write_json(args.json, "fanout", rows, num_cpus=args.num_cpus, repeat=args.repeat)
+    profile = {variant: {label: median([run.get(label, 0.0) for run in runs])
+                         for label in dict.fromkeys(lb for run in runs for lb in run)}
+               for variant, runs in profiles.items()}
+    for variant, by_process in profile.items():
+        print(f"\nCPU per delivery at N={max(args.n)}, {variant} (us, median):")
+        for label, us in sorted(by_process.items(), key=lambda kv: -kv[1]):
+            print(f"  {label:<40} {us:>8.0f}")
+    write_json(args.json, "fanout", rows, num_cpus=args.num_cpus, repeat=args.repeat,
+               profile=profile, profile_n=max(args.n))
 
 
 if __name__ == "__main__":
