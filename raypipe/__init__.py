@@ -32,6 +32,7 @@ from raypipe.models import (
 )
 from raypipe.steps import StepConfig
 from raypipe.streams.config import StreamConfig
+from raypipe.streams.handle import Stream
 from raypipe.triggers import QueueConfig, cron, http, queue, state, stream
 
 __version__ = "0.1.0"
@@ -63,6 +64,7 @@ __all__ = [
     "StateTriggerInput",
     "StepConfig",
     "StepLoadError",
+    "Stream",
     "StreamConfig",
     "StreamEvent",
     "StreamTriggerInput",

@@ -19,17 +19,22 @@ DEFAULT_PORT = 3111
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_APP_NAME = "raypipe-app"
 
-#: Files discovered in an app directory.
-STEP_SUFFIX = "_step.py"
-STREAM_SUFFIX = "_stream.py"
+#: Files discovered in an app directory (Motia's Python SDK used ``.step.py`` until 2026).
+STEP_SUFFIXES = ("_step.py", ".step.py")
+STREAM_SUFFIXES = ("_stream.py", ".stream.py")
+#: The app's environment file, loaded without overriding the environment.
+ENV_FILE = ".env"
 #: Folders never searched for steps.
 SKIPPED_DIRS = frozenset(
     {"__pycache__", "node_modules", "venv", ".venv", "env", "site-packages", "build", "dist"}
 )
 
-#: Synthetic package under which step modules are imported (one name per file, stable
-#: across processes so that every worker imports a file under the same name).
+#: Synthetic package under which step modules are imported: ``raypipe_app.<app>.<folders>.<file>``
+#: (a package per folder, so relative imports work; one name per file, stable across
+#: processes so that every worker imports a file under the same name).
 STEP_MODULE_PACKAGE = "raypipe_app"
+#: The module name Motia apps import; raypipe answers it when no real ``motia`` is installed.
+MOTIA_MODULE = "motia"
 
 TRACE_HEADER = "x-trace-id"
 

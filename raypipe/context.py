@@ -10,11 +10,13 @@ import asyncio
 import functools
 import hashlib
 import inspect
+import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from raypipe.calls import Calls, current, scheduled
 from raypipe.effects import Effect
 from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidationError
 from raypipe.jsonvalues import plain_json
@@ -23,7 +25,7 @@ from raypipe.messages import Message, new_id
 from raypipe.state.backend import Groups, Items, Ops
 from raypipe.state.change import StateChange
 from raypipe.state.ops import validate_ops
-from raypipe.streams.api import StreamAPI, Streams, StreamStore
+from raypipe.streams.api import Streams, StreamStore
 from raypipe.streams.relay import Relay
 
 if TYPE_CHECKING:
@@ -33,6 +35,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Bus", "DeadLetters", "FlowContext", "Origin", "Runtime", "StateAPI", "StateStore",
            "publish"]
+
+log = logging.getLogger("raypipe.steps")
 
 #: Dead-letter ids (``list`` is also a method name in the protocols below).
 Ids = list[str]
@@ -94,15 +98,19 @@ class Runtime(Protocol):
 
 
 class StateAPI:
-    """``ctx.state``: groups of items; every write is atomic per item."""
+    """``ctx.state``: groups of items; every write is atomic per item. Every method may be
+    awaited, left un-awaited or called from a plain ``def`` handler (:mod:`raypipe.calls`)."""
 
-    def __init__(self, store: StateStore, origin: Callable[[str], Origin]) -> None:
+    def __init__(self, store: StateStore, origin: Callable[[str], Origin], calls: Calls) -> None:
         self._store = store
         self._origin = origin
+        self._calls = calls
 
+    @scheduled
     async def get(self, group: str, key: str) -> Any:
         return await self._store.get(group, key)
 
+    @scheduled
     async def set(self, group: str, key: str, value: Any) -> StateChange:
         """Store ``value``; returns the change: ``old, new = ...``, or ``.old_value`` and
         ``.new_value``."""
@@ -110,23 +118,33 @@ class StateAPI:
         return StateChange.of(await self._store.set(group, key, value,
                                                     self._origin(f"set|{group}|{key}")))
 
+    @scheduled
     async def delete(self, group: str, key: str) -> Any:
         """Remove an item; returns what it held (``None`` if nothing)."""
         return await self._store.delete(group, key, self._origin(f"delete|{group}|{key}"))
 
+    @scheduled
     async def list(self, group: str) -> Items:
-        """Every item of ``group`` as ``{"id", "data"}``."""
-        return await self._store.list(group)
+        """The values stored in ``group``, as Motia returns them."""
+        return [item["data"] for item in await self._store.list(group)]
 
     #: Motia 0.x's name for ``list``.
     get_group = list
 
+    @scheduled
+    async def items(self, group: str) -> Items:
+        """Every item of ``group`` with its key: ``{"id", "data"}``."""
+        return await self._store.list(group)
+
+    @scheduled
     async def list_groups(self) -> Groups:
         return await self._store.list_groups()
 
+    @scheduled
     async def clear(self, group: str) -> None:
         await self._store.clear(group, self._origin(f"clear|{group}"))
 
+    @scheduled
     async def update(
         self, group: str, key: str, ops: Sequence[Mapping[str, Any]]
     ) -> StateChange:
@@ -145,9 +163,12 @@ def build_message(
 ) -> Message:
     """Check an enqueue the way every caller must: declared topic, subscribers' schemas."""
     if source is not None and topic not in source.config.enqueues:
-        raise EnqueueError(
-            f"step {source.name!r} enqueued {topic!r}, which is not in its enqueues "
-            f"{list(source.config.enqueues)}")
+        problem = (f"step {source.name!r} enqueued {topic!r}, which is not in its enqueues "
+                   f"{list(source.config.enqueues)}")
+        if not source.lenient:
+            raise EnqueueError(problem)
+        log.warning("%s; delivered anyway, as Motia does (strict = true makes it an error)",
+                    problem)
     payload = plain_json(data, f"the message on {topic!r}")
     for sub in app.subscribers(topic):
         schema = sub.queue_trigger(topic).input
@@ -177,6 +198,10 @@ async def publish(
 class FlowContext:
     """The second argument of every handler."""
 
+    def __class_getitem__(cls, item: Any) -> type[FlowContext]:
+        # ``FlowContext[Any]`` in annotations, as Motia 1.x writes them.
+        return cls
+
     def __init__(
         self,
         app: App,
@@ -198,8 +223,11 @@ class FlowContext:
         self._runtime = runtime
         self._delivery_id = delivery_id
         self._effects: Counter[str] = Counter()
-        self.state = StateAPI(runtime.state, self._origin)
-        self.streams = Streams(runtime.streams, list(app.streams), self._origin)
+        self._calls = Calls()
+        #: What the handler was given (Motia 1.x's ``ctx.input_value``).
+        self.input_value: Any = None
+        self.state = StateAPI(runtime.state, self._origin, self._calls)
+        self.streams = Streams(runtime.streams, list(app.streams), self._origin, self._calls)
         sink: TelemetrySink | None = getattr(runtime, "telemetry", None)
         self.logger = StepLogger(step.name if step else None, trace_id,
                                  tuple(step.config.flows) if step else (),
@@ -224,13 +252,14 @@ class FlowContext:
         return Origin(self.trace_id, self.step.name if self.step else None,
                       self._effect_id(target))
 
+    @scheduled
     async def enqueue(self, topic: str | Mapping[str, Any], data: Any = None,
                       message_group_id: str | None = None) -> None:
         """Deliver ``data`` to every step subscribed to ``topic``. Returns once accepted.
 
         ``enqueue({"topic": ..., "data": ...})`` (Motia's object form) works too."""
         if isinstance(topic, Mapping):
-            return await self.emit(topic)
+            return await self._emit(topic)
         subscribers = self.app.subscribers(topic)
         await publish(self.app, self._runtime, topic, data, trace_id=self.trace_id,
                       source=self.step, group_id=message_group_id,
@@ -239,8 +268,12 @@ class FlowContext:
             self.logger.warn("no step subscribes to this topic; the message is not delivered",
                              topic=topic)
 
+    @scheduled
     async def emit(self, event: Mapping[str, Any]) -> None:
         """Motia 0.x's ``emit({"topic", "data", "messageGroupId"?})``."""
+        await self._emit(event)
+
+    async def _emit(self, event: Mapping[str, Any]) -> None:
         if "topic" not in event:
             raise EnqueueError("emit() takes {'topic': ..., 'data': ...}")
         await self.enqueue(
@@ -249,33 +282,100 @@ class FlowContext:
         )
 
 
-class SyncProxy:
-    """Lets a plain ``def`` handler, run in a thread, call the async context API as if it were
-    synchronous: every coroutine it starts runs on the delivery's event loop."""
+    # --- Motia 1.x's FlowContext ---------------------------------------------------------
+    def _kind(self) -> str | None:
+        return getattr(self.trigger, "type", None)
 
-    def __init__(self, target: Any, loop: asyncio.AbstractEventLoop) -> None:
-        self._target = target
-        self._loop = loop
+    def is_api(self) -> bool:
+        return self._kind() == "http"
 
-    def __getattr__(self, name: str) -> Any:
-        value = getattr(self._target, name)
-        if inspect.iscoroutinefunction(value):
-            @functools.wraps(value)
-            def call(*args: Any, **kwargs: Any) -> Any:
-                fut = asyncio.run_coroutine_threadsafe(value(*args, **kwargs), self._loop)
-                return fut.result()
-            return call
-        if isinstance(value, (StateAPI, Streams, StreamAPI)):
-            return SyncProxy(value, self._loop)
-        return value
+    def is_queue(self) -> bool:
+        return self._kind() == "queue"
+
+    def is_cron(self) -> bool:
+        return self._kind() == "cron"
+
+    def is_state(self) -> bool:
+        return self._kind() == "state"
+
+    def is_stream(self) -> bool:
+        return self._kind() == "stream"
+
+    def get_data(self) -> Any:
+        """The trigger's payload: a request's body, a message's data, ``None`` for cron."""
+        if self.is_cron():
+            return None
+        return getattr(self.input_value, "body", None) if self.is_api() else self.input_value
+
+    async def match(self, handlers: Mapping[str, Callable[..., Any]]) -> Any:
+        """Run the handler for the trigger that fired: ``{"http" (or "api"), "queue",
+        "cron", "state", "stream", "default"}``; cron's takes no argument, the rest the
+        input."""
+        kind = self._kind()
+        keys = ("http", "api") if kind == "http" else (kind,)
+        fn = next((handlers[k] for k in keys if k is not None and handlers.get(k)), None)
+        if fn is not None:
+            return await invoke(fn, () if kind == "cron" else (self.input_value,))
+        if handlers.get("default"):
+            return await invoke(handlers["default"], (self.input_value,))
+        raise RuntimeError(f"no handler for a {kind} trigger in ctx.match(); it has "
+                           f"{sorted(k for k in handlers if k != 'default')}")
+
+    # --- the run of a handler ------------------------------------------------------------
+    async def settle(self) -> None:
+        """Run the calls the handler left un-awaited (see :mod:`raypipe.calls`)."""
+        await self._calls.settle()
+
+
+async def invoke(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """``fn(*args)``: on this loop if it is async, in a thread if it is a plain ``def``
+    (its ctx calls then return their results), its result awaited if it is awaitable."""
+    if inspect.iscoroutinefunction(fn):
+        result = await fn(*args)
+    else:
+        # to_thread copies the contextvars: the thread sees the current context.
+        result = await asyncio.to_thread(fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _positional(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` takes (2 for ``*args``): Motia calls a handler
+    with what it takes."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return 2
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def handler_args(handler: Callable[..., Any], value: Any, ctx: FlowContext) -> tuple[Any, ...]:
+    """``(input, ctx)`` for a handler that takes both, ``(input,)`` or ``()`` for one that
+    takes fewer; a one-argument cron handler gets ``ctx`` (Motia 0.x's ``handler(context)``;
+    1.x's ``handler(input)`` is given ``None`` as cron input and ignores it)."""
+    n = _positional(handler)
+    if n >= 2:
+        return value, ctx
+    if n == 1:
+        return (ctx,) if ctx.is_cron() else (value,)
+    return ()
 
 
 async def call_handler(handler: Any, value: Any, ctx: FlowContext) -> Any:
-    """Run an async handler on this loop, a plain one in a thread with a synchronous ctx."""
-    if inspect.iscoroutinefunction(handler):
-        return await handler(value, ctx)
-    loop = asyncio.get_running_loop()
-    result = await asyncio.to_thread(handler, value, SyncProxy(ctx, loop))
-    if inspect.isawaitable(result):
-        result = await result
+    """Run a handler with the arguments it takes, as the current context; its un-awaited
+    ctx calls are made before this returns, and dropped if it raised."""
+    ctx.input_value = value
+    token = current.set(ctx)
+    try:
+        result = await invoke(handler, handler_args(handler, value, ctx))
+        await ctx.settle()
+    except BaseException:
+        ctx._calls.discard()
+        raise
+    finally:
+        current.reset(token)
     return result

@@ -1,22 +1,31 @@
-"""Finding and importing an app's ``*_step.py`` and ``*_stream.py`` files.
+"""Finding and importing an app's step files (``*_step.py``, ``*.step.py``) and stream files
+(``*_stream.py``, ``*.stream.py``).
 
 Each file is imported once per process under a stable module name, so every Ray worker that
 runs a step imports the same file under the same name, and never again for the next call.
+Every folder is a package (``raypipe_app.<app>.<folders>``; a folder's ``__init__.py`` runs as
+Python would run it), so steps use relative imports as in Motia apps. Before the files, the
+app's ``.env`` is loaded (never overriding the environment) and, where no ``motia`` package is
+installed, ``import motia`` is answered by :mod:`raypipe.motia`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
+import logging
 import os
 import re
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+import dotenv
 
 from raypipe import constants
 from raypipe import triggers as t
@@ -25,8 +34,11 @@ from raypipe.errors import AppLoadError, StepLoadError
 from raypipe.settings import Settings, load_settings
 from raypipe.steps import ConfigFieldError, Step, check_config
 from raypipe.streams.config import StreamConfig
+from raypipe.streams.handle import Stream
 
-__all__ = ["discover", "load_app", "load_app_cached"]
+__all__ = ["discover", "install_motia", "load_app", "load_app_cached", "load_env"]
+
+log = logging.getLogger("raypipe.loader")
 
 
 def discover(root: Path) -> tuple[list[Path], list[Path]]:
@@ -41,25 +53,73 @@ def discover(root: Path) -> tuple[list[Path], list[Path]]:
             and not (Path(dirpath, d) / "pyvenv.cfg").exists()
         )
         for name in sorted(filenames):
-            if name.endswith(constants.STEP_SUFFIX):
+            if name.endswith(constants.STEP_SUFFIXES):
                 steps.append(Path(dirpath, name))
-            elif name.endswith(constants.STREAM_SUFFIX):
+            elif name.endswith(constants.STREAM_SUFFIXES):
                 streams.append(Path(dirpath, name))
     return steps, streams
 
 
+def _identifier(part: str) -> str:
+    safe = re.sub(r"\W", "_", part)
+    return f"_{safe}" if safe[:1].isdigit() else safe
+
+
+def _app_package(root: Path) -> str:
+    """``raypipe_app.<folder>_<hash of its path>``: apps in one process never share modules."""
+    digest = hashlib.blake2b(str(root).encode(), digest_size=4).hexdigest()
+    return f"{constants.STEP_MODULE_PACKAGE}.{_identifier(root.name)}_{digest}"
+
+
 def _module_name(root: Path, path: Path) -> str:
-    rel = path.relative_to(root).with_suffix("")
-    safe = "__".join(re.sub(r"\W", "_", part) for part in rel.parts)
-    return f"{constants.STEP_MODULE_PACKAGE}.{safe}"
+    rel = path.relative_to(root)
+    stem = rel.name[: -len(".py")]
+    return ".".join([_app_package(root), *map(_identifier, rel.parts[:-1]), _identifier(stem)])
+
+
+def _package(name: str, folder: Path) -> None:
+    """The package ``name`` for ``folder``: its ``__init__.py`` run, or an empty one."""
+    cached = sys.modules.get(name)
+    if cached is not None and list(getattr(cached, "__path__", ())) == [str(folder)]:
+        return
+    init = folder / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location(
+            name, init, submodule_search_locations=[str(folder)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        try:
+            spec.loader.exec_module(module)
+        except BaseException:
+            del sys.modules[name]
+            raise
+        return
+    module = ModuleType(name)
+    module.__path__ = [str(folder)]
+    module.__package__ = name
+    sys.modules[name] = module
+
+
+def _packages(root: Path, path: Path, rel: str) -> None:
+    """Every package above a step file's module, the app's own first."""
+    _package(_app_package(root), root)
+    name, folder = _app_package(root), root
+    for part in path.relative_to(root).parts[:-1]:
+        name, folder = f"{name}.{_identifier(part)}", folder / part
+        try:
+            _package(name, folder)
+        except Exception as exc:
+            raise StepLoadError(rel, None, f"its folder's __init__.py failed: "
+                                f"{type(exc).__name__}: {exc}") from exc
 
 
 def _import(root: Path, path: Path, rel: str) -> ModuleType:
     name = _module_name(root, path)
     cached = sys.modules.get(name)
-    # Same relative path in another app (another root) is another module: import it afresh.
     if cached is not None and getattr(cached, "__file__", None) == str(path):
         return cached
+    _packages(root, path, rel)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
         raise StepLoadError(rel, None, "cannot be imported")
@@ -84,10 +144,17 @@ def _ensure_package() -> None:
         sys.modules[constants.STEP_MODULE_PACKAGE] = pkg
 
 
-def _load_step(root: Path, path: Path) -> Step:
+def _load_step(root: Path, path: Path, settings: Settings) -> Step:
     rel = str(path.relative_to(root))
     module = _import(root, path, rel)
     raw: Any = getattr(module, "config", None)
+    if raw is None:
+        # Motia 1.x: the file's step(...) definition holds the config and the handler.
+        raw = next((v for v in vars(module).values()
+                    if type(v).__name__ == "StepDefinition"), None)
+    raw_definition = raw
+    if hasattr(raw, "handler") and hasattr(raw, "config"):
+        raw = raw.config
     if raw is None:
         raise StepLoadError(rel, "config", "a step file must define `config`")
     try:
@@ -97,11 +164,35 @@ def _load_step(root: Path, path: Path) -> Step:
     except (TypeError, ValueError) as exc:
         raise StepLoadError(rel, "config", str(exc)) from exc
     handler = getattr(module, "handler", None)
+    if handler is None:
+        # Motia 1.x's step(config, handler) / step(config).handle(handler)
+        handler = getattr(raw_definition, "handler", None)
     if handler is None and not config.is_noop:
         raise StepLoadError(rel, "handler", f"step {config.name!r} has triggers but no `handler`")
     if handler is not None and not callable(handler):
         raise StepLoadError(rel, "handler", "must be a function")
-    return Step(config=config, handler=handler, file=rel, module=module.__name__)
+    return Step(config=config, handler=handler, file=rel, module=module.__name__,
+                lenient=not settings.strict and motia_shaped(raw_definition, module))
+
+
+_IMPORTS_MOTIA = re.compile(r"^\s*(from\s+motia[\s.]|import\s+motia\b)", re.MULTILINE)
+
+
+def motia_shaped(config: Any, module: ModuleType) -> bool:
+    """A step written for Motia: a dict config, a ``step(...)`` definition, or a file that
+    imports ``motia``."""
+    if isinstance(config, Mapping) or hasattr(config, "handler"):
+        return True
+    try:
+        source = Path(module.__file__ or "").read_text(errors="replace")
+    except OSError:
+        return False
+    return _IMPORTS_MOTIA.search(source) is not None
+
+
+def _in_code_streams(module: ModuleType) -> list[StreamConfig]:
+    """Streams a step file declares in code (``todos = Stream("todo")``)."""
+    return [v.config for v in vars(module).values() if isinstance(v, Stream)]
 
 
 def _load_stream(root: Path, path: Path) -> StreamConfig:
@@ -156,6 +247,8 @@ def load_app(root: str | Path, settings: Settings | None = None) -> App:
     if not root.is_dir():
         raise AppLoadError([StepLoadError(str(root), None, "is not a directory")])
     settings = settings or load_settings(root)
+    load_env(root)
+    install_motia()
     _ensure_package()
     # So that step files can import helpers from the app's top folder.
     if str(root) not in sys.path:
@@ -163,12 +256,16 @@ def load_app(root: str | Path, settings: Settings | None = None) -> App:
     step_files, stream_files = discover(root)
     errors: list[StepLoadError] = []
     steps: list[Step] = []
-    streams: dict[str, StreamConfig] = {}
+    in_code: dict[str, StreamConfig] = {}
     for path in step_files:
         try:
-            steps.append(_load_step(root, path))
+            steps.append(_load_step(root, path, settings))
         except StepLoadError as exc:
             errors.append(exc)
+            continue
+        for declared in _in_code_streams(sys.modules[steps[-1].module]):
+            in_code.setdefault(declared.name, declared)
+    streams: dict[str, StreamConfig] = {}
     for path in stream_files:
         try:
             stream = _load_stream(root, path)
@@ -179,6 +276,11 @@ def load_app(root: str | Path, settings: Settings | None = None) -> App:
             errors.append(StepLoadError(str(path.relative_to(root)), "config.name",
                                         f"duplicate stream name {stream.name!r}"))
         streams[stream.name] = stream
+    for name, declared in in_code.items():
+        if not constants.STREAM_NAME.fullmatch(name):
+            errors.append(StepLoadError("steps", "Stream", f"stream name {name!r} may use only "
+                                        "letters, digits, '_', '-' and '.'"))
+        streams.setdefault(name, declared)  # a stream file's declaration wins
     by_name = _check_unique(steps, errors)
     if settings.authenticate:
         try:
@@ -188,6 +290,30 @@ def load_app(root: str | Path, settings: Settings | None = None) -> App:
     if errors:
         raise AppLoadError(errors)
     return App(root=root, settings=settings, steps=by_name, streams=streams)
+
+
+def load_env(root: Path) -> None:
+    """The app's ``.env`` into the environment, never over what is set already: what
+    ``raypipe dev`` and ``start`` (and every worker that loads the app) see."""
+    env = root / constants.ENV_FILE
+    if env.is_file():
+        dotenv.load_dotenv(env, override=False)
+
+
+def install_motia() -> None:
+    """``import motia`` answered by :mod:`raypipe.motia`, unless a real ``motia`` package is
+    installed (it is never shadowed)."""
+    name = constants.MOTIA_MODULE
+    if name in sys.modules:
+        return
+    if importlib.util.find_spec(name) is not None:
+        log.info("a real %r package is installed: Motia SDK imports use it, not raypipe's", name)
+        return
+    from raypipe import motia
+
+    sys.modules[name] = motia
+    for sub in motia.SUBMODULES:  # ``from motia.types import ...`` and the like
+        sys.modules[f"{name}.{sub}"] = motia
 
 
 def load_authenticate(ref: str) -> Callable[..., Any]:

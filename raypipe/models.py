@@ -4,43 +4,117 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
+
+TBody = TypeVar("TBody")
 
 __all__ = [
     "ApiRequest",
     "ApiResponse",
     "EventType",
+    "RequestBody",
     "StateTriggerInput",
     "StreamEvent",
     "StreamTriggerInput",
 ]
 
 
+#: Motia 0.x's dict keys of a request (``req["pathParams"]``) and the attributes they name.
+_REQUEST_KEYS = {"body": "body", "pathParams": "path_params", "path_params": "path_params",
+                 "queryParams": "query_params", "query_params": "query_params",
+                 "headers": "headers", "rawBody": "raw_body", "raw_body": "raw_body",
+                 "method": "method", "path": "path"}
+
+
 @dataclass
-class ApiRequest:
+class ApiRequest(Generic[TBody]):
     """An HTTP request as an http step sees it.
 
     ``body`` is the validated model instance when the trigger has a ``body_schema`` that is a
     pydantic type, else the parsed JSON (``None`` for an empty body).
+
+    It also answers as Motia's request shapes do: as a dict in 0.x's key names
+    (``req.get("pathParams")``, ``req["queryParams"]``; middleware may add keys with
+    ``req["user"] = ...``), and as 1.x's ``MotiaHttpArgs`` (``args.request``, and
+    ``args.response`` to stream the response, e.g. server-sent events).
     """
 
-    body: Any = None
+    body: TBody | None = None
     path_params: dict[str, str] = field(default_factory=dict)
     query_params: dict[str, str | list[str]] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     raw_body: bytes = b""
     method: str = "GET"
     path: str = "/"
+    #: Streams the response instead of returning it (Motia 1.x's ``MotiaHttpResponse``);
+    #: set by the server for each request.
+    response: Any = field(default=None, repr=False, compare=False)
+    #: Keys middleware added (``req["user"] = ...``).
+    extra: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def request(self) -> ApiRequest[TBody]:
+        """Motia 1.x's ``args.request``: the request itself."""
+        return self
+
+    @property
+    def request_body(self) -> RequestBody:
+        """Motia 1.x's channel of the raw body: ``for chunk in req.request_body.stream``."""
+        return RequestBody(self.raw_body)
+
+    def _attr(self, key: str) -> str | None:
+        return _REQUEST_KEYS.get(key)
+
+    def __getitem__(self, key: str) -> Any:
+        attr = self._attr(key)
+        if attr is not None:
+            return self._value(attr)
+        return self.extra[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        attr = self._attr(key)
+        if attr is not None:
+            setattr(self, attr, value)
+        else:
+            self.extra[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and (self._attr(key) is not None or key in self.extra)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
+
+    def keys(self) -> list[str]:
+        return ["body", "pathParams", "queryParams", "headers", "rawBody", "method", "path",
+                *self.extra]
+
+    def _value(self, attr: str) -> Any:
+        value = getattr(self, attr)
+        # Motia 0.x's rawBody is the body as text.
+        return value.decode(errors="replace") if attr == "raw_body" else value
+
+
+class RequestBody:
+    """A request's raw body read as Motia 1.x's channel reader: ``.stream`` yields it."""
+
+    def __init__(self, raw: bytes) -> None:
+        self.stream: list[bytes] = [raw] if raw else []
+
+    def read(self) -> bytes:
+        return b"".join(self.stream)
 
 
 @dataclass
-class ApiResponse:
+class ApiResponse(Generic[TBody]):
     status: int = 200
     body: Any = None
     headers: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def coerce(cls, value: Any) -> ApiResponse:
+    def coerce(cls, value: Any) -> ApiResponse[Any]:
         """Accept what handlers return: an ApiResponse, ``{"status", "body", "headers"}``, or
         any other value, which becomes a 200 body (``None`` becomes 204)."""
         if isinstance(value, ApiResponse):

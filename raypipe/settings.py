@@ -47,6 +47,10 @@ class Settings(BaseModel):
     #: Seconds an attempt may run before a warning is logged (it is not stopped: that is
     #: ``visibility_timeout``'s job).
     stuck_after_seconds: float = Field(default=300.0, gt=0)
+    #: Motia-shaped steps (dict configs, ``from motia import ...``) fail fast as raypipe's own
+    #: do: a response that does not match its schema is a 500 and an enqueue of an
+    #: undeclared topic raises. Off, they only log a warning, as Motia did.
+    strict: bool = False
 
     # --- who may reach what (docs/security.md) ----------------------------------------------
     #: The admin surface's bearer token (``/_raypipe/``: workbench, state, logs, traces, dead

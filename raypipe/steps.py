@@ -51,6 +51,9 @@ class Step:
     #: Path relative to the app directory, as users see it in errors.
     file: str
     module: str
+    #: Motia's leniency: a response off its schema and an undeclared enqueue log a warning
+    #: instead of failing (Motia-shaped configs unless the ``strict`` setting is on).
+    lenient: bool = False
     subscribes: tuple[str, ...] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -267,6 +270,9 @@ def _check_condition(cond: Any, where: str) -> None:
 
 def _check_trigger(tr: t.Trigger, where: str) -> t.Trigger:
     _check_condition(tr.condition, where)
+    if isinstance(tr, t.QueueTrigger) and isinstance(tr.config, Mapping):
+        # queue("topic", config={"maxRetries": 5}), as Motia 1.x writes it
+        tr = dataclasses.replace(tr, config=_queue_config(tr.config, f"{where}.config"))
     if isinstance(tr, t.HttpTrigger):
         if tr.method not in t.HTTP_METHODS:
             raise ConfigFieldError(f"{where}.method", f"{tr.method!r} is not an HTTP method")

@@ -16,6 +16,7 @@ from raypipe.runtime.ports import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
+APPS = ROOT / "tests" / "apps"
 
 
 @pytest.fixture(scope="session")

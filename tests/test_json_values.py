@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from raypipe.calls import Calls
 from raypipe.context import Origin, StateAPI
 from raypipe.errors import NotJSONError
 from raypipe.jsonvalues import JSONLimitError, parse_json, plain_json
@@ -37,13 +38,20 @@ class Store:
 def test_state_writes_of_values_that_are_not_json_raise_and_store_nothing(
         value: Any, where: str) -> None:
     store = Store()
-    api = StateAPI(store, lambda target: Origin("t"))  # type: ignore[arg-type]
+
+    async def write(update: bool) -> None:
+        api = StateAPI(store, lambda target: Origin("t"), Calls())  # type: ignore[arg-type]
+        if update:
+            await api.update("g", "k", [{"type": "set", "path": "v", "value": value}])
+        else:
+            await api.set("g", "k", value)
+
     with pytest.raises(NotJSONError) as err:
-        asyncio.run(api.set("g", "k", value))
+        asyncio.run(write(update=False))
     assert err.value.path == where or where in str(err.value)
     assert "g/k" in str(err.value)
     with pytest.raises(NotJSONError):
-        asyncio.run(api.update("g", "k", [{"type": "set", "path": "v", "value": value}]))
+        asyncio.run(write(update=True))
     assert store.writes == []
 
 

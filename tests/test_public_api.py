@@ -12,7 +12,7 @@ PUBLIC = {
     "ApiRequest", "ApiResponse", "AppLoadError", "ConfigError", "EnqueueError",
     "EnqueueValidationError", "FlowContext", "NotJSONError", "QueueConfig", "RaypipeError",
     "RuntimeNotRunningError", "SchemaValidationError", "StateTriggerInput", "StepConfig",
-    "StepLoadError", "StreamConfig", "StreamEvent", "StreamTriggerInput", "UpdateOpError",
+    "StepLoadError", "Stream", "StreamConfig", "StreamEvent", "StreamTriggerInput", "UpdateOpError",
     "__version__", "cron", "http", "queue", "state", "stream", "subscribe",
 }
 

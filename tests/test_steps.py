@@ -166,7 +166,7 @@ ERRORS: list[tuple[str, Any, str]] = [
     ("not a trigger", StepConfig(name="a", triggers=["queue"]), "triggers[0]"),  # type: ignore[list-item]
     ("cron with 4 fields", StepConfig(name="a", triggers=[cron("* * * *")]),
      "triggers[0].expression"),
-    ("cron with 7 fields", StepConfig(name="a", triggers=[cron("* * * * * * *")]),
+    ("cron with 8 fields", StepConfig(name="a", triggers=[cron("* * * * * * * *")]),
      "triggers[0].expression"),
     ("0.x cron out of range", {"name": "a", "type": "cron", "cron": "61 * * * *"}, "cron"),
     ("bad method", StepConfig(name="a", triggers=[http("FETCH", "/x")]), "triggers[0].method"),

@@ -7,33 +7,38 @@ handed in, so the same app runs in a Serve replica or under plain uvicorn.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from types import CodeType
 from typing import Any, cast
 
 from fastapi import FastAPI, HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
 from raypipe import constants
 from raypipe import triggers as t
 from raypipe.app import App
+from raypipe.calls import current
 from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
 from raypipe.errors import SchemaValidationError
 from raypipe.http.admin import admin_router
 from raypipe.http.guard import Guard
+from raypipe.http.streaming import ResponseStream
 from raypipe.http.streams import streams_router
 from raypipe.http.workbench import mount_workbench, workbench_router
 from raypipe.jsonvalues import JSONLimitError, parse_json
 from raypipe.messages import new_id
 from raypipe.models import ApiRequest, ApiResponse
 from raypipe.schemas import Schema, dump_json
+from raypipe.state.change import StateChange
 from raypipe.steps import Step
 
 __all__ = ["build_http_app"]
@@ -95,9 +100,10 @@ def _path(request: Request) -> str:
     return path.replace("?", "%3F").replace("#", "%23").replace("\\", "%5C")
 
 
-def _render(resp: ApiResponse, trace_id: str) -> Response:
+def _render(resp: ApiResponse[Any], trace_id: str) -> Response:
     headers = {**resp.headers, constants.TRACE_HEADER: trace_id}
-    if resp.body is None:
+    if resp.body is None or resp.status in (204, 304) or resp.status < 200:
+        # No body may follow these statuses (Motia apps answer 204 with body "").
         return Response(status_code=resp.status, headers=headers)
     ctype = {k.lower(): v for k, v in resp.headers.items()}.get("content-type", "")
     if isinstance(resp.body, bytes) or (isinstance(resp.body, str) and ctype
@@ -112,7 +118,8 @@ def _render(resp: ApiResponse, trace_id: str) -> Response:
     except (TypeError, ValueError):
         pass
     try:
-        content = jsonable_encoder(resp.body)
+        # A state or stream change (``return await stream.set(...)``) reads as Motia 1.x's.
+        content = jsonable_encoder(resp.body, custom_encoder={StateChange: StateChange.to_dict})
     except (TypeError, ValueError) as exc:
         raise TypeError(f"the response body (a {type(resp.body).__name__}) is not "
                         f"JSON-serialisable: {exc}") from exc
@@ -123,7 +130,8 @@ Handler = Callable[[], Awaitable[Any]]
 
 
 async def _run_middleware(
-    middleware: Sequence[Callable[..., Any]], req: ApiRequest, ctx: FlowContext, last: Handler
+    middleware: Sequence[Callable[..., Any]], req: ApiRequest[Any], ctx: FlowContext,
+    last: Handler
 ) -> Any:
     """Motia's ``middleware(req, ctx, next)`` chain; ``next()`` runs the rest."""
     async def call(i: int) -> Any:
@@ -151,8 +159,22 @@ class _HttpSpan:
                                    "outcome": outcome, "error": error}])
 
 
+def _may_stream(handler: Any) -> bool:
+    """Whether a handler may stream its response: it names ``response`` (``args.response``)
+    in its code or a function nested in it. Such a handler runs in a task of its own, so its
+    response can start before it returns; the others skip that task's cost (~20 us)."""
+    def names(code: CodeType) -> bool:
+        return "response" in code.co_names or any(
+            isinstance(c, CodeType) and names(c) for c in code.co_consts)
+
+    code = getattr(getattr(handler, "__func__", handler), "__code__", None)
+    return code is None or names(code)
+
+
 def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
               runtime: Callable[[], Runtime]) -> Callable[[Request], Awaitable[Response]]:
+    streams = _may_stream(step.handler)
+
     async def endpoint(request: Request) -> Response:
         trace_id = request.headers.get(constants.TRACE_HEADER) or new_id()
         raw = await request.body()
@@ -163,33 +185,90 @@ def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
             raise RequestValidationError(
                 [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]) from None
         path = _path(request)
-        req = ApiRequest(body=body, path_params=dict(request.path_params),
-                         query_params=_query_params(request), headers=dict(request.headers),
-                         raw_body=raw, method=request.method, path=path)
+        req: ApiRequest[Any] = ApiRequest(
+            body=body, path_params=dict(request.path_params), query_params=_query_params(request),
+            headers=dict(request.headers), raw_body=raw, method=request.method, path=path)
         rt = runtime()
         ctx = FlowContext(app, rt, step=step, trace_id=trace_id, trigger=tr)
         span = _HttpSpan(rt, step, trace_id, request.method, path)
-        try:
+
+        async def answer() -> Response | None:
+            current.set(ctx)  # for Motia's module-level helpers in conditions and middleware
             if not await t.check_condition(tr.condition, req, ctx):
                 return JSONResponse({"error": "Not Found"}, 404,
                                     {constants.TRACE_HEADER: trace_id})
             result = await _run_middleware(tr.middleware, req, ctx,
                                            lambda: call_handler(step.handler, req, ctx))
+            await ctx.settle()  # what middleware left un-awaited
+            if req.response is not None and req.response.used:
+                return None  # streamed
             resp = ApiResponse.coerce(result)
-            schema = _response_schema(tr, resp.status)
-            if schema is not None:
-                schema.validate(dump_json(resp.body), what=f"response {resp.status}")
+            _check_response(step, tr, resp, ctx)
             span.end(resp.status)
             return _render(resp, trace_id)
-        except Exception as exc:
+
+        def failed(exc: BaseException) -> Response:
             span.end(500, f"{type(exc).__name__}: {exc}")
             ctx.logger.error("request failed", error=f"{type(exc).__name__}: {exc}")
-            log.exception("step %r failed on %s %s", step.name, request.method, path)
+            log.error("step %r failed on %s %s", step.name, request.method, path,
+                      exc_info=exc)
             return JSONResponse({"error": "Internal Server Error", "traceId": trace_id}, 500,
                                 {constants.TRACE_HEADER: trace_id})
 
+        if not streams:
+            try:
+                done = await answer()
+            except Exception as exc:
+                return failed(exc)
+            assert done is not None
+            return done
+        stream = req.response = ResponseStream(app.settings.max_body_bytes)
+        task = asyncio.ensure_future(answer())
+        either = asyncio.ensure_future(stream.started.wait())
+        await asyncio.wait({task, either}, return_when=asyncio.FIRST_COMPLETED)
+        either.cancel()
+        if task.done() and not stream.used:
+            try:
+                done = task.result()
+            except Exception as exc:
+                return failed(exc)
+            assert done is not None
+            return done
+        task.add_done_callback(lambda t: _streamed(t, span, stream.status_code, failed))
+        return StreamingResponse(stream.body(task), status_code=stream.status_code,
+                                 headers={**stream.header_values,
+                                          constants.TRACE_HEADER: trace_id})
+
     endpoint.__name__ = step.name.replace("-", "_")
     return endpoint
+
+
+def _streamed(task: asyncio.Task[Any], span: _HttpSpan, status: int,
+              failed: Callable[[BaseException], Any]) -> None:
+    """A streamed response's handler ended: its span ends, its error is logged (the client
+    has its status already)."""
+    exc = None if task.cancelled() else task.exception()
+    if exc is not None:
+        failed(exc)
+    else:
+        span.end(status)
+
+
+def _check_response(step: Step, tr: t.HttpTrigger, resp: ApiResponse[Any],
+                    ctx: FlowContext) -> None:
+    """The response against its schema: a 500 for raypipe's steps, a warning for Motia's
+    (unless ``strict``), as Motia did."""
+    schema = _response_schema(tr, resp.status)
+    if schema is None:
+        return
+    try:
+        schema.validate(dump_json(resp.body), what=f"response {resp.status}")
+    except SchemaValidationError as exc:
+        if not step.lenient:
+            raise
+        ctx.logger.warn("the response does not match its responseSchema; sent anyway, as "
+                        "Motia does (strict = true makes it a 500)", status=resp.status,
+                        errors=str(exc))
 
 
 class _StepRoute(APIRoute):
@@ -245,15 +324,19 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
     """One route per http trigger; ``runtime`` is called per request (it may connect lazily)."""
     api = FastAPI(title=app.name, description=f"raypipe app `{app.name}`", version="0.1.0")
     comps = _Components()
-    for step in app.with_trigger(t.HttpTrigger):
-        for tr in step.triggers_of(t.HttpTrigger):
-            extra, responses = _openapi_extra(tr, comps)
-            api.router.add_api_route(
-                tr.path, _endpoint(app, step, tr, runtime), methods=[tr.method],
-                name=step.name, summary=step.name, description=step.config.description,
-                tags=list(step.config.flows) or None, openapi_extra=extra or None,
-                responses=responses or None, route_class_override=_StepRoute,
-            )
+    routes = [(step, tr) for step in app.with_trigger(t.HttpTrigger)
+              for tr in step.triggers_of(t.HttpTrigger)]
+    # Starlette takes the first route that matches: a static segment must come before a
+    # parameter in its place (GET /greetings/summary before /greetings/{name}).
+    routes.sort(key=lambda route: [seg.startswith("{") for seg in route[1].path.split("/")])
+    for step, tr in routes:
+        extra, responses = _openapi_extra(tr, comps)
+        api.router.add_api_route(
+            tr.path, _endpoint(app, step, tr, runtime), methods=[tr.method],
+            name=step.name, summary=step.name, description=step.config.description,
+            tags=list(step.config.flows) or None, openapi_extra=extra or None,
+            responses=responses or None, route_class_override=_StepRoute,
+        )
 
     api.include_router(admin_router(app, runtime))
     api.include_router(workbench_router(app, runtime))

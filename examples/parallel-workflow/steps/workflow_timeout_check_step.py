@@ -16,7 +16,7 @@ config = StepConfig(
 
 async def handler(_: None, ctx: FlowContext) -> None:
     now = int(time.time() * 1000)
-    for item in await ctx.state.list("workflows"):
+    for item in await ctx.state.items("workflows"):
         data = item["data"]
         if data.get("completedSteps", 0) < data.get("totalSteps", 0):
             age = now - data.get("startedAt", now)

@@ -1,0 +1,107 @@
+"""What a step's Ray tasks ask of the cluster: ``StepConfig(..., ray=RayOptions(num_gpus=1))``,
+or ``"ray": {"num_gpus": 1}`` in a dict config. Ray-free: the executor turns it into
+``.options(...)`` of the step's tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+__all__ = ["RayOptions", "demand", "ray_options_from"]
+
+
+@dataclass(frozen=True)
+class RayOptions:
+    """Ray task options of one step; ``None`` keeps the app's default."""
+
+    #: CPUs a task of this step reserves (the app's ``task_num_cpus`` if ``None``).
+    num_cpus: float | None = None
+    num_gpus: float | None = None
+    #: Bytes of memory a task reserves (Ray's ``memory``: scheduling, not a limit).
+    memory: int | None = None
+    #: Only on nodes with this accelerator (``"A100"``, ``"T4"``, ...).
+    accelerator_type: str | None = None
+    #: Custom resources, as ``ray start --resources`` declares them: ``{"gpu_node": 1}``.
+    resources: Mapping[str, float] = field(default_factory=dict)
+    #: The step's own Ray ``runtime_env`` (pip packages, env_vars, ...).
+    runtime_env: Mapping[str, Any] | None = None
+    #: Most deliveries of this step in one task (1: a task each); the engine's default if
+    #: ``None``.
+    max_batch: int | None = None
+
+    def task_options(self, default_num_cpus: float) -> dict[str, Any]:
+        """Keyword arguments for Ray's ``.options``."""
+        opts: dict[str, Any] = {"num_cpus": self.num_cpus if self.num_cpus is not None
+                                else default_num_cpus}
+        if self.num_gpus is not None:
+            opts["num_gpus"] = self.num_gpus
+        if self.memory is not None:
+            opts["memory"] = self.memory
+        if self.accelerator_type is not None:
+            opts["accelerator_type"] = self.accelerator_type
+        if self.resources:
+            opts["resources"] = dict(self.resources)
+        if self.runtime_env is not None:
+            opts["runtime_env"] = dict(self.runtime_env)
+        return opts
+
+    def public(self) -> dict[str, Any]:
+        """What ``raypipe flows`` and the workbench show: the options that are set."""
+        return {f.name: (dict(v) if isinstance(v, Mapping) else v)
+                for f in fields(self) if (v := getattr(self, f.name)) not in (None, {})}
+
+
+def demand(options: RayOptions, default_num_cpus: float) -> dict[str, float]:
+    """The resources one task of the step needs, in Ray's names (``CPU``, ``GPU``,
+    ``memory``, ``accelerator_type:A100``, custom names)."""
+    need: dict[str, float] = {"CPU": options.num_cpus if options.num_cpus is not None
+                              else default_num_cpus}
+    if options.num_gpus:
+        need["GPU"] = options.num_gpus
+    if options.memory:
+        need["memory"] = float(options.memory)
+    if options.accelerator_type:
+        need[f"accelerator_type:{options.accelerator_type}"] = 0.001
+    need.update({k: float(v) for k, v in options.resources.items()})
+    return {k: v for k, v in need.items() if v}
+
+
+_KEYS = {"num_cpus": "num_cpus", "numCpus": "num_cpus", "num_gpus": "num_gpus",
+         "numGpus": "num_gpus", "memory": "memory", "accelerator_type": "accelerator_type",
+         "acceleratorType": "accelerator_type", "resources": "resources",
+         "runtime_env": "runtime_env", "runtimeEnv": "runtime_env", "max_batch": "max_batch",
+         "maxBatch": "max_batch"}
+
+
+def ray_options_from(value: Any) -> RayOptions:
+    """A config's ``ray`` entry: a :class:`RayOptions` or a dict of its fields (snake or
+    camelCase). Raises ``ValueError`` naming the first bad key or value."""
+    if value is None:
+        return RayOptions()
+    if isinstance(value, RayOptions):
+        opts = value
+    elif isinstance(value, Mapping):
+        unknown = [k for k in value if k not in _KEYS]
+        if unknown:
+            raise ValueError(f"unknown Ray option {unknown[0]!r}; known: "
+                             f"{sorted(set(_KEYS.values()))}")
+        opts = RayOptions(**{_KEYS[k]: v for k, v in value.items()})
+    else:
+        raise ValueError("must be RayOptions(...) or a dict")
+    for name in ("num_cpus", "num_gpus", "memory"):
+        v = getattr(opts, name)
+        if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
+            raise ValueError(f"{name} must be a number >= 0")
+    if opts.max_batch is not None and (not isinstance(opts.max_batch, int)
+                                       or opts.max_batch < 1):
+        raise ValueError("max_batch must be an integer >= 1")
+    if not isinstance(opts.resources, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, (int, float)) and v >= 0
+            for k, v in opts.resources.items()):
+        raise ValueError("resources must map resource names to amounts >= 0")
+    if opts.runtime_env is not None and not isinstance(opts.runtime_env, Mapping):
+        raise ValueError("runtime_env must be a dict")
+    if opts.accelerator_type is not None and not isinstance(opts.accelerator_type, str):
+        raise ValueError("accelerator_type must be a string")
+    return opts
