@@ -14,6 +14,7 @@ from raypipe.context import FlowContext
 from raypipe.errors import (
     AppLoadError,
     ConfigError,
+    DeployError,
     EnqueueError,
     EnqueueValidationError,
     NotJSONError,
@@ -30,6 +31,7 @@ from raypipe.models import (
     StreamEvent,
     StreamTriggerInput,
 )
+from raypipe.ray_options import RayOptions
 from raypipe.steps import StepConfig
 from raypipe.streams.config import StreamConfig
 from raypipe.streams.handle import Stream
@@ -53,11 +55,13 @@ __all__ = [
     "ApiResponse",
     "AppLoadError",
     "ConfigError",
+    "DeployError",
     "EnqueueError",
     "EnqueueValidationError",
     "FlowContext",
     "NotJSONError",
     "QueueConfig",
+    "RayOptions",
     "RaypipeError",
     "RuntimeNotRunningError",
     "SchemaValidationError",

@@ -20,6 +20,8 @@ class App:
     settings: Settings
     steps: dict[str, Step]
     streams: dict[str, StreamConfig] = field(default_factory=dict)
+    #: A hash of the app's files as deployed (``""`` when loaded without one).
+    version: str = ""
     _by_topic: dict[str, list[Step]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:

@@ -68,7 +68,9 @@ def _join(spec: Any) -> None:
     from raypipe.runtime.deploy import connect
 
     try:
-        connect(namespace=spec.namespace)
+        connect(namespace=spec.namespace, app=spec.settings.name)
+    except RaypipeError as exc:
+        _fail(str(exc))
     except (ConnectionError, RuntimeError) as exc:
         _fail(f"no Ray cluster to join ({exc}); start the app with `raypipe dev` first, or set "
               "RAY_ADDRESS")
@@ -91,15 +93,19 @@ def dev(
     _load(spec)
     import ray
 
-    from raypipe.runtime.deploy import connect, deploy, teardown
+    from raypipe.runtime import clusters
+    from raypipe.runtime.deploy import connect, deploy, gcs_address, teardown
 
     cluster = connect(start=True, namespace=spec.namespace, num_cpus=num_cpus)
+    address = gcs_address()
     # SIGTERM (a supervisor, `kill`) cleans up like Ctrl-C; SIGINT is set explicitly because a
     # shell starts background jobs with it ignored.
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, _interrupt)
     try:
-        deployment = deploy(spec)
+        # A cluster of its own reads the files here; one joined gets them shipped.
+        deployment = deploy(spec, ship=not cluster.started)
+        clusters.record(spec.settings.name, address)
         typer.secho(f"\nraypipe app '{spec.settings.name}' is running", bold=True)
         typer.echo(f"  HTTP       {deployment.url}")
         typer.echo(f"  Workbench  {deployment.workbench_url}")
@@ -115,6 +121,7 @@ def dev(
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     finally:
+        clusters.forget(spec.settings.name, address)
         if cluster.started:
             # We own this Ray: shutting it down ends its processes, Serve included.
             from ray import serve
@@ -132,18 +139,27 @@ def start(
     port: PortOpt = None,
     host: HostOpt = None,
     state: StateOpt = None,
+    change_state: Annotated[bool, typer.Option(
+        help="Move a running app to the state backend given (its state does not follow).")
+    ] = False,
+    ship: Annotated[bool, typer.Option(
+        help="Ship the app's files with the deploy (--no-ship: every node reads them at "
+             "this path).")] = True,
 ) -> None:
-    """Deploy the app onto an existing cluster (RAY_ADDRESS) and return."""
+    """Deploy the app onto an existing cluster (RAY_ADDRESS) and return. A redeploy checks
+    the new version first and leaves the running one serving if a check fails."""
     spec = _spec(app_dir, port=port, host=host, state=state)
     _load(spec)
     _join(spec)
-    from raypipe.runtime.deploy import deploy
+    from raypipe.runtime import clusters
+    from raypipe.runtime.deploy import deploy, gcs_address
 
     try:
-        deployment = deploy(spec)
+        deployment = deploy(spec, change_state=change_state, ship=ship)
     except RaypipeError as exc:
         _fail(str(exc))
-    typer.echo(f"deployed '{spec.settings.name}' at {deployment.url} "
+    clusters.record(spec.settings.name, gcs_address())
+    typer.echo(f"deployed '{spec.settings.name}' version {spec.version} at {deployment.url} "
                f"(namespace {spec.namespace}); workbench at {deployment.workbench_url}")
 
 
@@ -179,6 +195,9 @@ def status(app_dir: AppArg = Path(".")) -> None:
     typer.echo(f"app         {spec.settings.name} (namespace {spec.namespace})")
     typer.echo(f"http        {deployment}")
     typer.echo(f"state       {stats.get('state', spec.settings.state)}")
+    running = stats.get("version", "")
+    typer.echo(f"version     {running}" + ("" if running == spec.version else
+                                          f" (the files here are {spec.version})"))
     typer.echo(f"actors      {', '.join(actors)}")
     typer.echo(f"in flight   {stats['in_flight']} (the queue depth)")
     typer.echo(f"dead        {stats['dead_letters']}")
@@ -201,9 +220,11 @@ def stop(app_dir: AppArg = Path(".")) -> None:
     """Remove the app from the cluster: its Serve application and its actors."""
     spec = _spec(app_dir)
     _join(spec)
+    from raypipe.runtime import clusters
     from raypipe.runtime.deploy import teardown
 
     teardown(spec)
+    clusters.forget(spec.settings.name)
     typer.echo(f"stopped '{spec.settings.name}'")
 
 

@@ -109,3 +109,9 @@ def namespace_for(app_name: str) -> str:
 
 def serve_app_name(app_name: str) -> str:
     return SERVE_APP_PREFIX + re.sub(r"[^A-Za-z0-9_-]", "-", app_name)
+
+#: Where a deploy records the app's current spec (Ray's GCS key-value store), so that an actor
+#: Ray restarts after a crash runs the version deployed last, not the one it was created with.
+SPEC_KEY = "raypipe:spec:{namespace}"
+#: The HTTP health route (public), as Serve's replica health check and deploys read it.
+HEALTH_PATH = "/_raypipe/health"

@@ -22,6 +22,7 @@ from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidatio
 from raypipe.jsonvalues import plain_json
 from raypipe.logger import StepLogger
 from raypipe.messages import Message, new_id
+from raypipe.settings import LogFormat
 from raypipe.state.backend import Groups, Items, Ops
 from raypipe.state.change import StateChange
 from raypipe.state.ops import validate_ops
@@ -231,7 +232,9 @@ class FlowContext:
         sink: TelemetrySink | None = getattr(runtime, "telemetry", None)
         self.logger = StepLogger(step.name if step else None, trace_id,
                                  tuple(step.config.flows) if step else (),
-                                 sink=(lambda rec: sink.record([rec], ())) if sink else None)
+                                 sink=(lambda rec: sink.record([rec], ())) if sink else None,
+                                 json_lines=app.settings.log_format == LogFormat.JSON,
+                                 file=app.settings.log_file)
 
     def _effect_id(self, target: str) -> Effect | None:
         """``<delivery>|<target>|<n>`` for the n-th effect on ``target`` (an item written with

@@ -11,6 +11,7 @@ The tree::
     ├── EnqueueError             a step enqueued a topic it did not declare
     ├── UpdateOpError            a state ``update`` op cannot apply (also a ValueError)
     ├── NotJSONError             a value to store or send is not plain JSON (also a TypeError)
+    ├── DeployError              a deploy refused before it touched the running app; ``.cause``
     └── RuntimeNotRunningError   no raypipe runtime answers for this app
 """
 
@@ -22,6 +23,7 @@ from typing import Any
 __all__ = [
     "AppLoadError",
     "ConfigError",
+    "DeployError",
     "EnqueueError",
     "EnqueueValidationError",
     "NotJSONError",
@@ -108,3 +110,13 @@ class NotJSONError(RaypipeError, TypeError):
 
 class RuntimeNotRunningError(RaypipeError):
     """No raypipe runtime answers: start one with ``raypipe dev`` or ``raypipe start``."""
+
+
+class DeployError(RaypipeError):
+    """A deploy refused before it touched anything running: the running app (if any) keeps
+    serving. ``cause`` names the check that failed (``"schedulable"``, ``"route_prefix"``,
+    ``"state"``, ``"state_change"``)."""
+
+    def __init__(self, cause: str, message: str) -> None:
+        self.cause = cause
+        super().__init__(message)

@@ -71,6 +71,8 @@ class FlowNode:
     subscribes: tuple[str, ...] = ()
     virtual_enqueues: tuple[str, ...] = ()
     virtual_subscribes: tuple[str, ...] = ()
+    #: The Ray options the step sets (``RayOptions.public()``).
+    ray: tuple[tuple[str, Any], ...] = ()
 
     @property
     def is_step(self) -> bool:
@@ -169,6 +171,7 @@ def _step_node(step: Step) -> FlowNode:
         subscribes=tuple(step.subscribes),
         virtual_enqueues=tuple(c.virtual_enqueues),
         virtual_subscribes=tuple(c.virtual_subscribes),
+        ray=tuple(c.ray.public().items()),
     )
 
 
@@ -308,7 +311,9 @@ def to_text(graph: FlowGraph) -> str:
         lines.append(f"flow {title}" if title != NO_FLOW else title)
         for node in members:
             triggers = ", ".join(node.labels)
-            lines.append(f"  {node.name} [{node.kind}]" + (f" {triggers}" if triggers else ""))
+            ray = " ".join(f"{k}={v}" for k, v in node.ray)
+            lines.append(f"  {node.name} [{node.kind}]" + (f" {triggers}" if triggers else "")
+                         + (f"  (ray: {ray})" if ray else ""))
             lines.extend(_edge_line(graph, e) for e in graph.outgoing(node.name))
     return "\n".join(lines) + "\n"
 
@@ -388,6 +393,7 @@ def to_json(graph: FlowGraph) -> dict[str, Any]:
                 "subscribes": list(n.subscribes),
                 "virtual_enqueues": list(n.virtual_enqueues),
                 "virtual_subscribes": list(n.virtual_subscribes),
+                "ray": dict(n.ray),
             }
             for n in graph.steps
         ],

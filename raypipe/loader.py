@@ -65,16 +65,17 @@ def _identifier(part: str) -> str:
     return f"_{safe}" if safe[:1].isdigit() else safe
 
 
-def _app_package(root: Path) -> str:
-    """``raypipe_app.<folder>_<hash of its path>``: apps in one process never share modules."""
-    digest = hashlib.blake2b(str(root).encode(), digest_size=4).hexdigest()
+def _app_package(root: Path, version: str) -> str:
+    """``raypipe_app.<folder>_<hash of its path and version>``: apps in one process never
+    share modules, and a new version of an app is imported afresh beside the old one."""
+    digest = hashlib.blake2b(f"{root}|{version}".encode(), digest_size=4).hexdigest()
     return f"{constants.STEP_MODULE_PACKAGE}.{_identifier(root.name)}_{digest}"
 
 
-def _module_name(root: Path, path: Path) -> str:
+def _module_name(package: str, root: Path, path: Path) -> str:
     rel = path.relative_to(root)
     stem = rel.name[: -len(".py")]
-    return ".".join([_app_package(root), *map(_identifier, rel.parts[:-1]), _identifier(stem)])
+    return ".".join([package, *map(_identifier, rel.parts[:-1]), _identifier(stem)])
 
 
 def _package(name: str, folder: Path) -> None:
@@ -101,10 +102,10 @@ def _package(name: str, folder: Path) -> None:
     sys.modules[name] = module
 
 
-def _packages(root: Path, path: Path, rel: str) -> None:
+def _packages(package: str, root: Path, path: Path, rel: str) -> None:
     """Every package above a step file's module, the app's own first."""
-    _package(_app_package(root), root)
-    name, folder = _app_package(root), root
+    _package(package, root)
+    name, folder = package, root
     for part in path.relative_to(root).parts[:-1]:
         name, folder = f"{name}.{_identifier(part)}", folder / part
         try:
@@ -114,12 +115,12 @@ def _packages(root: Path, path: Path, rel: str) -> None:
                                 f"{type(exc).__name__}: {exc}") from exc
 
 
-def _import(root: Path, path: Path, rel: str) -> ModuleType:
-    name = _module_name(root, path)
+def _import(package: str, root: Path, path: Path, rel: str) -> ModuleType:
+    name = _module_name(package, root, path)
     cached = sys.modules.get(name)
     if cached is not None and getattr(cached, "__file__", None) == str(path):
         return cached
-    _packages(root, path, rel)
+    _packages(package, root, path, rel)
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
         raise StepLoadError(rel, None, "cannot be imported")
@@ -144,9 +145,9 @@ def _ensure_package() -> None:
         sys.modules[constants.STEP_MODULE_PACKAGE] = pkg
 
 
-def _load_step(root: Path, path: Path, settings: Settings) -> Step:
+def _load_step(package: str, root: Path, path: Path, settings: Settings) -> Step:
     rel = str(path.relative_to(root))
-    module = _import(root, path, rel)
+    module = _import(package, root, path, rel)
     raw: Any = getattr(module, "config", None)
     if raw is None:
         # Motia 1.x: the file's step(...) definition holds the config and the handler.
@@ -195,9 +196,9 @@ def _in_code_streams(module: ModuleType) -> list[StreamConfig]:
     return [v.config for v in vars(module).values() if isinstance(v, Stream)]
 
 
-def _load_stream(root: Path, path: Path) -> StreamConfig:
+def _load_stream(package: str, root: Path, path: Path) -> StreamConfig:
     rel = str(path.relative_to(root))
-    module = _import(root, path, rel)
+    module = _import(package, root, path, rel)
     raw = getattr(module, "config", None)
     if isinstance(raw, dict):
         # Motia's dict configs spell the access check canAccess.
@@ -241,8 +242,9 @@ def _check_unique(steps: list[Step], errors: list[StepLoadError]) -> dict[str, S
 
 
 
-def load_app(root: str | Path, settings: Settings | None = None) -> App:
-    """Import every step and stream file under ``root``; report all problems at once."""
+def load_app(root: str | Path, settings: Settings | None = None, version: str = "") -> App:
+    """Import every step and stream file under ``root`` (as ``version`` of the app: another
+    version's files are other modules); report all problems at once."""
     root = Path(root).resolve()
     if not root.is_dir():
         raise AppLoadError([StepLoadError(str(root), None, "is not a directory")])
@@ -254,12 +256,13 @@ def load_app(root: str | Path, settings: Settings | None = None) -> App:
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     step_files, stream_files = discover(root)
+    package = _app_package(root, version)
     errors: list[StepLoadError] = []
     steps: list[Step] = []
     in_code: dict[str, StreamConfig] = {}
     for path in step_files:
         try:
-            steps.append(_load_step(root, path, settings))
+            steps.append(_load_step(package, root, path, settings))
         except StepLoadError as exc:
             errors.append(exc)
             continue
@@ -268,7 +271,7 @@ def load_app(root: str | Path, settings: Settings | None = None) -> App:
     streams: dict[str, StreamConfig] = {}
     for path in stream_files:
         try:
-            stream = _load_stream(root, path)
+            stream = _load_stream(package, root, path)
         except StepLoadError as exc:
             errors.append(exc)
             continue
@@ -289,7 +292,7 @@ def load_app(root: str | Path, settings: Settings | None = None) -> App:
             errors.append(exc)
     if errors:
         raise AppLoadError(errors)
-    return App(root=root, settings=settings, steps=by_name, streams=streams)
+    return App(root=root, settings=settings, steps=by_name, streams=streams, version=version)
 
 
 def load_env(root: Path) -> None:
@@ -335,17 +338,18 @@ def load_authenticate(ref: str) -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
-_cache: dict[tuple[str, Settings], App] = {}
+_cache: dict[tuple[str, Settings, str], App] = {}
 _cache_lock = threading.Lock()
 
 
-def load_app_cached(root: str | Path, settings: Settings) -> App:
-    """``load_app`` once per process: what Ray workers and actors call on every delivery."""
-    key = (str(root), settings)
+def load_app_cached(root: str | Path, settings: Settings, version: str = "") -> App:
+    """``load_app`` once per process and version: what Ray workers and actors call on every
+    delivery."""
+    key = (str(root), settings, version)
     app = _cache.get(key)
     if app is None:
         with _cache_lock:
             app = _cache.get(key)
             if app is None:
-                app = _cache[key] = load_app(root, settings)
+                app = _cache[key] = load_app(root, settings, version)
     return app

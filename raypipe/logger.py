@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["ConsoleFormatter", "LogRecord", "StepLogger", "add_sink", "configure_console"]
+__all__ = ["ConsoleFormatter", "JsonLinesFormatter", "LogRecord", "StepLogger", "add_sink",
+           "configure_console"]
 
 LogRecord = dict[str, Any]
 _sinks: list[Callable[[LogRecord], None]] = []
@@ -33,12 +35,26 @@ class ConsoleFormatter(logging.Formatter):
                 f"{' ' + fields if fields else ''}  trace={trace}")
 
 
-def configure_console(level: int = logging.INFO) -> None:
-    """Print step logs on stderr, once per process (Ray forwards workers' to the driver)."""
+class JsonLinesFormatter(logging.Formatter):
+    """One JSON object a line: the record as the workbench keeps it (time in ms, level,
+    msg, step, trace_id, flows, fields)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        rec: LogRecord = getattr(record, "raypipe", {}) or {
+            "time": record.created * 1000, "level": record.levelname.lower(),
+            "msg": record.getMessage(), "logger": record.name}
+        return json.dumps(rec, default=str, ensure_ascii=False)
+
+
+def configure_console(level: int = logging.INFO, *, json_lines: bool = False,
+                      file: str | None = None) -> None:
+    """Write step logs once per process: on stderr (Ray forwards workers' to the driver) or
+    appended to ``file``; as text or as JSON lines (the ``log_format`` setting)."""
     if any(getattr(h, "_raypipe", False) for h in _py_logger.handlers):
         return
-    handler = logging.StreamHandler()
-    handler.setFormatter(ConsoleFormatter())
+    handler: logging.Handler = (logging.FileHandler(file, encoding="utf-8") if file
+                                else logging.StreamHandler())
+    handler.setFormatter(JsonLinesFormatter() if json_lines else ConsoleFormatter())
     handler._raypipe = True  # type: ignore[attr-defined]
     _py_logger.addHandler(handler)
     _py_logger.setLevel(level)
@@ -50,11 +66,13 @@ class StepLogger:
     as in Motia (``logger.info("Processing", {"workflowId": wid})``)."""
 
     def __init__(self, step: str | None, trace_id: str, flows: tuple[str, ...] = (),
-                 sink: Callable[[LogRecord], None] | None = None) -> None:
+                 sink: Callable[[LogRecord], None] | None = None, *, json_lines: bool = False,
+                 file: str | None = None) -> None:
         self.step = step
         self.trace_id = trace_id
         self.flows = flows
         self._sink = sink
+        self._output = (json_lines, file)
 
     def _log(self, level: str, message: str, args: tuple[Any, ...], fields: dict[str, Any]) -> None:
         merged: dict[str, Any] = {}
@@ -67,7 +85,7 @@ class StepLogger:
         rec: LogRecord = {"time": time.time() * 1000, "level": level, "msg": str(message),
                           "step": self.step, "trace_id": self.trace_id,
                           "flows": list(self.flows), "fields": merged}
-        configure_console()
+        configure_console(json_lines=self._output[0], file=self._output[1])
         _py_logger.log(_LEVELS[level], message, extra={"raypipe": rec})
         if self._sink is not None:
             self._sink(rec)

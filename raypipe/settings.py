@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import enum
 import os
+import re
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,7 +20,12 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["LogFormat", "Settings", "load_settings", "redact_url"]
+
+
+class LogFormat(str, enum.Enum):
+    TEXT = "text"
+    JSON = "json"
 
 
 class Settings(BaseModel):
@@ -47,6 +54,15 @@ class Settings(BaseModel):
     #: Seconds an attempt may run before a warning is logged (it is not stopped: that is
     #: ``visibility_timeout``'s job).
     stuck_after_seconds: float = Field(default=300.0, gt=0)
+    #: Requests one ingress replica takes at once (Serve's ``max_ongoing_requests``).
+    ingress_max_ongoing_requests: int = Field(default=1000, ge=1)
+    #: Serve's ``autoscaling_config`` for the ingress (``min_replicas``, ``max_replicas``,
+    #: ``target_ongoing_requests``, ...); set, it replaces ``ingress_replicas``.
+    ingress_autoscaling: tuple[tuple[str, Any], ...] | None = None
+    #: Step logs as ``text`` (the default) or ``json`` lines.
+    log_format: LogFormat = LogFormat.TEXT
+    #: A file step logs are appended to (each process's), instead of stderr.
+    log_file: str | None = None
     #: Motia-shaped steps (dict configs, ``from motia import ...``) fail fast as raypipe's own
     #: do: a response that does not match its schema is a 500 and an enqueue of an
     #: undeclared topic raises. Off, they only log a warning, as Motia did.
@@ -77,6 +93,22 @@ class Settings(BaseModel):
     #: Set by ``raypipe dev``: the app is served from this machine (its admin surface may then
     #: be open without a token, on a loopback host). Not a setting to write in a file.
     dev: bool = False
+
+    @field_validator("ingress_autoscaling", mode="before")
+    @classmethod
+    def _autoscaling(cls, v: Any) -> Any:
+        # Kept as pairs: settings are hashable (every process caches the app by them).
+        if isinstance(v, str):
+            import json
+
+            v = json.loads(v)
+        if isinstance(v, Mapping):
+            return tuple(sorted(v.items()))
+        return v
+
+    @property
+    def autoscaling_config(self) -> dict[str, Any] | None:
+        return dict(self.ingress_autoscaling) if self.ingress_autoscaling else None
 
     @field_validator("allowed_hosts", "allowed_origins", mode="before")
     @classmethod
@@ -163,3 +195,8 @@ def load_settings(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
         raise ConfigError(f"invalid settings for {app_dir}: {problems}") from exc
+
+
+def redact_url(url: str) -> str:
+    """A state URL without its password, for display."""
+    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)

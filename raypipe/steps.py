@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 
 from raypipe import triggers as t
+from raypipe.ray_options import RayOptions, ray_options_from
 from raypipe.schedules import check_cron
 from raypipe.schemas import Schema
 
@@ -36,6 +37,8 @@ class StepConfig:
     #: Drawn in the flow diagram only; never delivered.
     virtual_enqueues: Sequence[str] = ()
     virtual_subscribes: Sequence[str] = ()
+    #: What the step's Ray tasks ask of the cluster (GPUs, memory, custom resources, ...).
+    ray: RayOptions = field(default_factory=RayOptions)
 
     @property
     def is_noop(self) -> bool:
@@ -78,9 +81,10 @@ class Step:
 # --- reading Motia's dict shapes -------------------------------------------------------------
 
 _IGNORED_KEYS = frozenset({"includeFiles", "include_files", "$schema"})
-_TOP_KEYS_1X = {"name", "description", "triggers", "enqueues", "flows", "virtualEnqueues",
+_TOP_KEYS_1X = {"name", "description", "triggers", "enqueues", "flows", "ray", "virtualEnqueues",
                 "virtual_enqueues", "virtualSubscribes", "virtual_subscribes"}
-_TOP_KEYS_0X = {"type", "name", "description", "flows", "emits", "virtualEmits", "virtual_emits",
+_TOP_KEYS_0X = {"type", "name", "description", "flows", "ray", "emits", "virtualEmits",
+                "virtual_emits",
                 "virtualSubscribes", "virtual_subscribes", "subscribes", "input", "method",
                 "path", "bodySchema", "body_schema", "responseSchema", "response_schema",
                 "queryParams", "query_params", "middleware", "cron", "infrastructure",
@@ -206,6 +210,7 @@ def config_from_dict(d: Mapping[str, Any]) -> StepConfig:
                                      "virtualEnqueues"),
             virtual_subscribes=_topics(_get(d, "virtualSubscribes", "virtual_subscribes"),
                                        "virtualSubscribes"),
+            ray=d.get("ray") or RayOptions(),
         )
     _check_keys(d, _TOP_KEYS_0X)
     kind = d["type"]
@@ -238,6 +243,7 @@ def config_from_dict(d: Mapping[str, Any]) -> StepConfig:
             "virtualEmits"),
         virtual_subscribes=_topics(_get(d, "virtualSubscribes", "virtual_subscribes"),
                                    "virtualSubscribes"),
+        ray=d.get("ray") or RayOptions(),
     )
 
 
@@ -379,9 +385,14 @@ def _check_config(raw: Any) -> StepConfig:
         raise ConfigFieldError("triggers", "must be a list")
     checked = tuple(_check_trigger(_trigger_from_dict(tr, f"triggers[{i}]"), f"triggers[{i}]")
                     for i, tr in enumerate(raw.triggers))
+    try:
+        ray = ray_options_from(raw.ray)
+    except ValueError as exc:
+        raise ConfigFieldError("ray", str(exc)) from None
     return dataclasses.replace(
         raw,
         triggers=checked,
+        ray=ray,
         enqueues=_topics(raw.enqueues, "enqueues"),
         flows=_strings(raw.flows, "flows"),
         virtual_enqueues=_topics(raw.virtual_enqueues, "virtual_enqueues"),

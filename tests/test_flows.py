@@ -204,6 +204,7 @@ def test_example_json(graph: FlowGraph) -> None:
         "subscribes": [],
         "virtual_enqueues": [],
         "virtual_subscribes": [],
+        "ray": {},
     }
     assert by_name["process-workflow-step"]["subscribes"] == ["workflow.step.process"]
     assert by_name["workflow-completed-consumers"]["virtual_subscribes"] == [

@@ -9,8 +9,9 @@ import raypipe
 from raypipe import errors
 
 PUBLIC = {
-    "ApiRequest", "ApiResponse", "AppLoadError", "ConfigError", "EnqueueError",
-    "EnqueueValidationError", "FlowContext", "NotJSONError", "QueueConfig", "RaypipeError",
+    "ApiRequest", "ApiResponse", "AppLoadError", "ConfigError", "DeployError", "EnqueueError",
+    "EnqueueValidationError", "FlowContext", "NotJSONError", "QueueConfig", "RayOptions",
+    "RaypipeError",
     "RuntimeNotRunningError", "SchemaValidationError", "StateTriggerInput", "StepConfig",
     "StepLoadError", "Stream", "StreamConfig", "StreamEvent", "StreamTriggerInput", "UpdateOpError",
     "__version__", "cron", "http", "queue", "state", "stream", "subscribe",

@@ -37,14 +37,20 @@ def batch_size(waiting: int, free: int, most: int = MAX_BATCH) -> int:
 
 
 class Batcher(Generic[T]):
-    """Waiting deliveries per step, and at most ``window()`` batch tasks in flight."""
+    """Waiting deliveries per step, and at most ``window()`` batch tasks in flight; a step
+    may also have its own limit of tasks in flight and of deliveries per task (``limits``:
+    a step that needs a GPU has no more tasks in flight than the cluster has GPUs for it, so
+    that they do not hold the slots of the other steps while they wait for one)."""
 
     def __init__(self, window: Callable[[], int],
                  run: Callable[[str, list[T]], Awaitable[None]],
-                 spawn: Callable[[Coroutine[Any, Any, None]], None]) -> None:
+                 spawn: Callable[[Coroutine[Any, Any, None]], None],
+                 limits: Callable[[str], tuple[int | None, int]] | None = None) -> None:
         self.window = window
         self.waiting: dict[str, deque[T]] = {}
         self.running = 0
+        self._by_step: dict[str, int] = {}
+        self._limits = limits or (lambda step: (None, MAX_BATCH))
         self._turns: deque[str] = deque()  # steps with waiting deliveries, each once
         self._run = run
         self._spawn = spawn
@@ -66,21 +72,29 @@ class Batcher(Generic[T]):
         """Start batches while deliveries wait and slots are free."""
         self._scheduled = False
         window = max(1, self.window())
+        held: list[str] = []  # steps at their own limit: they wait for their own tasks
         while self._turns and self.running < window:
             step = self._turns.popleft()
+            most_tasks, most = self._limits(step)
+            if most_tasks is not None and self._by_step.get(step, 0) >= most_tasks:
+                held.append(step)
+                continue
             queue = self.waiting[step]
             chunk = [queue.popleft()
-                     for _ in range(batch_size(len(queue), window - self.running))]
+                     for _ in range(batch_size(len(queue), window - self.running, most))]
             if queue:
                 self._turns.append(step)
             else:
                 del self.waiting[step]
             self.running += 1
+            self._by_step[step] = self._by_step.get(step, 0) + 1
             self._spawn(self._run_one(step, chunk))
+        self._turns.extend(held)
 
     async def _run_one(self, step: str, chunk: list[T]) -> None:
         try:
             await self._run(step, chunk)
         finally:
             self.running -= 1
+            self._by_step[step] -= 1
             self.pump()

@@ -117,6 +117,9 @@ class DeliveryEngine:
         self._settle: LoopBatcher[str, None] = LoopBatcher(self._settle_batch)
         #: Every entry point awaits it: nothing is accepted before recovery.
         self.start = Once(self._recover)
+        self._crons: list[asyncio.Task[None]] = []
+        #: Steps a redeploy removed, while deliveries of theirs may still run.
+        self._retired: dict[str, Step] = {}
 
     # --- life -------------------------------------------------------------------------------
     async def _recover(self) -> None:
@@ -140,10 +143,34 @@ class DeliveryEngine:
             if d.message_id:
                 self._seen.record_id(d.parent, d.message_id)
             self._accept(d)
+        self._start_crons()
+        self.spawn(self._watch())
+
+    def _start_crons(self) -> None:
         for step in self.app.with_trigger(t.CronTrigger):
             for tr in step.triggers_of(t.CronTrigger):
-                self.spawn(self._cron(step, tr))
-        self.spawn(self._watch())
+                task = asyncio.get_running_loop().create_task(self._cron(step, tr))
+                self._crons.append(task)
+                self._tasks.add(task)
+                task.add_done_callback(self._reap)
+
+    def replace_app(self, app: App) -> None:
+        """A new version of the app: new deliveries and cron schedules follow it; a delivery
+        in flight for a step the new version no longer has finishes as the old step."""
+        for name, step in self.app.steps.items():
+            if name not in app.steps:
+                self._retired[name] = step
+        for name in app.steps:
+            self._retired.pop(name, None)
+        self.app = app
+        for task in self._crons:
+            task.cancel()
+        self._crons = []
+        self._start_crons()
+
+    def _step(self, name: str) -> Step:
+        step = self.app.steps.get(name)
+        return step if step is not None else self._retired[name]
 
     async def close(self) -> None:
         for task in list(self._tasks):
@@ -213,7 +240,7 @@ class DeliveryEngine:
             self._accept(d)
 
     def _accept(self, d: Delivery) -> None:
-        step = self.app.steps[d.step]
+        step = self._step(d.step)
         self.outcomes.started(d.id, step.name, d.trace_id, self.clock.monotonic())
         cfg = queue_config(step, d)
         if cfg.type == "fifo" and d.group_id is not None:
@@ -237,7 +264,7 @@ class DeliveryEngine:
         self._flush_scheduled = False
         ready, self._ready = self._ready, {}
         for (name, _), deliveries in ready.items():
-            self._first_attempts(self.app.steps[name], deliveries)
+            self._first_attempts(self._step(name), deliveries)
 
     def _first_attempts(self, step: Step, deliveries: list[Delivery]) -> None:
         """The first attempts of deliveries made ready together (a fan-out's), started as one

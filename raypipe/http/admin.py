@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, HTTPException
+from fastapi.responses import JSONResponse
 
 from raypipe.app import App
 from raypipe.context import Runtime
@@ -16,9 +17,19 @@ __all__ = ["admin_router"]
 def admin_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
     router = APIRouter(prefix="/_raypipe", tags=["raypipe"])
 
-    @router.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"app": app.name, "steps": len(app.steps)}
+    @router.get("/health", responses={503: {"description": "a part of the app is down"}})
+    async def health() -> Any:
+        """200 while the state backend and the dispatcher answer; 503 naming what does not."""
+        body: dict[str, Any] = {"app": app.name, "version": app.version,
+                                "steps": len(app.steps)}
+        check = getattr(runtime(), "health", None)
+        if check is None:  # a runtime without parts to check (in-process)
+            return body
+        parts: dict[str, str] = await check()
+        body["checks"] = parts
+        if any(v != "ok" for v in parts.values()):
+            return JSONResponse(body, status_code=503)
+        return body
 
     @router.get("/dlq", summary="List dead letters")
     async def list_dead_letters() -> list[dict[str, Any]]:

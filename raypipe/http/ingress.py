@@ -9,7 +9,7 @@ from ray import serve
 
 from raypipe import constants
 from raypipe.http.routes import build_http_app
-from raypipe.loader import load_app_cached
+from raypipe.runtime import shipping
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec
 
@@ -23,9 +23,19 @@ class Ingress:
     def __init__(self, spec: AppSpec) -> None:
         self.spec = spec
 
+    async def check_health(self) -> None:
+        """Serve's replica health check: what ``/_raypipe/health`` reports."""
+        parts = await runtime_for(self.spec).health()
+        down = {k: v for k, v in parts.items() if v != "ok"}
+        if down:
+            raise RuntimeError(f"app {self.spec.settings.name!r} is unhealthy: {down}")
+
     def __serve_build_asgi_app__(self) -> Any:
         from raypipe.logger import configure_console
+        from raypipe.settings import LogFormat
 
-        configure_console()
-        app = load_app_cached(self.spec.root, self.spec.settings)
+        settings = self.spec.settings
+        configure_console(json_lines=settings.log_format == LogFormat.JSON,
+                          file=settings.log_file)
+        app = shipping.load(self.spec)
         return build_http_app(app, lambda: runtime_for(self.spec))

@@ -21,7 +21,10 @@ from raypipe.state.change import Deferred, StateChange
 from raypipe.streams.hub import Events, Key
 from raypipe.streams.relay import Relay
 
-__all__ = ["RayRuntime", "actor", "runtime_for"]
+__all__ = ["HEALTH_TIMEOUT", "RayRuntime", "actor", "runtime_for"]
+
+#: Seconds each part of the app has to answer a health check.
+HEALTH_TIMEOUT = 3.0
 
 
 def actor(name: str, namespace: str) -> Any:
@@ -212,6 +215,22 @@ class RayRuntime:
         self.streams = ActorStreamStore(actor(constants.STREAMS_ACTOR, ns))
         self.telemetry = TelemetryClient(actor(constants.TELEMETRY_ACTOR, ns))
         self._relays: dict[asyncio.AbstractEventLoop, Relay] = {}
+
+    async def health(self) -> dict[str, str]:
+        """``"ok"`` or what is wrong, for the state backend (through the state actor) and the
+        dispatcher: what ``/_raypipe/health`` and Serve's replica health check report."""
+        async def probe(call: Any) -> str:
+            try:
+                await asyncio.wait_for(call, HEALTH_TIMEOUT)
+            except asyncio.TimeoutError:
+                return f"no answer within {HEALTH_TIMEOUT:.0f}s"
+            except Exception as exc:
+                return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            return "ok"
+
+        state, dispatcher = await asyncio.gather(probe(self.state._h.ping.remote()),
+                                                 probe(self.dispatcher.ping.remote()))
+        return {"state": state, "dispatcher": dispatcher}
 
     def relay(self) -> Relay:
         """This process's stream relay (one per event loop: a relay's tasks live on one)."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import sys
@@ -16,9 +17,9 @@ import ray
 from ray import serve
 
 from raypipe import constants
+from raypipe.errors import RuntimeNotRunningError
 from raypipe.http.guard import LOOPBACK_HOSTS
-from raypipe.loader import load_app
-from raypipe.runtime import bridge
+from raypipe.runtime import bridge, clusters, preflight, registry, shipping
 from raypipe.runtime.ports import free_port
 from raypipe.runtime.spec import AppSpec
 
@@ -71,17 +72,24 @@ class Cluster:
 
 
 def connect(address: str | None = None, *, start: bool = False, namespace: str | None = None,
-            **init_kwargs: Any) -> Cluster:
-    """Join ``address`` (or ``RAY_ADDRESS``, or a running local cluster); start a new local Ray
-    only if ``start`` and there is nothing to join."""
+            app: str | None = None, **init_kwargs: Any) -> Cluster:
+    """Join ``address``, else ``RAY_ADDRESS``, else the cluster recorded for ``app`` by its
+    last deploy (:mod:`raypipe.runtime.clusters`); with none of them, start a new local Ray
+    if ``start``, or fail saying how to name one. Never an arbitrary Ray of the host."""
     if ray.is_initialized():
         return Cluster(False, None)
-    address = address or os.environ.get("RAY_ADDRESS")
+    address = address or os.environ.get("RAY_ADDRESS") or (
+        clusters.recorded(app) if app else None)
     kwargs: dict[str, Any] = {"namespace": namespace, "logging_level": logging.WARNING,
                               **{k: v for k, v in init_kwargs.items() if v is not None}}
-    if address or not start:
-        info = ray.init(address=address or "auto", **kwargs)
+    if address:
+        info = ray.init(address=address, **kwargs)
         started = False
+    elif not start:
+        raise RuntimeNotRunningError(
+            f"which Ray cluster serves app {app!r} is not known: set RAY_ADDRESS (the head's "
+            "host:port), or deploy it from here first (`raypipe dev` or `raypipe start` "
+            "records its cluster)")
     else:
         # "local": a new Ray of our own, never a cluster `ray start` registered on this host.
         prepare_local_ray()
@@ -90,6 +98,11 @@ def connect(address: str | None = None, *, start: bool = False, namespace: str |
         started = True
     url = info.dashboard_url
     return Cluster(started, f"http://{url}" if url and "://" not in url else url or None)
+
+
+def gcs_address() -> str:
+    """The address of the cluster this process is connected to (what RAY_ADDRESS takes)."""
+    return str(ray.get_runtime_context().gcs_address)
 
 
 @dataclass(frozen=True)
@@ -112,21 +125,33 @@ def _start_actor(cls: Any, name: str, spec: AppSpec) -> Any:
     return cls.options(name=name, namespace=spec.namespace, lifetime="detached").remote(spec)
 
 
-def start_actors(spec: AppSpec) -> None:
-    """(Re)start the app's detached actors: telemetry, state, streams, dispatcher.
-
-    The app is loaded here first so that a broken step file fails with its file and field
-    named, before anything starts."""
+def _actor_classes() -> list[tuple[Any, str]]:
     from raypipe.runtime.dispatcher import Dispatcher
     from raypipe.runtime.state_actor import StateActor
     from raypipe.runtime.streams_actor import StreamsActor
     from raypipe.runtime.telemetry_actor import TelemetryActor
 
-    load_app(spec.root, spec.settings)
+    return [(TelemetryActor, constants.TELEMETRY_ACTOR), (StateActor, constants.STATE_ACTOR),
+            (StreamsActor, constants.STREAMS_ACTOR), (Dispatcher, constants.DISPATCHER_ACTOR)]
+
+
+def start_actors(spec: AppSpec, *, replace: bool = False) -> None:
+    """Start the app's detached actors (telemetry, state, streams, dispatcher), or, where they
+    run already, move them to ``spec``'s version in place: state, streams, dead letters and
+    deliveries in flight stay. ``replace`` restarts them instead (a change of state backend).
+
+    The caller checked the app first (:mod:`raypipe.runtime.preflight`)."""
+    registry.record(spec)
     bridge.forget(spec)
-    actors = [_start_actor(cls, name, spec) for cls, name in (
-        (TelemetryActor, constants.TELEMETRY_ACTOR), (StateActor, constants.STATE_ACTOR),
-        (StreamsActor, constants.STREAMS_ACTOR), (Dispatcher, constants.DISPATCHER_ACTOR))]
+    running: dict[str, Any] = {}
+    if not replace:
+        for _, name in _actor_classes():
+            with contextlib.suppress(ValueError):
+                running[name] = ray.get_actor(name, namespace=spec.namespace)
+    if len(running) == len(_actor_classes()):
+        ray.get([running[name].reload.remote(spec) for _, name in _actor_classes()])
+        return
+    actors = [_start_actor(cls, name, spec) for cls, name in _actor_classes()]
     ray.get([a.ready.remote() for a in actors])
 
 
@@ -134,23 +159,37 @@ def ingress(spec: AppSpec) -> Any:
     """The app's Serve application (what ``serve.run`` and Serve config files deploy)."""
     from raypipe.http.ingress import Ingress
 
+    settings = spec.settings
+    scaling: dict[str, Any] = ({"autoscaling_config": settings.autoscaling_config}
+                               if settings.autoscaling_config else
+                               {"num_replicas": settings.ingress_replicas})
     return Ingress.options(  # type: ignore[attr-defined]
-        num_replicas=spec.settings.ingress_replicas,
-        ray_actor_options={"num_cpus": spec.settings.ingress_num_cpus},
+        max_ongoing_requests=settings.ingress_max_ongoing_requests,
+        ray_actor_options={"num_cpus": settings.ingress_num_cpus}, **scaling,
     ).bind(spec)
 
 
-def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None) -> Deployment:
-    """Start the app's actors and its Serve application (at its ``route_prefix``)."""
-    start_actors(spec)
+def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
+           change_state: bool = False, ship: bool = False) -> Deployment:
+    """Check the app (:mod:`raypipe.runtime.preflight`), then start its actors, or move the
+    running ones to this version, and its Serve application (at its ``route_prefix``; Serve
+    replaces a running app's replicas one by one). A failed check raises
+    :class:`~raypipe.errors.DeployError` before anything running is touched; changing a
+    running app's state backend needs ``change_state``. With ``ship`` the app's files travel
+    with the deploy (:mod:`raypipe.runtime.shipping`); without, every node reads them at the
+    app's path (a local Ray)."""
     host = host or spec.settings.host
     port = port or spec.settings.port
     start_serve(host, port)
+    preflight.check(spec, change_state=change_state)
+    if ship:
+        spec = shipping.ship(spec)
+    start_actors(spec, replace=change_state)
     # Serve keeps the address it was first started with; report where the app really is.
     host, port = _serve_address(host, port)
     if spec.settings.dev and host not in LOOPBACK_HOSTS:
         # Reachable from a network: no admin surface without a token (docs/security.md).
-        spec = AppSpec(spec.root, spec.settings.model_copy(update={"dev": False}))
+        spec = dataclasses.replace(spec, settings=spec.settings.model_copy(update={"dev": False}))
     prefix = spec.settings.route_prefix
     serve.run(ingress(spec), name=constants.serve_app_name(spec.settings.name),
               route_prefix=prefix)
@@ -228,4 +267,8 @@ def teardown(spec: AppSpec) -> None:
                  constants.TELEMETRY_ACTOR):
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=spec.namespace), no_restart=True)
+    with contextlib.suppress(Exception):
+        registry.forget(spec)
+    with contextlib.suppress(Exception):
+        shipping.forget(spec)
     bridge.forget(spec)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import time
 from typing import Any
 
@@ -23,11 +22,12 @@ from raypipe.engine.clock import SystemClock
 from raypipe.engine.engine import DeliveryEngine
 from raypipe.engine.journal import make_journal
 from raypipe.engine.outcomes import Outcomes, TraceOutcome
-from raypipe.loader import load_app_cached
 from raypipe.messages import Message
+from raypipe.runtime import registry, shipping
 from raypipe.runtime.executor import RayExecutor
 from raypipe.runtime.metrics import FLUSH_SECONDS, DeliveryMetrics
 from raypipe.runtime.spec import AppSpec
+from raypipe.settings import redact_url
 from raypipe.steps import Step
 
 log = logging.getLogger("raypipe.dispatcher")
@@ -113,14 +113,15 @@ class _NoTelemetry:
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Dispatcher:
     def __init__(self, spec: AppSpec) -> None:
-        self.spec = spec
-        app = load_app_cached(spec.root, spec.settings)
+        spec = self.spec = registry.current(spec)
+        app = shipping.load(spec)
         outcomes, clock = Outcomes(), SystemClock()
         self.metrics = DeliveryMetrics(spec.settings.name, outcomes, clock)
+        self.executor = RayExecutor(spec, outcomes, app)
+        self.hooks = _RuntimeHooks(spec, self.metrics)
         self.engine = DeliveryEngine(
-            app, make_journal(spec.settings.state, spec.settings.name),
-            RayExecutor(spec, outcomes), clock=clock, outcomes=outcomes,
-            hooks=_RuntimeHooks(spec, self.metrics),
+            app, make_journal(spec.settings.state, spec.settings.name), self.executor,
+            clock=clock, outcomes=outcomes, hooks=self.hooks,
             stuck_after=spec.settings.stuck_after_seconds)
         self._exporting = False
         # Ray restarts a dead actor without calling it, and nothing else may call it for a
@@ -141,6 +142,23 @@ class Dispatcher:
     async def ready(self) -> bool:
         await self._started()
         return True
+
+    async def reload(self, spec: AppSpec) -> str:
+        """A redeploy: new deliveries run the new version; those in flight finish on the
+        version they started with (their batch tasks carry it)."""
+        await self._started()
+        app = shipping.load(spec)
+        self.spec = self.hooks.spec = spec
+        self.executor.reload(spec, app)
+        self.engine.replace_app(app)
+        return spec.version
+
+    async def state_url(self) -> str:
+        return self.spec.settings.state
+
+    async def ping(self) -> str:
+        """The version this dispatcher runs (the health route asks)."""
+        return self.spec.version
 
     async def publish(self, messages: list[Message]) -> int:
         await self._started()
@@ -164,9 +182,5 @@ class Dispatcher:
 
     async def stats(self) -> dict[str, Any]:
         await self._started()
-        return {**self.engine.stats(), "state": _redact(self.spec.settings.state)}
-
-
-def _redact(url: str) -> str:
-    """A state URL without its password, for display."""
-    return re.sub(r"//([^:/@]*):[^@]*@", r"//\1:***@", url)
+        return {**self.engine.stats(), "state": redact_url(self.spec.settings.state),
+                "version": self.spec.version}

@@ -18,10 +18,12 @@ import ray
 from ray import exceptions as rex
 
 from raypipe import triggers as t
+from raypipe.app import App
 from raypipe.delivery import Delivery
 from raypipe.engine.attempt import AttemptError
-from raypipe.engine.batching import Batcher
+from raypipe.engine.batching import MAX_BATCH, Batcher
 from raypipe.engine.outcomes import Outcomes
+from raypipe.ray_options import RayOptions, demand
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.worker import run_batch, run_delivery
 from raypipe.steps import Step
@@ -63,14 +65,23 @@ def _outcome_error(outcome: dict[str, str]) -> AttemptError:
 
 
 class RayExecutor:
-    def __init__(self, spec: AppSpec, tally: Outcomes) -> None:
+    def __init__(self, spec: AppSpec, tally: Outcomes, app: App) -> None:
         self.spec = spec
         self._tally = tally  # counts the Ray tasks per step
-        self._batcher: Batcher[_Pending] = Batcher(self._slots, self._run_batch, self._spawn)
+        self._ray = {name: step.config.ray for name, step in app.steps.items()}
+        self._batcher: Batcher[_Pending] = Batcher(self._slots, self._run_batch, self._spawn,
+                                                   self._limits)
         self._slot_count = (0, -SLOTS_TTL)  # (slots, when counted)
+        self._totals: dict[str, float] = {}  # the cluster's resources, as last counted
         #: Per (task function, step): its ``.options`` (building them costs more than a call).
         self._task_options: dict[tuple[Any, str], Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+
+    def reload(self, spec: AppSpec, app: App) -> None:
+        """Tasks from now on carry ``spec`` (the new version) and the new steps' options."""
+        self.spec = spec
+        self._ray = {name: step.config.ray for name, step in app.steps.items()}
+        self._task_options.clear()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -146,7 +157,8 @@ class RayExecutor:
         now = time.monotonic()
         if now - counted >= SLOTS_TTL:
             try:
-                cpus = ray.cluster_resources().get("CPU", 1.0)  # type: ignore[no-untyped-call]
+                self._totals = ray.cluster_resources()  # type: ignore[no-untyped-call]
+                cpus = self._totals.get("CPU", 1.0)
                 per_task = self.spec.settings.task_num_cpus or 0.25
                 slots = max(1, int(cpus / per_task))
             except Exception:  # no answer from the cluster: keep the last count
@@ -155,14 +167,26 @@ class RayExecutor:
             self._slot_count = (slots, now)
         return slots
 
+    def _limits(self, step: str) -> tuple[int | None, int]:
+        """A step's most tasks in flight (what the cluster holds of the scarcest resource it
+        asks for beyond CPUs; ``None``: only the shared window) and deliveries per task."""
+        options = self._ray.get(step, RayOptions())
+        most = options.max_batch or MAX_BATCH
+        need = demand(options, self.spec.settings.task_num_cpus)
+        scarce = [self._totals.get(name, 0.0) / amount for name, amount in need.items()
+                  if name != "CPU" and amount > 0]
+        return (max(1, int(min(scarce))) if scarce else None), most
+
     def _options(self, task: Any, step: str) -> Any:
-        """``task`` (a batch, or one delivery) with the step's name and CPUs; Ray never
-        retries it (max_retries=0): the engine's attempts are the only retries."""
+        """``task`` (a batch, or one delivery) with the step's name and its Ray options
+        (CPUs, GPUs, memory, resources, runtime_env); Ray never retries it (max_retries=0):
+        the engine's attempts are the only retries."""
         opts = self._task_options.get((task, step))
         if opts is None:
+            ray_options = self._ray.get(step, RayOptions())
             opts = self._task_options[task, step] = task.options(
-                name=step, num_cpus=self.spec.settings.task_num_cpus, max_retries=0,
-                retry_exceptions=False)
+                name=step, max_retries=0, retry_exceptions=False,
+                **ray_options.task_options(self.spec.settings.task_num_cpus))
         return opts
 
 

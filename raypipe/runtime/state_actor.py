@@ -12,8 +12,8 @@ import ray
 from raypipe import triggers as t
 from raypipe.context import Origin
 from raypipe.effects import Effect
-from raypipe.loader import load_app_cached
 from raypipe.models import EventType, StateTriggerInput
+from raypipe.runtime import registry, shipping
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ChangeTriggers
 from raypipe.state.backend import Groups, Items, Ops, make_backend
@@ -27,12 +27,25 @@ log = logging.getLogger("raypipe.state")
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class StateActor:
     def __init__(self, spec: AppSpec) -> None:
-        self.spec = spec
-        self.app = load_app_cached(spec.root, spec.settings)
+        spec = self.spec = registry.current(spec)
+        self.app = shipping.load(spec)
         self.backend = make_backend(spec.settings.state, spec.settings.name)
         self.triggers = ChangeTriggers(spec, self.app, "state", t.StateTrigger, _state_matches)
 
     async def ready(self) -> bool:
+        return True
+
+    async def reload(self, spec: AppSpec) -> str:
+        """A redeploy: the new version's state triggers; the backend (the same, a deploy
+        checked) and its items stay."""
+        self.spec = spec
+        self.app = shipping.load(spec)
+        self.triggers = ChangeTriggers(spec, self.app, "state", t.StateTrigger, _state_matches)
+        return spec.version
+
+    async def ping(self) -> bool:
+        """Whether the backend answers (the health route asks)."""
+        await self.backend.list_groups()
         return True
 
     async def release(self, owners: list[str]) -> None:

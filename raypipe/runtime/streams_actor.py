@@ -20,8 +20,8 @@ from raypipe import triggers as t
 from raypipe.context import Origin
 from raypipe.effects import EffectLog
 from raypipe.engine.once import Once
-from raypipe.loader import load_app_cached
 from raypipe.models import StreamEvent, StreamTriggerInput
+from raypipe.runtime import registry, shipping
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ChangeTriggers
 from raypipe.state.backend import StateBackend, make_backend
@@ -43,7 +43,8 @@ def _stream_matches(tr: t.StreamTrigger, change: StreamTriggerInput) -> bool:
             max_concurrency=10_000)
 class StreamsActor:
     def __init__(self, spec: AppSpec) -> None:
-        self.app = load_app_cached(spec.root, spec.settings)
+        spec = registry.current(spec)
+        self.app = shipping.load(spec)
         self.hub = StreamHub(self.app.streams)
         self.effects = EffectLog()
         self.triggers = ChangeTriggers(spec, self.app, "stream", t.StreamTrigger,
@@ -68,6 +69,14 @@ class StreamsActor:
     async def ready(self) -> bool:
         await self._load()
         return True
+
+    async def reload(self, spec: AppSpec) -> str:
+        """A redeploy: the new version's streams and triggers; items and subscriptions stay."""
+        self.app = shipping.load(spec)
+        self.hub.declare(self.app.streams)
+        self.triggers = ChangeTriggers(spec, self.app, "stream", t.StreamTrigger,
+                                       _stream_matches)
+        return spec.version
 
     async def release(self, owners: list[str]) -> None:
         """These deliveries settled: their effect records may go (with Redis, the journal

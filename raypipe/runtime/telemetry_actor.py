@@ -21,6 +21,9 @@ class TelemetryActor:
     async def ready(self) -> bool:
         return True
 
+    async def reload(self, spec: AppSpec) -> str:
+        return spec.version  # nothing of the app's code runs here
+
     async def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
         self.telemetry.record(lines, spans)
 

@@ -15,7 +15,7 @@ import ray
 
 from raypipe.app import App
 from raypipe.delivery import Delivery, execute
-from raypipe.loader import load_app_cached
+from raypipe.runtime import shipping
 from raypipe.runtime.bridge import RayRuntime, runtime_for
 from raypipe.runtime.spec import AppSpec
 
@@ -52,7 +52,7 @@ async def _run_one(app: App, rt: RayRuntime, d: Delivery) -> Outcome:
 
 
 def _run(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
-    app = load_app_cached(spec.root, spec.settings)
+    app = shipping.load(spec)
     rt = runtime_for(spec)
 
     async def run_all() -> list[Outcome]:

@@ -58,14 +58,18 @@ def _wants(relay: _Relay, stream: str, group: str, item_id: str | None) -> bool:
 class StreamHub:
     def __init__(self, streams: dict[str, StreamConfig], *, max_buffer: int = 10_000,
                  relay_ttl: float = 120.0) -> None:
-        self.configs = streams
-        self.schemas = {n: Schema(c.schema) for n, c in streams.items() if c.schema is not None}
+        self.declare(streams)
         self.max_buffer = max_buffer
         self.relay_ttl = relay_ttl
         self._items: dict[tuple[str, str], dict[str, Any]] = {}
         self._relays: dict[str, _Relay] = {}
         self._seq = 0
         self._last_ts = 0
+
+    def declare(self, streams: dict[str, StreamConfig]) -> None:
+        """The streams and schemas of the app (again, after a redeploy: items stay)."""
+        self.configs = streams
+        self.schemas = {n: Schema(c.schema) for n, c in streams.items() if c.schema is not None}
 
     # --- items --------------------------------------------------------------------------------
     def _check(self, stream: str) -> None:

@@ -97,11 +97,11 @@ class LocalCluster:
                      f"--ray-client-server-port={free_port()}", f"--num-cpus={num_cpus}"],
             self.base_env, self._dashboard_up, 120, "ray start --head")
 
-    def add_node(self, num_cpus: int, resources: dict[str, float]) -> Node:
+    def add_node(self, num_cpus: int, resources: dict[str, float], num_gpus: int = 0) -> Node:
         before = self.alive_nodes()
         return self._start_until(
             lambda: [f"--address=127.0.0.1:{self.gcs}", f"--num-cpus={num_cpus}",
-                     f"--resources={json.dumps(resources)}"],
+                     f"--num-gpus={num_gpus}", f"--resources={json.dumps(resources)}"],
             self.env, lambda: self.alive_nodes() > before, 180, "the worker node to join")
 
     def _start_until(self, args: Callable[[], list[str]], env: dict[str, str],

@@ -106,8 +106,14 @@ def test_redis_killed_mid_run_resumes_exactly(deploy_app: Deploy, own_redis: Own
     rid = r.json()["run"]
     wait_for(lambda: run().get("done", 0) >= 200, timeout=120, message="progress")
     own_redis.kill()
+    # The health route tells the truth: 503, naming the state backend.
+    down = wait_for(lambda: (h := httpx.get(f"{d.url}/_raypipe/health", timeout=30))
+                    .status_code == 503 and h.json(), timeout=60, message="health 503")
+    assert down["checks"]["state"] != "ok" and down["checks"]["dispatcher"] == "ok", down
     time.sleep(4)  # the outage itself: deliveries, state writes and the journal wait it out
     own_redis.start()
+    wait_for(lambda: httpx.get(f"{d.url}/_raypipe/health", timeout=30).status_code == 200,
+             timeout=120, message="health 200 once Redis is back")
 
     final = wait_for(lambda: (x := run()) and x["done"] == n and x, timeout=300, interval=0.5,
                      message=lambda: f"all {n} tasks, {run().get('done')} done")

@@ -143,13 +143,16 @@ function FlowsView({ app, route }) {
       <div class="graph" ref={box} data-testid="flow-graph" />
       {graph && (
         <table class="steps" data-testid="flow-steps">
-          <thead><tr><th>step</th><th>kind</th><th>triggers</th><th>enqueues</th><th>file</th></tr></thead>
+          <thead><tr><th>step</th><th>kind</th><th>triggers</th><th>enqueues</th><th>Ray</th><th>file</th></tr></thead>
           <tbody>
             {graph.steps.map((s) => (
               <tr data-step={s.name}>
                 <td>{s.name}</td><td><span class={`kind ${s.kind}`}>{s.kind}</span></td>
                 <td>{s.triggers.join(", ")}</td>
                 <td>{[...s.enqueues, ...s.virtual_enqueues.map((v) => `${v} (virtual)`)].join(", ")}</td>
+                <td class="muted" data-testid="step-ray">
+                  {Object.entries(s.ray || {}).map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`).join(" ")}
+                </td>
                 <td class="muted">{s.file}</td>
               </tr>
             ))}
