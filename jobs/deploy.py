@@ -18,10 +18,12 @@ def main() -> None:
     p.add_argument("--state", help="memory (default) or a redis:// URL")
     p.add_argument("--port", type=int, help="Serve's HTTP port (default 3111)")
     p.add_argument("--host", default="0.0.0.0", help="Serve's HTTP host")
+    p.add_argument("--change-state", action="store_true",
+                   help="move a running app to the state backend given")
     args = p.parse_args()
     spec = AppSpec.from_dir(args.app_dir, state=args.state, port=args.port, host=args.host)
     connect(namespace=spec.namespace)
-    deployment = deploy(spec)
+    deployment = deploy(spec, ship=True, change_state=args.change_state)
     print(f"deployed {spec.settings.name!r}: {deployment.url} (namespace {spec.namespace})")
 
 

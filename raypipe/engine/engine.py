@@ -271,11 +271,7 @@ class DeliveryEngine:
         group and followed by callbacks, not a coroutine each: each one that succeeds settles
         as soon as its batch answers; each that fails goes on alone through its retries."""
         cfg = queue_config(step, deliveries[0])
-        self.outcomes.count(step.name, "attempts", len(deliveries))
-        started = self.clock.monotonic()
-        for d in deliveries:
-            self.hooks.attempt_started(step, d)
-            self.running[d.id] = [step.name, started, d.attempt, False]
+        started = self._begin(step, deliveries)
         start_many = getattr(self.executor, "start_many", None)
         if start_many is not None:
             futures = list(start_many(step, deliveries, cfg))
@@ -288,14 +284,10 @@ class DeliveryEngine:
 
     def _first_done(self, step: Step, d: Delivery, started: float,
                     fut: asyncio.Future[None]) -> None:
-        self.running.pop(d.id, None)
         if fut.cancelled():
+            self.running.pop(d.id, None)
             return  # the engine is closing: the journal still has it
-        exc = fut.exception()
-        failure = None if exc is None else describe(exc)
-        self.hooks.attempt_finished(step, d, "ok" if failure is None else "error",
-                                    None if failure is None else failure.description,
-                                    self.clock.monotonic() - started)
+        failure = self._end(step, d, started, fut.exception())
         if failure is not None:
             self.spawn(self._own(step, d, failure))
             return
@@ -388,23 +380,36 @@ class DeliveryEngine:
         if limit is not None:
             async with limit:
                 return await self._attempt(step, d, cfg, None, alone)
-        self.outcomes.count(step.name, "attempts")
-        self.hooks.attempt_started(step, d)
-        started = self.clock.monotonic()
-        self.running[d.id] = [step.name, started, d.attempt, False]
+        started = self._begin(step, [d])
         try:
             await self.executor.run(step, d, cfg, alone=alone)
         except asyncio.CancelledError:
+            self.running.pop(d.id, None)
             raise
         except Exception as exc:
-            failure = describe(exc)
-            self.hooks.attempt_finished(step, d, "error", failure.description,
-                                        self.clock.monotonic() - started)
-            return failure
-        finally:
-            self.running.pop(d.id, None)
-        self.hooks.attempt_finished(step, d, "ok", None, self.clock.monotonic() - started)
-        return None
+            return self._end(step, d, started, exc)
+        return self._end(step, d, started, None)
+
+    def _begin(self, step: Step, deliveries: list[Delivery]) -> float:
+        """Attempts start: counted, told to the hooks, in the running table (for the stuck
+        watch and the oldest-in-flight ages). Returns when they started."""
+        self.outcomes.count(step.name, "attempts", len(deliveries))
+        started = self.clock.monotonic()
+        for d in deliveries:
+            self.hooks.attempt_started(step, d)
+            self.running[d.id] = [step.name, started, d.attempt, False]
+        return started
+
+    def _end(self, step: Step, d: Delivery, started: float,
+             exc: BaseException | None) -> AttemptError | None:
+        """An attempt ended (``exc``: how it failed): out of the running table, told to the
+        hooks; its failure, described, or ``None``."""
+        self.running.pop(d.id, None)
+        failure = None if exc is None else describe(exc)
+        self.hooks.attempt_finished(step, d, "ok" if failure is None else "error",
+                                    None if failure is None else failure.description,
+                                    self.clock.monotonic() - started)
+        return failure
 
     async def _settle_batch(self, ids: list[str]) -> list[Outcome[None]]:
         """Deliveries done in one turn of the loop settle together: one journal write."""

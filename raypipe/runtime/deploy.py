@@ -186,7 +186,11 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
         spec = shipping.ship(spec)
     start_actors(spec, replace=change_state)
     # Serve keeps the address it was first started with; report where the app really is.
+    asked = (host, port)
     host, port = _serve_address(host, port)
+    if (host, port) != asked:
+        log.warning("Serve on this cluster already listens on %s:%s (one HTTP address per "
+                    "cluster, set by its first start); %s:%s was not used", host, port, *asked)
     if spec.settings.dev and host not in LOOPBACK_HOSTS:
         # Reachable from a network: no admin surface without a token (docs/security.md).
         spec = dataclasses.replace(spec, settings=spec.settings.model_copy(update={"dev": False}))

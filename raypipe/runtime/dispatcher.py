@@ -117,6 +117,7 @@ class Dispatcher:
         app = shipping.load(spec)
         outcomes, clock = Outcomes(), SystemClock()
         self.metrics = DeliveryMetrics(spec.settings.name, outcomes, clock)
+        self.metrics.running(spec.version)
         self.executor = RayExecutor(spec, outcomes, app)
         self.hooks = _RuntimeHooks(spec, self.metrics)
         self.engine = DeliveryEngine(
@@ -151,6 +152,7 @@ class Dispatcher:
         self.spec = self.hooks.spec = spec
         self.executor.reload(spec, app)
         self.engine.replace_app(app)
+        self.metrics.running(spec.version)
         return spec.version
 
     async def state_url(self) -> str:

@@ -54,6 +54,16 @@ class DeliveryMetrics:
         self._oldest = Gauge("raypipe_oldest_in_flight_seconds",
                              "Age of the step's oldest delivery in flight", tag_keys=tags)
         self._aged: set[str] = set()
+        self._info = Gauge("raypipe_app_version", "1 for the version the app runs (its "
+                           "`version` tag), 0 for the one before", tag_keys=("app", "version"))
+        self._version = ""
+
+    def running(self, version: str) -> None:
+        """The version the dispatcher runs now (a deploy or redeploy)."""
+        if self._version and self._version != version:
+            self._info.set(0, tags={"app": self.app, "version": self._version})
+        self._version = version
+        self._info.set(1, tags={"app": self.app, "version": version})
 
     def latency(self, step: str, seconds: float) -> None:
         self._latency.observe(seconds, tags={"app": self.app, "step": step})

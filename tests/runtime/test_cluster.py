@@ -51,7 +51,8 @@ def test_serve_deploy_of_a_shipped_config_serves_the_example(cluster: LocalClust
     out = cluster.run(SERVE, "deploy", "--address", cluster.api, str(tmp_path / "app.yaml"),
                       timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
-    url = f"http://127.0.0.1:{port}"
+    # Beside the job's app at /, on its own prefix.
+    url = f"http://127.0.0.1:{port}/user-registration"
 
     def up() -> bool:
         try:

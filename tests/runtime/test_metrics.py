@@ -29,7 +29,7 @@ def scrape(app: str) -> dict[str, float]:
         if labels.get("app") != app:
             continue
         keep = ",".join(f"{k}={labels[k]}" for k in sorted(labels)
-                        if k in ("step", "outcome", "le"))
+                        if k in ("step", "outcome", "le", "version"))
         out[f"{m.group(1)}{{{keep}}}"] = float(m.group(3))
     return out
 
@@ -46,6 +46,7 @@ def test_a_dead_lettered_delivery_in_the_metrics(deploy_app: Deploy) -> None:
         "ray_raypipe_workflows_completed_total{outcome=dead_lettered}": 1,
         "ray_raypipe_deliveries_in_flight{}": 0,
         "ray_raypipe_step_latency_seconds_count{step=doomed}": 3,
+        f"ray_raypipe_app_version{{version={g.spec.version}}}": 1,
     }
 
     def seen() -> bool:

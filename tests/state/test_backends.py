@@ -172,6 +172,26 @@ async def test_a_second_backend_on_the_same_redis_sees_the_items(
     await again.close()
 
 
+async def test_a_second_backend_lists_and_clears_split_items_in_one_read(
+        redis_app: tuple[StateBackend, str], redis_url: str) -> None:
+    """Items kept as a head and field hashes, listed by a backend with no copy of them: the
+    fields of all of them are read together (one round trip), and come out whole."""
+    backend, app = redis_app
+    items = {f"k{i}": {"steps": {str(j): {"v": j} for j in range(i + 1)}, "n": i}
+             for i in range(5)}
+    for key, value in items.items():
+        await backend.set("split", key, value)
+    await backend.set("split", "plain", 7)
+    other = make_backend(redis_url, app)
+    try:
+        listed = await other.list("split")
+        assert listed == [{"id": k, "data": v} for k, v in sorted({**items, "plain": 7}.items())]
+        assert await other.clear("split") is not None
+        assert await other.list("split") == [] and await backend.get("split", "k3") is None
+    finally:
+        await other.close()
+
+
 async def test_a_repeated_effect_is_applied_once(backend: StateBackend) -> None:
     ops = [{"type": "increment", "path": "n"}]
     first = await backend.update("fx", "k", ops, effect=Effect("d", "delivery-1|update|1"))

@@ -123,6 +123,35 @@ class RedisBackend(StateBackend):
         self._items[group, key] = (head["n"], value)
         return value
 
+    async def _assemble_all(self, group: str, heads: dict[str, str]) -> dict[str, Any]:
+        """Every item of ``heads`` (a group's), the field hashes of all those not kept
+        current read in one round trip. A caller watching the group sees a concurrent change
+        through its WATCH all the same."""
+        out: dict[str, Any] = {}
+        wanted: list[tuple[str, dict[str, Any], str]] = []  # (key, head, field)
+        for key, raw in heads.items():
+            head = json.loads(raw)
+            kept = self._items.get((group, key))
+            if kept is not None and kept[0] == head["n"]:
+                out[key] = kept[1]
+            elif not head["s"]:
+                out[key] = await self._assemble(self._redis, group, key, raw)
+            else:
+                wanted.extend((key, head, f) for f in head["s"])
+        if wanted:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for key, _, f in wanted:
+                    pipe.hgetall(self._field_key(group, key, f))
+                hashes = await pipe.execute()
+            fields: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+            for (key, head, f), value in zip(wanted, hashes, strict=True):
+                fields.setdefault(key, (head, {}))[1][f] = value
+            for key, (head, by_field) in fields.items():
+                value = assemble(head, by_field)
+                self._items[group, key] = (head["n"], value)
+                out[key] = value
+        return out
+
     async def get(self, group: str, key: str) -> Any:
         raw = await self._redis.hget(self._group_key(group), key)
         return await self._assemble(self._redis, group, key, raw)
@@ -271,7 +300,7 @@ class RedisBackend(StateBackend):
 
     async def list(self, group: str) -> Items:
         heads = await self._redis.hgetall(self._group_key(group))
-        items = {k: await self._assemble(self._redis, group, k, v) for k, v in heads.items()}
+        items = await self._assemble_all(group, heads)
         return [{"id": k, "data": items[k]} for k in sorted(items)]
 
     async def list_groups(self) -> Groups:
@@ -289,7 +318,7 @@ class RedisBackend(StateBackend):
                 try:
                     await pipe.watch(hkey)
                     raw = await pipe.hgetall(hkey)
-                    values = {k: await self._assemble(pipe, group, k, v) for k, v in raw.items()}
+                    values = await self._assemble_all(group, raw)
                     pipe.multi()
                     pipe.delete(hkey)
                     for k, head in raw.items():
