@@ -63,7 +63,8 @@ def workbench_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
 
     @router.get("/app")
     async def describe() -> Json:
-        return {"name": app.name, "flows": to_json(build_graph(app))["flows"],
+        return {"name": app.name, "version": app.version,
+                "flows": to_json(build_graph(app))["flows"],
                 "endpoints": _endpoints(app), "streams": sorted(app.streams)}
 
     @router.get("/flows")

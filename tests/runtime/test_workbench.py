@@ -43,6 +43,8 @@ def test_flow_endpoint_trace_and_logs_of_the_parallel_workflow(deploy_app: Deplo
             True) in edges
     assert ("state", "workflow-completion", "state change", True) in edges
     assert len(edges) == len(graph["edges"])
+    # The header names the deployed version, as `raypipe status` and the health route do.
+    assert page.get_by_test_id("app-version").inner_text() == d.spec.version
     rows = page.locator("[data-testid=flow-steps] tbody tr")
     assert rows.count() == 9
     assert "POST /api/workflow/start" in page.locator(

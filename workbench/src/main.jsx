@@ -591,6 +591,7 @@ function Workbench() {
     <>
       <header>
         <strong>raypipe</strong> <span class="app-name">{app?.name}</span>
+        {app?.version && <span class="muted" data-testid="app-version" title="the deployed version (a hash of the app's files)">{app.version}</span>}
         <nav>{VIEWS.map(([v, label]) => (
           <a href={`#/${v}`} class={route.view === v || (!VIEWS.some(([x]) => x === route.view) && v === "flows") ? "active" : ""}>{label}</a>))}
           <a href={APP_ROOT + "docs"} target="_blank" rel="noreferrer">API docs</a>
