@@ -26,9 +26,9 @@ app.add_typer(dlq_app, name="dlq")
 
 AppArg = Annotated[Path, typer.Argument(help="The app directory.")]
 AppOpt = Annotated[Path, typer.Option("--app", "-a", help="The app directory.")]
-PortOpt = Annotated["int | None", typer.Option(help="HTTP port (default 3111).")]
-HostOpt = Annotated["str | None", typer.Option(help="HTTP host (default 127.0.0.1).")]
-StateOpt = Annotated["str | None", typer.Option(help="State backend: memory or a redis:// URL.")]
+PortOpt = Annotated[int | None, typer.Option(help="HTTP port (default 3111).")]
+HostOpt = Annotated[str | None, typer.Option(help="HTTP host (default 127.0.0.1).")]
+StateOpt = Annotated[str | None, typer.Option(help="State backend: memory or a redis:// URL.")]
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:
