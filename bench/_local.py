@@ -83,7 +83,7 @@ def cpu_snapshot() -> dict[int, tuple[str, float]]:
 
 def cpu_shares(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]],
                per: float, labels: Sequence[tuple[str, str]] = RAY_PROCESSES,
-               workers: str = "step task workers") -> dict[str, float]:
+               workers: str = "task workers") -> dict[str, float]:
     """Microseconds of CPU each kind of process used between two snapshots, per ``per``
     units of work (deliveries, requests), largest first; a process is labelled by its name
     then (task workers rename themselves per task) by its name before."""

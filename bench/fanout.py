@@ -210,7 +210,7 @@ def main() -> None:
                         processes = cpu_snapshot()
                         hand_batched_ray(n, cpus)
                         profiles.setdefault("hand_batched", []).append(
-                            cpu_shares(processes, cpu_snapshot(), n, workers="task workers"))
+                            cpu_shares(processes, cpu_snapshot(), n))
                 times[n].setdefault("raw_ray", []).extend(raw)
                 times[n].setdefault("hand_batched", []).extend(batched)
                 times[n][f"raw_ray_{name}"] = raw

@@ -141,7 +141,6 @@ def start_actors(spec: AppSpec, *, replace: bool = False) -> None:
     deliveries in flight stay. ``replace`` restarts them instead (a change of state backend).
 
     The caller checked the app first (:mod:`raypipe.runtime.preflight`)."""
-    registry.record(spec)
     bridge.forget(spec)
     running: dict[str, Any] = {}
     if not replace:
@@ -150,7 +149,10 @@ def start_actors(spec: AppSpec, *, replace: bool = False) -> None:
                 running[name] = ray.get_actor(name, namespace=spec.namespace)
     if len(running) == len(_actor_classes()):
         ray.get([running[name].reload.remote(spec) for _, name in _actor_classes()])
+        # Recorded once every actor runs it: until then a restarted actor runs the last one.
+        registry.record(spec)
         return
+    registry.record(spec)  # what the new actors read as they start
     actors = [_start_actor(cls, name, spec) for cls, name in _actor_classes()]
     ray.get([a.ready.remote() for a in actors])
 

@@ -7,15 +7,17 @@
         args: {app_dir: examples/parallel-workflow, state: memory}
 
 ``serve run`` / ``serve deploy`` call :func:`build` on the cluster: it checks the app as every
-deploy does (a failed check fails the build, and a running version keeps serving), starts
-the app's actors or moves the running ones to this version, and returns its ingress.
+deploy does (a failed check fails the build, and a running version keeps serving), ships
+the files it finds at ``app_dir`` (on the node that builds: the rest load them from the
+cluster), starts the app's actors or moves the running ones to this version, and returns its
+ingress.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from raypipe.runtime import preflight
+from raypipe.runtime import preflight, shipping
 from raypipe.runtime.deploy import ingress, start_actors
 from raypipe.runtime.spec import AppSpec
 
@@ -31,5 +33,8 @@ def build(args: dict[str, Any]) -> Any:
     preflight.schedulable(app, spec)
     preflight.state_reachable(spec)
     preflight.same_state(spec)
+    # Shipped from here: replicas, actors and tasks on other nodes load this version from
+    # the cluster's store, not from a path that must exist on every node.
+    spec = shipping.ship(spec)
     start_actors(spec)
     return ingress(spec)

@@ -38,9 +38,9 @@ class StateActor:
     async def reload(self, spec: AppSpec) -> str:
         """A redeploy: the new version's state triggers; the backend (the same, a deploy
         checked) and its items stay."""
-        self.spec = spec
-        self.app = shipping.load(spec)
-        self.triggers = ChangeTriggers(spec, self.app, "state", t.StateTrigger, _state_matches)
+        app = shipping.load(spec)  # first: a version that fails to load changes nothing
+        self.spec, self.app = spec, app
+        self.triggers = ChangeTriggers(spec, app, "state", t.StateTrigger, _state_matches)
         return spec.version
 
     async def ping(self) -> bool:

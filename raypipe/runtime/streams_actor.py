@@ -72,7 +72,7 @@ class StreamsActor:
 
     async def reload(self, spec: AppSpec) -> str:
         """A redeploy: the new version's streams and triggers; items and subscriptions stay."""
-        self.app = shipping.load(spec)
+        self.app = shipping.load(spec)  # first: a version that fails to load changes nothing
         self.hub.declare(self.app.streams)
         self.triggers = ChangeTriggers(spec, self.app, "stream", t.StreamTrigger,
                                        _stream_matches)
