@@ -92,4 +92,6 @@ class ResponseStream:
                     return
                 yield item
         finally:
+            if ended.done() and not ended.cancelled():
+                ended.exception()  # the handler's error is logged by the endpoint, not here
             ended.cancel()
