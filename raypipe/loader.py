@@ -266,8 +266,11 @@ def load_app(root: str | Path, settings: Settings | None = None, version: str = 
         except StepLoadError as exc:
             errors.append(exc)
             continue
-        for declared in _in_code_streams(sys.modules[steps[-1].module]):
-            in_code.setdefault(declared.name, declared)
+    # Streams declared in code: in a step file, or in a module of the app's it imports.
+    for name, module in list(sys.modules.items()):
+        if name == package or name.startswith(package + "."):
+            for declared in _in_code_streams(module):
+                in_code.setdefault(declared.name, declared)
     streams: dict[str, StreamConfig] = {}
     for path in stream_files:
         try:

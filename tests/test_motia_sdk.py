@@ -99,14 +99,22 @@ def test_layouts_relative_imports_and_in_code_streams(tmp_path: Path) -> None:
             def handler(request): return save(request.body)
         """,
         "steps/orders/services/store.py": "def save(body): return body\n",
+        "steps/orders/services/feeds.py": "from motia import Stream\nfeed = Stream('feed')\n",
+        "steps/orders/list.step.py": """
+            from motia import http
+            from .services import feeds
+            config = {"name": "list", "triggers": [http("GET", "/feed")]}
+            def handler(request): return feeds.feed.get_group("all")
+        """,
         "steps/native_step.py": """
             from raypipe import StepConfig, cron
             config = StepConfig(name="native", triggers=[cron("0 0 12 * * * *")])
             async def handler(_, ctx): ...
         """,
     }))
-    assert sorted(app.steps) == ["create", "native"]
+    assert sorted(app.steps) == ["create", "list", "native"]
     assert "orders" in app.streams
+    assert "feed" in app.streams  # declared in a helper module the step imports
     assert app.steps["create"].lenient and not app.steps["native"].lenient
 
 
