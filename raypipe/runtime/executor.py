@@ -68,7 +68,7 @@ class RayExecutor:
     def __init__(self, spec: AppSpec, tally: Outcomes, app: App) -> None:
         self.spec = spec
         self._tally = tally  # counts the Ray tasks per step
-        self._ray = {name: step.config.ray for name, step in app.steps.items()}
+        self._use(app)
         self._batcher: Batcher[_Pending] = Batcher(self._slots, self._run_batch, self._spawn,
                                                    self._limits)
         self._slot_count = (0, -SLOTS_TTL)  # (slots, when counted)
@@ -80,8 +80,16 @@ class RayExecutor:
     def reload(self, spec: AppSpec, app: App) -> None:
         """Tasks from now on carry ``spec`` (the new version) and the new steps' options."""
         self.spec = spec
-        self._ray = {name: step.config.ray for name, step in app.steps.items()}
+        self._use(app)
         self._task_options.clear()
+
+    def _use(self, app: App) -> None:
+        """The steps' Ray options, and what each needs beyond CPUs (worked out once here,
+        not every time a batch is cut)."""
+        self._ray = {name: step.config.ray for name, step in app.steps.items()}
+        self._scarce = {name: need for name, options in self._ray.items()
+                        if (need := {k: v for k, v in demand(
+                            options, self.spec.settings.task_num_cpus).items() if k != "CPU"})}
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -170,12 +178,12 @@ class RayExecutor:
     def _limits(self, step: str) -> tuple[int | None, int]:
         """A step's most tasks in flight (what the cluster holds of the scarcest resource it
         asks for beyond CPUs; ``None``: only the shared window) and deliveries per task."""
-        options = self._ray.get(step, RayOptions())
-        most = options.max_batch or MAX_BATCH
-        need = demand(options, self.spec.settings.task_num_cpus)
-        scarce = [self._totals.get(name, 0.0) / amount for name, amount in need.items()
-                  if name != "CPU" and amount > 0]
-        return (max(1, int(min(scarce))) if scarce else None), most
+        options = self._ray.get(step)
+        most = (options.max_batch if options else None) or MAX_BATCH
+        need = self._scarce.get(step)
+        if not need:
+            return None, most
+        return max(1, int(min(self._totals.get(k, 0.0) / v for k, v in need.items()))), most
 
     def _options(self, task: Any, step: str) -> Any:
         """``task`` (a batch, or one delivery) with the step's name and its Ray options
