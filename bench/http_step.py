@@ -1,6 +1,7 @@
 """HTTP step throughput: requests/s and p50/p99 latency of a trivial http step at 1, 8 and 32
-concurrent clients (wrk), through raypipe on Serve (the throughput-optimised data path
-with HAProxy that raypipe starts Serve with, and Serve's default proxy), against the same
+concurrent clients (wrk), through raypipe on Serve (the path `raypipe dev` starts: Serve's
+proxy with the throughput-optimised settings; the opt-in HAProxy ingress; Serve's defaults),
+against the same
 endpoint in a plain FastAPI app under uvicorn, and the plain app on Serve (what Serve alone
 costs), all measured in this run.
 
@@ -34,16 +35,25 @@ import httpx
 
 HERE = Path(__file__).resolve().parent
 APP = HERE / "apps" / "http"
-_FAST = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+#: What `raypipe dev` starts: Serve's proxy with the throughput-optimised settings that open
+#: no listener of their own (raypipe.runtime.deploy.FAST_SERVE_ENV).
+_PROXY = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+          "RAY_SERVE_ENABLE_HA_PROXY": "0"}
+#: The opt-in HAProxy ingress (`ingress = "haproxy"`; not for shared hosts, docs/security.md).
+_HAPROXY = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
 _DEFAULT = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "0", "RAY_SERVE_ENABLE_HA_PROXY": "0"}
 #: name -> (environment, what serves): raypipe's app, or the plain FastAPI app on plain Serve
 #: (what Serve alone costs, to tell it from raypipe's own share).
 MODES: dict[str, tuple[dict[str, str], str]] = {
     "raypipe_default_proxy": (_DEFAULT, "raypipe"),
     "serve_plain_default_proxy": (_DEFAULT, "plain"),
-    "raypipe": (_FAST, "raypipe"),
-    "serve_plain": (_FAST, "plain"),
+    "raypipe": (_PROXY, "raypipe"),
+    "serve_plain": (_PROXY, "plain"),
+    "raypipe_haproxy": (_HAPROXY, "raypipe"),
+    "serve_plain_haproxy": (_HAPROXY, "plain"),
 }
+#: The mode whose replica is measured from inside (its own port exists on the HAProxy path).
+INSIDE_MODE = "raypipe_haproxy"
 
 
 def wrk(url: str, clients: int, seconds: float) -> dict[str, float]:
@@ -268,7 +278,7 @@ def main() -> None:
             continue
         got = json.loads(lines[-1])
         cpu[mode] = got.pop("cpu")
-        if what == "raypipe" and "profile" in got:
+        if mode == INSIDE_MODE and "profile" in got:
             inside = {k: v for k, v in got.items() if k != "rows"}
         results[mode] = got["rows"]
 

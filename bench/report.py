@@ -140,11 +140,11 @@ def http_inside(http: dict[str, Any]) -> list[str]:
     base = next((r["rps"] for r in http["rows"]
                  if r["server"] == "uvicorn" and r["clients"] == 8), None)
     via = next((r["rps"] for r in http["rows"]
-                if r["server"] == "raypipe" and r["clients"] == 8), None)
+                if r["server"] == "raypipe_haproxy" and r["clients"] == 8), None)
     out: list[str] = []
     if "direct" in http and base and via:
         d = http["direct"]["rps"]
-        out += ["### Where the time goes (raypipe, 8 clients)", "",
+        out += ["### Where the time goes (raypipe on the HAProxy path, 8 clients)", "",
                 f"Through HAProxy {via:.0f} requests/s; straight at the ingress replica's own "
                 f"port {d:.0f} ({d / base:.2f}x uvicorn): "
                 + (f"HAProxy's hop costs {1 - via / d:.0%}. " if via < 0.95 * d else
@@ -157,8 +157,9 @@ def http_inside(http: dict[str, Any]) -> list[str]:
         out += ["| layer | share of the replica's samples |", "| --- | --- |"]
         out += [f"| {layer} | {share:.0%} |" for layer, share in http["profile"].items()]
         out += [""]
-    cpu = {k: v for k, v in http.get("cpu", {}).items() if k in ("uvicorn", "serve_plain",
-                                                                   "raypipe")}
+    cpu = {k: v for k, v in http.get("cpu", {}).items()
+           if k in ("uvicorn", "serve_plain", "raypipe", "serve_plain_haproxy",
+                    "raypipe_haproxy")}
     if cpu:
         names = list(dict.fromkeys(n for by in cpu.values() for n in by))
         out += ["CPU per request at 8 clients, by process (microseconds; every process on the "
@@ -227,8 +228,10 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
 
     out += ["## HTTP step", "", "wrk against a trivial http step; `serve_plain` is the same "
             "endpoint as a plain FastAPI app on Serve (what Serve itself costs); "
-            "`*_default_proxy` rows run Serve's default proxy instead of the throughput-optimised "
-            "data path raypipe starts Serve with.", "",
+            "`raypipe` and `serve_plain` run the path `raypipe dev` starts (Serve's proxy with "
+            "the throughput-optimised settings that open no listener of their own); "
+            "`*_haproxy` rows Serve's HAProxy ingress (opt-in: `ingress = \"haproxy\"`, not "
+            "for a shared host, docs/security.md); `*_default_proxy` rows Serve's defaults.", "",
             "| clients | server | requests/s | p50 ms | p99 ms | vs uvicorn |",
             "| --- | --- | --- | --- | --- | --- |"]
     for r in res["http"]["rows"]:

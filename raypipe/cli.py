@@ -68,7 +68,7 @@ def _join(spec: Any) -> None:
     from raypipe.runtime.deploy import connect
 
     try:
-        connect(namespace=spec.namespace, app=spec.settings.name)
+        connect(namespace=spec.namespace, app=spec.settings.name, app_root=spec.root)
     except RaypipeError as exc:
         _fail(str(exc))
     except (ConnectionError, RuntimeError) as exc:
@@ -96,7 +96,8 @@ def dev(
     from raypipe.runtime import clusters
     from raypipe.runtime.deploy import connect, deploy, gcs_address, teardown
 
-    cluster = connect(start=True, namespace=spec.namespace, num_cpus=num_cpus)
+    cluster = connect(start=True, namespace=spec.namespace, num_cpus=num_cpus,
+                      settings=spec.settings)
     address = gcs_address()
     # SIGTERM (a supervisor, `kill`) cleans up like Ctrl-C; SIGINT is set explicitly because a
     # shell starts background jobs with it ignored.
@@ -105,6 +106,7 @@ def dev(
     try:
         # A cluster of its own reads the files here; one joined gets them shipped.
         deployment = deploy(spec, ship=not cluster.started)
+        clusters.record(spec.settings.name, address, spec.root)
         clusters.record(spec.settings.name, address)
         typer.secho(f"\nraypipe app '{spec.settings.name}' is running", bold=True)
         typer.echo(f"  HTTP       {deployment.url}")
@@ -121,6 +123,7 @@ def dev(
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     finally:
+        clusters.forget(spec.settings.name, address, spec.root)
         clusters.forget(spec.settings.name, address)
         if cluster.started:
             # We own this Ray: shutting it down ends its processes, Serve included.
@@ -158,6 +161,7 @@ def start(
         deployment = deploy(spec, change_state=change_state, ship=ship)
     except RaypipeError as exc:
         _fail(str(exc))
+    clusters.record(spec.settings.name, gcs_address(), spec.root)
     clusters.record(spec.settings.name, gcs_address())
     typer.echo(f"deployed '{spec.settings.name}' version {spec.version} at {deployment.url} "
                f"(namespace {spec.namespace}); workbench at {deployment.workbench_url}")
@@ -224,6 +228,7 @@ def stop(app_dir: AppArg = Path(".")) -> None:
     from raypipe.runtime.deploy import teardown
 
     teardown(spec)
+    clusters.forget(spec.settings.name, root=spec.root)
     clusters.forget(spec.settings.name)
     typer.echo(f"stopped '{spec.settings.name}'")
 

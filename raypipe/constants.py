@@ -56,8 +56,29 @@ def state_group_key(app_name: str, group: str, space: str = STATE_SPACE) -> str:
 def state_field_key(app_name: str, group: str, item: str, field: str,
                     space: str = STATE_SPACE) -> str:
     """A hash holding one top-level dict field of an item, an entry per key, so that a write
-    to ``field.<key>`` rewrites that entry, not the item."""
-    return f"raypipe:{app_name}:{space}-fields:{group}\x1f{item}\x1f{field}"
+    to ``field.<key>`` rewrites that entry, not the item. The group and item ids are written
+    with their lengths, so no two (group, item, field) triples share a key whatever their
+    ids hold (a separator alone let ``a\x1fb``/``c`` and ``a``/``b\x1fc`` meet)."""
+    return f"{state_fields_prefix(app_name, space)}{len(group)}:{group}:{len(item)}:{item}:{field}"
+
+
+def state_fields_prefix(app_name: str, space: str = STATE_SPACE) -> str:
+    return f"raypipe:{app_name}:{space}-fields:"
+
+
+#: The layout of an app's field keys in Redis (:func:`state_field_key`), recorded per key
+#: space; a key space without the record is read in the old layout and moved to this one.
+STATE_LAYOUT = "2"
+
+
+def state_layout_key(app_name: str, space: str = STATE_SPACE) -> str:
+    return f"raypipe:{app_name}:{space}-layout"
+
+
+def legacy_state_field_key(app_name: str, group: str, item: str, field: str,
+                           space: str = STATE_SPACE) -> str:
+    """The field keys of layout 1 (before :data:`STATE_LAYOUT` 2), for their migration."""
+    return f"{state_fields_prefix(app_name, space)}{group}\x1f{item}\x1f{field}"
 
 
 def state_groups_key(app_name: str, space: str = STATE_SPACE) -> str:
@@ -113,5 +134,8 @@ def serve_app_name(app_name: str) -> str:
 #: Where a deploy records the app's current spec (Ray's GCS key-value store), so that an actor
 #: Ray restarts after a crash runs the version deployed last, not the one it was created with.
 SPEC_KEY = "raypipe:spec:{namespace}"
+#: Where the dispatcher keeps its tally of outcomes (the GCS key-value store), so that
+#: ``raypipe status`` counts on after a dispatcher restart.
+TALLY_KEY = "raypipe:tally:{namespace}"
 #: The HTTP health route (public), as Serve's replica health check and deploys read it.
 HEALTH_PATH = "/_raypipe/health"

@@ -25,6 +25,7 @@ from raypipe.messages import Message, new_id
 from raypipe.settings import LogFormat
 from raypipe.state.backend import Groups, Items, Ops
 from raypipe.state.change import StateChange
+from raypipe.state.ids import check_ids
 from raypipe.state.ops import validate_ops
 from raypipe.streams.api import Streams, StreamStore
 from raypipe.streams.relay import Relay
@@ -109,12 +110,14 @@ class StateAPI:
 
     @scheduled
     async def get(self, group: str, key: str) -> Any:
+        check_ids(group=group, item=key)
         return await self._store.get(group, key)
 
     @scheduled
     async def set(self, group: str, key: str, value: Any) -> StateChange:
         """Store ``value``; returns the change: ``old, new = ...``, or ``.old_value`` and
         ``.new_value``."""
+        check_ids(group=group, item=key)
         value = plain_json(value, f"the state item {group}/{key}")
         return StateChange.of(await self._store.set(group, key, value,
                                                     self._origin(f"set|{group}|{key}")))
@@ -122,11 +125,13 @@ class StateAPI:
     @scheduled
     async def delete(self, group: str, key: str) -> Any:
         """Remove an item; returns what it held (``None`` if nothing)."""
+        check_ids(group=group, item=key)
         return await self._store.delete(group, key, self._origin(f"delete|{group}|{key}"))
 
     @scheduled
     async def list(self, group: str) -> Items:
         """The values stored in ``group``, as Motia returns them."""
+        check_ids(group=group)
         return [item["data"] for item in await self._store.list(group)]
 
     #: Motia 0.x's name for ``list``.
@@ -135,6 +140,7 @@ class StateAPI:
     @scheduled
     async def items(self, group: str) -> Items:
         """Every item of ``group`` with its key: ``{"id", "data"}``."""
+        check_ids(group=group)
         return await self._store.list(group)
 
     @scheduled
@@ -143,6 +149,7 @@ class StateAPI:
 
     @scheduled
     async def clear(self, group: str) -> None:
+        check_ids(group=group)
         await self._store.clear(group, self._origin(f"clear|{group}"))
 
     @scheduled
@@ -151,6 +158,7 @@ class StateAPI:
     ) -> StateChange:
         """Apply ``ops`` atomically (set, merge, increment, decrement, remove, append on dot
         paths); returns the change, as :meth:`set` does."""
+        check_ids(group=group, item=key)
         checked = validate_ops(plain_json(list(ops), f"the update of {group}/{key}"))
         # Not the ops' paths: they may hold values (``nodes.<node id>``) that a retry on
         # another node computes differently, and it is still the same write.

@@ -11,7 +11,11 @@ The tree::
     ├── EnqueueError             a step enqueued a topic it did not declare
     ├── UpdateOpError            a state ``update`` op cannot apply (also a ValueError)
     ├── NotJSONError             a value to store or send is not plain JSON (also a TypeError)
+    ├── InvalidIdError           a state or stream id that cannot be stored (also a ValueError)
+    ├── StateLayoutError         keys in Redis that an older raypipe wrote ambiguously; ``.key``
     ├── DeployError              a deploy refused before it touched the running app; ``.cause``
+    ├── UnsafePathError          a folder raypipe would use is another user's or open; ``.path``
+    ├── BackendUnavailableError  the state backend or dispatcher did not answer in time; ``.part``
     └── RuntimeNotRunningError   no raypipe runtime answers for this app
 """
 
@@ -22,15 +26,19 @@ from typing import Any
 
 __all__ = [
     "AppLoadError",
+    "BackendUnavailableError",
     "ConfigError",
     "DeployError",
     "EnqueueError",
     "EnqueueValidationError",
+    "InvalidIdError",
     "NotJSONError",
     "RaypipeError",
     "RuntimeNotRunningError",
     "SchemaValidationError",
+    "StateLayoutError",
     "StepLoadError",
+    "UnsafePathError",
     "UpdateOpError",
 ]
 
@@ -120,3 +128,49 @@ class DeployError(RaypipeError):
     def __init__(self, cause: str, message: str) -> None:
         self.cause = cause
         super().__init__(message)
+
+
+class InvalidIdError(RaypipeError, ValueError):
+    """A group, item or stream id that cannot be stored: not a string, longer than
+    :data:`MAX_ID_LENGTH`, or not text (a lone surrogate). ``what`` names the id; the message
+    shows it escaped."""
+
+    def __init__(self, what: str, problem: str) -> None:
+        self.what = what
+        self.problem = problem
+        super().__init__(f"{what}: {problem}")
+
+
+#: The longest group, item or stream id, in characters.
+MAX_ID_LENGTH = 1024
+
+
+class StateLayoutError(RaypipeError):
+    """Redis holds a key an older raypipe wrote in a layout that cannot be read without
+    guessing; ``key`` names it (shown escaped)."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        shown = key.encode("unicode_escape").decode("ascii")
+        super().__init__(f"state key {shown!r} cannot be moved to the current layout: {problem}")
+
+
+class UnsafePathError(RaypipeError):
+    """A folder raypipe would unpack code into or create files in is not this user's alone;
+    nothing in it is used. ``path`` names it."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path} {problem}: refusing to use it (remove it, or set TMPDIR to a "
+                         "folder of your own)")
+
+
+class BackendUnavailableError(RaypipeError):
+    """A part the request needs (``part``: ``"state"``, ``"streams"`` or ``"dispatcher"``) did
+    not answer within ``backend_timeout_seconds``; HTTP answers 503."""
+
+    def __init__(self, part: str, timeout: float) -> None:
+        self.part = part
+        self.timeout = timeout
+        super().__init__(f"the {part} did not answer within {timeout:g}s")

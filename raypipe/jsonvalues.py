@@ -26,8 +26,20 @@ class JSONLimitError(ValueError):
     """A body that is JSON, but past a limit (depth) or not text (a lone surrogate)."""
 
 
+def shown(text: str) -> str:
+    """``text`` safe to put in a message or a JSON answer: a lone surrogate (not text, so no
+    encoder takes it) written as its escape, ``\\ud800``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def _problem(value: Any, max_depth: int) -> tuple[str, str] | None:
-    """``(path, problem)`` of the first thing in ``value`` that is not plain JSON."""
+    """``(path, problem)`` of the first thing in ``value`` that is not plain JSON; the path
+    is :func:`shown`, so that a message naming it can be sent."""
+    found = _first_problem(value, max_depth)
+    return None if found is None else (shown(found[0]), found[1])
+
+
+def _first_problem(value: Any, max_depth: int) -> tuple[str, str] | None:
     # Iterative: a value nested past Python's recursion limit must not crash the check.
     stack: list[tuple[Any, int, tuple[str, ...]]] = [(value, 0, ())]
     while stack:

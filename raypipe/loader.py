@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.metadata
 import importlib.util
 import logging
 import os
@@ -312,7 +313,14 @@ def install_motia() -> None:
     name = constants.MOTIA_MODULE
     if name in sys.modules:
         return
-    if importlib.util.find_spec(name) is not None:
+    # An installed distribution, not whatever ``find_spec`` sees from here: that looks in the
+    # working directory first, so a ``motia.py`` there made the CLI import it while the
+    # workers, started elsewhere, got raypipe's (every process of an app must agree).
+    try:
+        importlib.metadata.distribution(name)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    else:
         log.info("a real %r package is installed: Motia SDK imports use it, not raypipe's", name)
         return
     from raypipe import motia

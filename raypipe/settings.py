@@ -20,12 +20,23 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["LogFormat", "Settings", "load_settings", "redact_url"]
+__all__ = ["IngressMode", "LogFormat", "Settings", "load_settings", "redact_url"]
 
 
 class LogFormat(str, enum.Enum):
     TEXT = "text"
     JSON = "json"
+
+
+class IngressMode(str, enum.Enum):
+    """Which of Serve's HTTP data paths a Ray that raypipe starts uses (docs/security.md)."""
+
+    #: Serve's proxy actor: it listens only where the app's ``host`` says. The default.
+    PROXY = "proxy"
+    #: Serve's throughput-optimised HAProxy path: several times the requests per second, but
+    #: Ray 2.60 binds its replicas, stats page and metrics exporter on every interface and
+    #: gives its admin socket mode 666, so only for a host no other user shares.
+    HAPROXY = "haproxy"
 
 
 class Settings(BaseModel):
@@ -90,8 +101,26 @@ class Settings(BaseModel):
     ws_max_subscriptions: int = Field(default=1000, ge=1)
     #: Messages waiting to be sent to one WebSocket connection before it is closed as too slow.
     ws_send_buffer: int = Field(default=1000, ge=1)
+    #: Seconds an HTTP request waits for the state backend or the dispatcher before it is
+    #: answered 503 (a Redis outage answers, it does not hang the ingress).
+    backend_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Seconds Serve's proxy keeps an idle client connection open (Serve's
+    #: ``keep_alive_timeout_s``; the first Serve start of a cluster sets it).
+    ingress_idle_timeout_seconds: float = Field(default=30.0, gt=0)
+    #: Seconds a connection to Serve's proxy has to send a request's head, from when it opens
+    #: or its last response ends (408 and closed past it; a Ray raypipe starts).
+    ingress_header_timeout_seconds: float = Field(default=10.0, gt=0)
+    #: Seconds a request may take end to end in Serve's proxy before it answers 408 (Serve's
+    #: ``request_timeout_s``); unset, a request may run as long as its handler does.
+    ingress_request_timeout_seconds: float | None = Field(default=None, gt=0)
+    #: Serve's data path in a Ray that raypipe starts (:class:`IngressMode`).
+    ingress: IngressMode = IngressMode.PROXY
+    #: Ship the app's ``.env`` with its code into the cluster's store. Off: a shipped app gets
+    #: its environment from the cluster (``runtime_env``), and secrets stay off the GCS.
+    ship_env: bool = False
     #: Set by ``raypipe dev``: the app is served from this machine (its admin surface may then
-    #: be open without a token, on a loopback host). Not a setting to write in a file.
+    #: be open without a token, on a loopback host). Never read from a file or the
+    #: environment: only the command sets it.
     dev: bool = False
 
     @field_validator("ingress_autoscaling", mode="before")
@@ -141,6 +170,8 @@ class Settings(BaseModel):
 
 
 _ENV_PREFIX = "RAYPIPE_"
+#: Settings a command sets, never a file or a variable (``dev`` opens the admin surface).
+_COMMAND_ONLY = frozenset({"dev"})
 
 
 def _from_pyproject(app_dir: Path) -> dict[str, Any]:
@@ -154,13 +185,21 @@ def _from_pyproject(app_dir: Path) -> dict[str, Any]:
     section = data.get("tool", {}).get("raypipe", {})
     if not isinstance(section, dict):
         raise ConfigError(f"{path}: [tool.raypipe] must be a table")
-    return {k.replace("-", "_"): v for k, v in section.items()}
+    out = {k.replace("-", "_"): v for k, v in section.items()}
+    if _COMMAND_ONLY & out.keys():
+        raise ConfigError(f"{path}: [tool.raypipe] cannot set "
+                          f"{', '.join(sorted(_COMMAND_ONLY & out.keys()))}: `raypipe dev` "
+                          "sets it (it opens the admin surface without a token)")
+    return out
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field in Settings.model_fields:
         key = _ENV_PREFIX + field.upper()
+        if key in environ and field in _COMMAND_ONLY:
+            raise ConfigError(f"{key} is not a setting: `raypipe dev` sets {field} (it opens "
+                              "the admin surface without a token); unset it")
         if key in environ:
             out[field] = environ[key]
     # The documented spelling for the backend URL.

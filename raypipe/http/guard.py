@@ -8,8 +8,8 @@ front of every route.
   cannot send one); anywhere else it is off (404).
 - Stream subscriptions (``/streams``) and the admin surface refuse browser ``Origin`` s other
   than the app's own and ``allowed_origins``, and ``Host`` values outside ``allowed_hosts``.
-- Every request body is read here first, within ``max_body_bytes`` (413, before anything
-  parses it) and ``body_timeout_seconds`` (408).
+- Every request body, whatever the request's method, is read here first, within
+  ``max_body_bytes`` (413, before anything parses it) and ``body_timeout_seconds`` (408).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class Guard:
             status, detail, extra = refusal
             await _refuse(scope, receive, send, status, detail, extra)
             return
-        if kind == "http" and scope.get("method") in _MUTATING:
+        if kind == "http" and _may_have_body(scope, headers):
             body = await self._read_body(scope, receive, send, headers)
             if body is None:
                 return
@@ -168,6 +168,16 @@ class Guard:
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
+
+
+def _may_have_body(scope: Scope, headers: dict[str, str]) -> bool:
+    """Whether the request carries a body, whatever its method: HTTP/1.1 frames one with
+    ``Content-Length`` or ``Transfer-Encoding``. (A GET's body was read by the step that
+    parses it, unlimited, while only POST, PUT, PATCH and DELETE were read here.)"""
+    if scope.get("method") in _MUTATING or "transfer-encoding" in headers:
+        return True
+    declared = headers.get("content-length")
+    return declared is not None and declared.strip() != "0"
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

@@ -24,11 +24,11 @@ class Ingress:
         self.spec = spec
 
     async def check_health(self) -> None:
-        """Serve's replica health check: what ``/_raypipe/health`` reports."""
-        parts = await runtime_for(self.spec).health()
-        down = {k: v for k, v in parts.items() if v != "ok"}
-        if down:
-            raise RuntimeError(f"app {self.spec.settings.name!r} is unhealthy: {down}")
+        """Serve's replica health check: liveness only. The replica answers this (its event
+        loop runs), so it works. Whether the state backend or the dispatcher answers is
+        readiness, reported by ``/_raypipe/health``: failing this check on it made Serve stop
+        the replica during a Redis outage, and every route, the health route included, 404
+        until a new one started."""
 
     def __serve_build_asgi_app__(self) -> Any:
         from raypipe.logger import configure_console
@@ -38,4 +38,5 @@ class Ingress:
         configure_console(json_lines=settings.log_format == LogFormat.JSON,
                           file=settings.log_file)
         app = shipping.load(self.spec)
-        return build_http_app(app, lambda: runtime_for(self.spec))
+        deadline = settings.backend_timeout_seconds
+        return build_http_app(app, lambda: runtime_for(self.spec, deadline))

@@ -28,7 +28,7 @@ from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.calls import current
 from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
-from raypipe.errors import SchemaValidationError
+from raypipe.errors import BackendUnavailableError, InvalidIdError, SchemaValidationError
 from raypipe.http.admin import admin_router
 from raypipe.http.guard import Guard
 from raypipe.http.streaming import ResponseStream
@@ -208,6 +208,10 @@ def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
             return _render(resp, trace_id)
 
         def failed(exc: BaseException) -> Response:
+            if isinstance(exc, BackendUnavailableError):
+                span.end(503, str(exc))
+                ctx.logger.warn("answered 503", error=str(exc))
+                return unavailable(exc, {constants.TRACE_HEADER: trace_id})
             span.end(500, f"{type(exc).__name__}: {exc}")
             ctx.logger.error("request failed", error=f"{type(exc).__name__}: {exc}")
             log.error("step %r failed on %s %s", step.name, request.method, path,
@@ -320,6 +324,26 @@ def _openapi_extra(
     return extra, responses
 
 
+#: Seconds a client is told to wait before it asks again after a 503 (``Retry-After``).
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(exc: BackendUnavailableError, headers: dict[str, str] | None = None
+                ) -> JSONResponse:
+    """503 naming the part that did not answer: what needs it waits for it to be back."""
+    return JSONResponse({"error": "Service Unavailable", "detail": str(exc), "part": exc.part},
+                        503, {"retry-after": str(RETRY_AFTER_SECONDS), **(headers or {})})
+
+
+async def _unavailable_handler(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, BackendUnavailableError)
+    return unavailable(exc)
+
+
+async def _invalid_id_handler(request: Request, exc: Exception) -> Response:
+    return JSONResponse({"detail": str(exc)}, 422)
+
+
 def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
     """One route per http trigger; ``runtime`` is called per request (it may connect lazily)."""
     api = FastAPI(title=app.name, description=f"raypipe app `{app.name}`", version="0.1.0")
@@ -353,5 +377,7 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]
+    api.add_exception_handler(BackendUnavailableError, _unavailable_handler)
+    api.add_exception_handler(InvalidIdError, _invalid_id_handler)
     api.add_middleware(Guard, settings=app.settings)
     return api

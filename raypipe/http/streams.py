@@ -22,7 +22,10 @@ from starlette.requests import HTTPConnection
 
 from raypipe.app import App
 from raypipe.context import Runtime
+from raypipe.errors import BackendUnavailableError
+from raypipe.jsonvalues import parse_json, shown
 from raypipe.loader import load_authenticate
+from raypipe.state.ids import check_ids
 from raypipe.streams.hub import Key
 from raypipe.streams.relay import Subscription, error_message
 
@@ -108,36 +111,69 @@ def streams_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
                 await entry[0].close()
                 entry[1].cancel()
 
+        async def frame() -> Any:
+            """The next frame's message; ValueError for one that is not a protocol message
+            (binary, too large, not JSON, nested too deep)."""
+            message = await ws.receive()
+            if message["type"] == "websocket.disconnect":
+                raise WebSocketDisconnect(message.get("code", 1000))
+            text = message.get("text")
+            if text is None:
+                raise ValueError("binary frames are not part of the protocol; send JSON text")
+            if len(text) > settings.max_body_bytes:
+                raise ValueError(f"a frame of {len(text)} characters, over the "
+                                 f"{settings.max_body_bytes} allowed")
+            request = parse_json(text.encode("utf-8", "surrogatepass"),
+                                 settings.max_json_depth)
+            if not isinstance(request, dict):
+                raise ValueError("a message is an object: {\"type\", \"data\"}")
+            return request
+
+        async def handle(request: dict[str, Any]) -> None:
+            data = request.get("data") or {}
+            if not isinstance(data, dict):
+                raise ValueError("'data' must be an object")
+            kind = request.get("type")
+            key: Key = (str(data.get("streamName")), str(data.get("groupId")),
+                        None if data.get("id") is None else str(data.get("id")))
+            check_ids(stream=key[0], group=key[1], item=key[2])
+            sid = str(data.get("subscriptionId") or key)
+            if kind == "join":
+                problem = await access.refusal(key, auth)
+                if problem is None and sid not in joined and (
+                        len(joined) >= settings.ws_max_subscriptions):
+                    problem = (f"too many subscriptions on one connection (at most "
+                               f"{settings.ws_max_subscriptions})")
+                if problem:
+                    send({**error_message(key, problem), "subscriptionId": sid})
+                    return
+                await leave(sid)
+                sub = await runtime().relay().subscribe(*key)
+                joined[sid] = (sub, asyncio.get_running_loop().create_task(forward(sub)))
+            elif kind == "leave":
+                await leave(sid)
+            else:
+                send(_frame_error(f"unknown message type {shown(repr(kind))}; use 'join' or "
+                                  "'leave'"))
+
         async def receive() -> None:
+            # Every frame gets an answer and the connection stays: a malformed one an
+            # ``error`` event, as the docs promise, not a dropped connection.
             while True:
                 try:
-                    request = json.loads(await ws.receive_text())
-                    data = request.get("data") or {}
-                    if not isinstance(data, dict):
-                        raise TypeError("'data' must be an object")
-                    kind = request.get("type")
-                except (ValueError, TypeError, AttributeError) as exc:
-                    send(_frame_error(f"malformed message: {exc}"))
+                    request = await frame()
+                except (ValueError, UnicodeError) as exc:
+                    send(_frame_error(f"malformed message: {shown(str(exc))}"))
                     continue
-                key: Key = (str(data.get("streamName")), str(data.get("groupId")),
-                            None if data.get("id") is None else str(data.get("id")))
-                sid = str(data.get("subscriptionId") or key)
-                if kind == "join":
-                    problem = await access.refusal(key, auth)
-                    if problem is None and sid not in joined and (
-                            len(joined) >= settings.ws_max_subscriptions):
-                        problem = (f"too many subscriptions on one connection (at most "
-                                   f"{settings.ws_max_subscriptions})")
-                    if problem:
-                        send({**error_message(key, problem), "subscriptionId": sid})
-                        continue
-                    await leave(sid)
-                    sub = await runtime().relay().subscribe(*key)
-                    joined[sid] = (sub, asyncio.get_running_loop().create_task(forward(sub)))
-                elif kind == "leave":
-                    await leave(sid)
-                else:
-                    send(_frame_error(f"unknown message type {kind!r}; use 'join' or 'leave'"))
+                try:
+                    await handle(request)
+                except (ValueError, TypeError, AttributeError) as exc:
+                    send(_frame_error(f"malformed message: {shown(str(exc))}"))
+                except BackendUnavailableError as exc:
+                    send(_frame_error(str(exc)))
+                except Exception as exc:
+                    log.exception("stream request failed")
+                    send(_frame_error(f"the request failed: {type(exc).__name__}"))
 
         tasks = [asyncio.get_running_loop().create_task(c) for c in (sender(), receive())]
         overflow = asyncio.get_running_loop().create_task(closing.wait())

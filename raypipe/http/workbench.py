@@ -20,6 +20,7 @@ from raypipe.errors import NotJSONError
 from raypipe.flows import build_graph, to_json
 from raypipe.jsonvalues import plain_json
 from raypipe.schemas import Schema
+from raypipe.state.ids import check_ids
 
 __all__ = ["STATIC_DIR", "mount_workbench", "workbench_router"]
 
@@ -99,16 +100,19 @@ def workbench_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
 
     @router.get("/state/{group}")
     async def state_items(group: str) -> list[Json]:
+        check_ids(group=group)
         return await runtime().state.list(group)
 
     @router.put("/state/{group}/{key}")
     async def state_set(group: str, key: str, value: Any = Body(...)) -> Json:  # noqa: B008
+        check_ids(group=group, item=key)
         value = _plain(value, f"the state item {group}/{key}")
         _, new = await runtime().state.set(group, key, value, WORKBENCH_ORIGIN)
         return {"id": key, "data": new}
 
     @router.delete("/state/{group}/{key}")
     async def state_delete(group: str, key: str) -> Json:
+        check_ids(group=group, item=key)
         old = await runtime().state.delete(group, key, WORKBENCH_ORIGIN)
         if old is None:
             raise HTTPException(404, f"no item {key!r} in {group!r}")
@@ -126,11 +130,13 @@ def workbench_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
 
     @router.get("/streams/{name}/{group}")
     async def stream_items(name: str, group: str) -> list[Any]:
+        check_ids(group=group)
         return await runtime().streams.list(_stream(name), group)
 
     @router.put("/streams/{name}/{group}/{item_id}")
     async def stream_set(name: str, group: str, item_id: str,
                          value: Any = Body(...)) -> Any:  # noqa: B008
+        check_ids(group=group, item=item_id)
         value = _plain(value, f"the item {item_id!r} of stream {name!r}")
         _, new = await runtime().streams.set(_stream(name), group, item_id, value,
                                              WORKBENCH_ORIGIN)
@@ -138,6 +144,7 @@ def workbench_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
 
     @router.delete("/streams/{name}/{group}/{item_id}")
     async def stream_delete(name: str, group: str, item_id: str) -> Json:
+        check_ids(group=group, item=item_id)
         old = await runtime().streams.delete(_stream(name), group, item_id, WORKBENCH_ORIGIN)
         if old is None:
             raise HTTPException(404, f"no item {item_id!r} in {name}/{group}")

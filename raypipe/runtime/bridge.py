@@ -13,7 +13,7 @@ import ray
 from raypipe import constants
 from raypipe.context import Ids, Origin
 from raypipe.engine.loopbatch import LoopBatcher, Outcome
-from raypipe.errors import RuntimeNotRunningError
+from raypipe.errors import BackendUnavailableError, RuntimeNotRunningError
 from raypipe.messages import Message
 from raypipe.runtime.spec import AppSpec
 from raypipe.state.backend import Groups, Items, Ops
@@ -204,21 +204,70 @@ class TelemetryClient:
         return await self._h.trace.remote(trace_id)  # type: ignore[no-any-return]
 
 
+class _TimedMethod:
+    def __init__(self, method: Any, part: str, timeout: float) -> None:
+        self._method, self._part, self._timeout = method, part, timeout
+
+    def remote(self, *args: Any, **kwargs: Any) -> Any:
+        return _within(self._method.remote(*args, **kwargs), self._part, self._timeout)
+
+
+async def _within(ref: Any, part: str, timeout: float) -> Any:
+    try:
+        return await asyncio.wait_for(asyncio.ensure_future(ref), timeout)
+    except asyncio.TimeoutError:
+        raise BackendUnavailableError(part, timeout) from None
+
+
+class TimedHandle:
+    """An actor handle whose awaited calls raise :class:`BackendUnavailableError` after
+    ``timeout`` seconds (the call itself goes on in the actor). An HTTP request that needs a
+    part of the app that waits out an outage (the state actor, for Redis) is answered 503
+    instead of hanging the ingress. ``exempt`` methods wait as long as they take (a relay's
+    long poll)."""
+
+    def __init__(self, handle: Any, part: str, timeout: float,
+                 exempt: frozenset[str] = frozenset()) -> None:
+        self._h, self._part, self._timeout, self._exempt = handle, part, timeout, exempt
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self._h, name)
+        if name in self._exempt or name.startswith("_"):
+            return method
+        return _TimedMethod(method, self._part, self._timeout)
+
+
+#: The streams actor's calls that may wait by design: a relay's long poll, and its joins.
+_UNTIMED_STREAM_CALLS = frozenset({"poll", "join", "leave"})
+
+
 class RayRuntime:
-    def __init__(self, spec: AppSpec) -> None:
+    def __init__(self, spec: AppSpec, deadline: float | None = None) -> None:
+        """``deadline``: seconds a call to the state, streams or dispatcher actor may take
+        before it raises :class:`BackendUnavailableError` (the ingress's runtime); ``None``
+        waits as long as it takes (a delivery waits out an outage)."""
         ns = spec.namespace
         self.spec = spec
-        self.dispatcher = actor(constants.DISPATCHER_ACTOR, ns)
-        self.state = ActorStateStore(actor(constants.STATE_ACTOR, ns))
-        self.bus = ActorBus(self.dispatcher)
-        self.dead_letters = ActorDeadLetters(self.dispatcher)
-        self.streams = ActorStreamStore(actor(constants.STREAMS_ACTOR, ns))
+        dispatcher = actor(constants.DISPATCHER_ACTOR, ns)
+        state = actor(constants.STATE_ACTOR, ns)
+        streams = actor(constants.STREAMS_ACTOR, ns)
+        self.dispatcher = dispatcher
+        self._state_actor = state
+        if deadline is not None:
+            dispatcher = TimedHandle(dispatcher, "dispatcher", deadline)
+            state = TimedHandle(state, "state backend", deadline, frozenset({"applied"}))
+            streams = TimedHandle(streams, "streams", deadline, _UNTIMED_STREAM_CALLS)
+        self.state = ActorStateStore(state)
+        self.bus = ActorBus(dispatcher)
+        self.dead_letters = ActorDeadLetters(dispatcher)
+        self.streams = ActorStreamStore(streams)
         self.telemetry = TelemetryClient(actor(constants.TELEMETRY_ACTOR, ns))
         self._relays: dict[asyncio.AbstractEventLoop, Relay] = {}
 
     async def health(self) -> dict[str, str]:
         """``"ok"`` or what is wrong, for the state backend (through the state actor) and the
-        dispatcher: what ``/_raypipe/health`` and Serve's replica health check report."""
+        dispatcher: what ``/_raypipe/health`` reports (readiness: for load balancers and
+        operators, never Serve's replica health check, which restarts the replica)."""
         async def probe(call: Any) -> str:
             try:
                 await asyncio.wait_for(call, HEALTH_TIMEOUT)
@@ -228,7 +277,7 @@ class RayRuntime:
                 return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             return "ok"
 
-        state, dispatcher = await asyncio.gather(probe(self.state._h.ping.remote()),
+        state, dispatcher = await asyncio.gather(probe(self._state_actor.ping.remote()),
                                                  probe(self.dispatcher.ping.remote()))
         return {"state": state, "dispatcher": dispatcher}
 
@@ -241,21 +290,23 @@ class RayRuntime:
         return relay
 
 
-_runtimes: dict[AppSpec, RayRuntime] = {}
+_runtimes: dict[tuple[AppSpec, float | None], RayRuntime] = {}
 _lock = threading.Lock()
 
 
-def runtime_for(spec: AppSpec) -> RayRuntime:
-    """One runtime (actor handles) per app per process; looking actors up costs a GCS call."""
-    rt = _runtimes.get(spec)
+def runtime_for(spec: AppSpec, deadline: float | None = None) -> RayRuntime:
+    """One runtime (actor handles) per app and ``deadline`` per process; looking actors up
+    costs a GCS call."""
+    rt = _runtimes.get((spec, deadline))
     if rt is None:
         with _lock:
-            rt = _runtimes.get(spec)
+            rt = _runtimes.get((spec, deadline))
             if rt is None:
-                rt = _runtimes[spec] = RayRuntime(spec)
+                rt = _runtimes[spec, deadline] = RayRuntime(spec, deadline)
     return rt
 
 
 def forget(spec: AppSpec) -> None:
     """Drop cached handles (after the app's actors were replaced)."""
-    _runtimes.pop(spec, None)
+    for key in [k for k in _runtimes if k[0] == spec]:
+        _runtimes.pop(key, None)

@@ -6,40 +6,51 @@ import contextlib
 import dataclasses
 import logging
 import os
-import sys
+import socket
 import time
 import urllib.error
 import urllib.request
+import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import ray
 from ray import serve
+from ray.experimental import internal_kv
 
 from raypipe import constants
 from raypipe.errors import RuntimeNotRunningError
 from raypipe.http.guard import LOOPBACK_HOSTS
 from raypipe.runtime import bridge, clusters, preflight, registry, shipping
 from raypipe.runtime.ports import free_port
+from raypipe.runtime.private_dir import private_dir
+from raypipe.runtime.proxy_timeouts import HEADER_TIMEOUT_ENV
 from raypipe.runtime.spec import AppSpec
+from raypipe.settings import IngressMode, Settings
 
-__all__ = ["FAST_SERVE_ENV", "WARM_WORKERS_ENV", "Cluster", "Deployment", "connect", "deploy",
-           "ingress", "prepare_local_ray", "start_actors", "teardown"]
+__all__ = ["FAST_SERVE_ENV", "HAPROXY_ENV", "WARM_WORKERS_ENV", "Cluster", "Deployment",
+           "connect", "deploy", "ingress", "prepare_local_ray", "start_actors", "teardown"]
 
 log = logging.getLogger("raypipe.deploy")
 
 
-#: Serve's throughput-optimised data path (direct gRPC between proxy and replicas) with its
-#: HAProxy ingress (Linux; ray[serve] ships the binary): on 2 CPUs about 10x the default
-#: proxy's requests/s, and stream events in ~10 ms instead of ~130 ms (bench/results). Set
-#: where raypipe starts Ray itself; a `ray start` cluster needs them in its environment.
-FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
-                  **({"RAY_SERVE_ENABLE_HA_PROXY": "1"} if sys.platform == "linux" else {})}
+#: Serve's throughput-optimised settings that open no listener of their own: user code and
+#: the router in the replica's main thread, a frozen GC, buffered request logs. Direct ingress
+#: (a listener per replica) is left off: see :data:`HAPROXY_ENV`.
+FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
 
-#: On that path a replica being removed stays open at least this long (Serve's default: 30 s)
-#: so that load balancers can take it out of rotation; every app teardown and Ctrl-C of
-#: `raypipe dev` waited for it. The HAProxy of a Ray raypipe starts is on the same machine and
-#: told at once, so a short window does.
+#: Serve's HAProxy ingress (``ingress = "haproxy"``; Linux, ray[serve] ships the binary): on
+#: 2 CPUs several times the default proxy's requests/s and stream events in ~10 ms instead of
+#: ~130 ms (bench/results). Not the default: Ray 2.60 binds every replica's port, HAProxy's
+#: stats page and its metrics exporter on all interfaces, and gives its admin socket mode 666
+#: (docs/security.md).
+HAPROXY_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_HA_PROXY": "1"}
+
+#: On the HAProxy path a replica being removed stays open at least this long (Serve's
+#: default: 30 s) so that load balancers can take it out of rotation; every app teardown and
+#: Ctrl-C of `raypipe dev` waited for it. The HAProxy of a Ray raypipe starts is on the same
+#: machine and told at once, so a short window does.
 LOCAL_DRAIN_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
 
 #: The raylet ends an idle worker a second after it goes idle once its node has more workers
@@ -51,17 +62,58 @@ LOCAL_DRAIN_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
 #: 2-3x slower. Set where raypipe starts Ray itself; for a `ray start` cluster, an option.
 WARM_WORKERS_ENV = {"RAY_idle_worker_killing_time_threshold_ms": "60000"}
 
+#: Ray's own fixed ports (its autoscaler's and dashboard's Prometheus endpoints), each given a
+#: free one so that two Rays on a host neither collide nor answer for each other.
+_RAY_FIXED_PORTS = ("AUTOSCALER_METRIC_PORT", "DASHBOARD_METRIC_PORT")
 
-def prepare_local_ray() -> None:
+#: Serve's fixed ports on the HAProxy path, each given a free one: every Ray on a host binds
+#: the fallback proxy's 8500 with SO_REUSEPORT, and each app's HAProxy sends a request there
+#: while its replica is down, so another app answered it.
+_HAPROXY_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT",
+                  "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
+
+
+def prepare_local_ray(settings: Settings | None = None) -> None:
     """Set up the environment of a Ray this process is about to start (unless it already says
-    otherwise): :data:`FAST_SERVE_ENV`, :data:`LOCAL_DRAIN_ENV` and :data:`WARM_WORKERS_ENV`,
-    and free ports for HAProxy's stats and metrics listeners, so that several such Rays on one
-    machine do not fight over the fixed defaults."""
-    for key, value in {**FAST_SERVE_ENV, **LOCAL_DRAIN_ENV, **WARM_WORKERS_ENV}.items():
+    otherwise), from the app's ``settings``: :data:`FAST_SERVE_ENV` (or :data:`HAPROXY_ENV`),
+    :data:`LOCAL_DRAIN_ENV`, :data:`WARM_WORKERS_ENV`, and the request-head timeout of Serve's
+    proxy (:mod:`raypipe.runtime.proxy_timeouts`). Ray's fixed metrics ports are chosen free;
+    on the HAProxy path, every port Serve would fix is too, and HAProxy's config, state and
+    admin socket live in a folder of this user's alone."""
+    settings = settings or Settings()
+    chosen = HAPROXY_ENV if settings.ingress == IngressMode.HAPROXY else FAST_SERVE_ENV
+    head = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "raypipe.runtime.proxy_timeouts:install",
+            HEADER_TIMEOUT_ENV: str(settings.ingress_header_timeout_seconds)}
+    for key, value in {**chosen, **LOCAL_DRAIN_ENV, **WARM_WORKERS_ENV, **head}.items():
         os.environ.setdefault(key, value)
+    for key in _RAY_FIXED_PORTS:
+        os.environ.setdefault(key, str(free_port()))
     if os.environ.get("RAY_SERVE_ENABLE_HA_PROXY") == "1":
-        for key in ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_PORT"):
+        for key in _HAPROXY_PORTS:
             os.environ.setdefault(key, str(free_port()))
+        folder = _haproxy_dir()
+        for key, name in (("RAY_SERVE_HAPROXY_CONFIG_FILE_LOC", "haproxy.cfg"),
+                          ("RAY_SERVE_HAPROXY_SOCKET_PATH", "admin.sock"),
+                          ("RAY_SERVE_HAPROXY_METRICS_SOCKET_PATH", "metrics.sock"),
+                          ("RAY_SERVE_HAPROXY_SERVER_STATE_FILE", "server-state")):
+            os.environ.setdefault(key, str(folder / name))
+        os.environ.setdefault("RAY_SERVE_HAPROXY_SERVER_STATE_BASE", str(folder))
+
+
+#: Serve puts HAProxy's sockets at ``<folder>/<node id: 56 characters>/metrics.sock``, and
+#: HAProxy takes socket paths of 97 characters at most: the folder gets what is left.
+_HAPROXY_DIR_MAX = 97 - len("/" + "0" * 56 + "/metrics.sock")
+
+
+def _haproxy_dir() -> Path:
+    """A fresh folder for one Ray's HAProxy, inside this user's own, short enough for its
+    socket paths (under /tmp if the temporary directory's path is too long)."""
+    name = "h" + uuid.uuid4().hex[:6]
+    folder = private_dir(name)
+    if len(str(folder)) > _HAPROXY_DIR_MAX:
+        folder.rmdir()
+        folder = private_dir(name, base="/tmp")
+    return folder
 
 
 @dataclass(frozen=True)
@@ -72,14 +124,25 @@ class Cluster:
 
 
 def connect(address: str | None = None, *, start: bool = False, namespace: str | None = None,
-            app: str | None = None, **init_kwargs: Any) -> Cluster:
-    """Join ``address``, else ``RAY_ADDRESS``, else the cluster recorded for ``app`` by its
-    last deploy (:mod:`raypipe.runtime.clusters`); with none of them, start a new local Ray
-    if ``start``, or fail saying how to name one. Never an arbitrary Ray of the host."""
+            app: str | None = None, app_root: str | None = None,
+            settings: Settings | None = None, **init_kwargs: Any) -> Cluster:
+    """Join ``address``, else ``RAY_ADDRESS``, else the cluster recorded for ``app`` (at
+    ``app_root``, else by name) by its last deploy (:mod:`raypipe.runtime.clusters`), with
+    the auth mode that cluster needs; with none of them, start a new local Ray if ``start``
+    (set up for the app's ``settings``), or fail saying how to name one. Never an arbitrary
+    Ray of the host."""
     if ray.is_initialized():
         return Cluster(False, None)
-    address = address or os.environ.get("RAY_ADDRESS") or (
-        clusters.recorded(app) if app else None)
+    address = address or os.environ.get("RAY_ADDRESS")
+    if not address and app:
+        found = clusters.recorded(app, app_root) or clusters.recorded(app)
+        if found is not None:
+            address = found.address
+            _join_auth(found.auth)
+            if not _answers(address):
+                raise RuntimeNotRunningError(
+                    f"the Ray cluster recorded for app {app!r} at {address} does not answer "
+                    "(its `raypipe dev` stopped?); start the app again, or set RAY_ADDRESS")
     kwargs: dict[str, Any] = {"namespace": namespace, "logging_level": logging.WARNING,
                               **{k: v for k, v in init_kwargs.items() if v is not None}}
     if address:
@@ -92,12 +155,41 @@ def connect(address: str | None = None, *, start: bool = False, namespace: str |
             "records its cluster)")
     else:
         # "local": a new Ray of our own, never a cluster `ray start` registered on this host.
-        prepare_local_ray()
+        prepare_local_ray(settings)
         info = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
                         **kwargs)
         started = True
     url = info.dashboard_url
     return Cluster(started, f"http://{url}" if url and "://" not in url else url or None)
+
+
+def _join_auth(auth: dict[str, str]) -> None:
+    """Take on the recorded cluster's auth mode (unless this environment sets its own). Ray
+    reads ``RAY_AUTH_MODE`` into its config when it is imported, so the config is read again,
+    as Ray itself does where it turns token auth on for a new local cluster."""
+    changed = False
+    for key, value in auth.items():
+        if key not in os.environ:
+            os.environ[key] = value
+            changed = True
+    if changed:
+        try:
+            from ray._raylet import Config  # type: ignore[attr-defined]
+
+            Config.initialize("")
+        except Exception:  # a private API: the variable alone still reaches a new process
+            log.debug("Ray's config was not read again", exc_info=True)
+
+
+def _answers(address: str, timeout: float = 2.0) -> bool:
+    """Whether something listens at ``host:port`` (a recorded GCS): Ray's own client retries
+    a dead address for a minute, printing a connection error every few seconds."""
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def gcs_address() -> str:
@@ -182,7 +274,7 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
     app's path (a local Ray)."""
     host = host or spec.settings.host
     port = port or spec.settings.port
-    start_serve(host, port)
+    start_serve(host, port, spec.settings)
     preflight.check(spec, change_state=change_state)
     if ship:
         spec = shipping.ship(spec)
@@ -209,13 +301,19 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
 SERVE_START_ATTEMPTS = 3
 
 
-def start_serve(host: str, port: int) -> None:
+def start_serve(host: str, port: int, settings: Settings | None = None) -> None:
     """``serve.start``, tried again when Serve's proxy dies while it starts: on a starved
     machine the controller can miss the new proxy's health check and kill it before it ever
-    runs (an ActorDiedError out of ``serve.start``)."""
+    runs (an ActorDiedError out of ``serve.start``). ``settings`` give the proxy's idle and
+    request timeouts (Serve keeps those of its first start on a cluster)."""
+    settings = settings or Settings()
+    options: dict[str, Any] = {"host": host, "port": port,
+                               "keep_alive_timeout_s": settings.ingress_idle_timeout_seconds}
+    if settings.ingress_request_timeout_seconds is not None:
+        options["request_timeout_s"] = settings.ingress_request_timeout_seconds
     for attempt in range(1, SERVE_START_ATTEMPTS + 1):
         try:
-            serve.start(http_options={"host": host, "port": port})
+            serve.start(http_options=options)
             return
         except ray.exceptions.RayError as exc:
             if attempt == SERVE_START_ATTEMPTS:
@@ -277,4 +375,7 @@ def teardown(spec: AppSpec) -> None:
         registry.forget(spec)
     with contextlib.suppress(Exception):
         shipping.forget(spec)
+    with contextlib.suppress(Exception):
+        internal_kv._internal_kv_del(
+            constants.TALLY_KEY.format(namespace=spec.namespace).encode())
     bridge.forget(spec)

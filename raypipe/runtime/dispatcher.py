@@ -10,11 +10,13 @@ suspended coroutine here, never a blocked worker.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from typing import Any
 
 import ray
+from ray.experimental import internal_kv
 
 from raypipe import constants
 from raypipe.delivery import Delivery
@@ -108,6 +110,35 @@ class _NoTelemetry:
         pass
 
 
+class _Tally:
+    """The engine's counts, kept in the GCS key-value store every :data:`FLUSH_SECONDS` and
+    read back when Ray restarts the dispatcher: ``raypipe status`` counts on (less what the
+    last interval before a crash counted) instead of starting from zero."""
+
+    def __init__(self, spec: AppSpec, outcomes: Outcomes) -> None:
+        self._key = constants.TALLY_KEY.format(namespace=spec.namespace).encode()
+        self._outcomes = outcomes
+        self._saved: dict[str, dict[str, int]] = {}
+
+    def restore(self) -> None:
+        try:
+            raw = internal_kv._internal_kv_get(self._key)
+            saved = json.loads(raw) if raw else {}
+        except Exception:  # a tally is worth less than a dispatcher that starts
+            log.warning("the saved tally could not be read; counting from zero", exc_info=True)
+            return
+        for step, counts in saved.items():
+            for event, n in counts.items():
+                self._outcomes.count(step, event, int(n))
+        self._saved = self._outcomes.snapshot()
+
+    def save(self) -> None:
+        now = self._outcomes.snapshot()
+        if now != self._saved:
+            internal_kv._internal_kv_put(self._key, json.dumps(now).encode(), overwrite=True)
+            self._saved = now
+
+
 # max_task_retries: a call in flight when the actor dies waits for the restart and is retried
 # there (publish and invoke are idempotent by message and delivery id), instead of failing.
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -116,6 +147,8 @@ class Dispatcher:
         spec = self.spec = registry.current(spec)
         app = shipping.load(spec)
         outcomes, clock = Outcomes(), SystemClock()
+        self._tally = _Tally(spec, outcomes)
+        self._tally.restore()
         self.metrics = DeliveryMetrics(spec.settings.name, outcomes, clock)
         self.metrics.running(spec.version)
         self.executor = RayExecutor(spec, outcomes, app)
@@ -139,6 +172,7 @@ class Dispatcher:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             self.metrics.flush()
+            self._tally.save()
 
     async def ready(self) -> bool:
         await self._started()

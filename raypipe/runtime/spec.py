@@ -1,14 +1,18 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from raypipe import constants
 from raypipe.settings import Settings, load_settings
 
-__all__ = ["AppSpec", "app_files", "app_version"]
+__all__ = ["AppSpec", "app_digest", "app_files", "files_digest"]
+
+log = logging.getLogger("raypipe.deploy")
 
 
 @dataclass(frozen=True)
@@ -23,35 +27,61 @@ class AppSpec:
     #: Whether the app's files travel with the deploy (:mod:`raypipe.runtime.shipping`);
     #: else every process reads them at ``root``.
     shipped: bool = False
+    #: SHA-256 of the app's files (:func:`app_digest`); ``version`` is its first 12 digits.
+    #: A process loads shipped files only if they still have it.
+    digest: str = ""
 
     @classmethod
     def from_dir(cls, app_dir: str | Path, **overrides: object) -> AppSpec:
         root = Path(app_dir).resolve()
-        return cls(str(root), load_settings(root, overrides), app_version(root))
+        settings = load_settings(root, overrides)
+        digest = app_digest(root, include_env=settings.ship_env)
+        return cls(str(root), settings, digest[:12], digest=digest)
 
     @property
     def namespace(self) -> str:
         return self.settings.namespace
 
 
-def app_version(root: Path) -> str:
-    """A hash of the app's files (their paths and contents; what deploys ship), 12 hex
-    digits."""
-    digest = hashlib.blake2b(digest_size=6)
-    for path in sorted(app_files(root)):
-        digest.update(str(path.relative_to(root)).encode() + b"\0")
-        digest.update(path.read_bytes() + b"\0")
+def app_digest(root: Path, *, include_env: bool = False) -> str:
+    """SHA-256 of the app's files (:func:`app_files`): their paths and contents."""
+    files = app_files(root, include_env=include_env)
+    return files_digest((p.relative_to(root).as_posix(), p.read_bytes) for p in files)
+
+
+def files_digest(files: Iterable[tuple[str, Callable[[], bytes]]]) -> str:
+    """SHA-256 of ``(relative path, read)`` pairs, in path order, each part length-prefixed
+    (no two sets of files share a digest by moving bytes between a name and a content)."""
+    digest = hashlib.sha256()
+    for name, read in sorted(files, key=lambda f: f[0]):
+        raw = name.encode("utf-8", "surrogateescape")
+        data = read()
+        digest.update(len(raw).to_bytes(4, "big") + raw + len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
 
 
-def app_files(root: Path) -> list[Path]:
-    """The files that make the app: what its version hashes and a deploy ships."""
+def app_files(root: Path, *, include_env: bool = False) -> list[Path]:
+    """The files that make the app: what its digest covers and a deploy ships. A link is
+    followed only to a file inside the app (one to a file outside it, say a key in the
+    home folder, would ship that file's contents); ``.env`` counts only with
+    ``include_env`` (the ``ship_env`` setting)."""
+    root = Path(root)
+    top = root.resolve()
     files: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")
                        and d not in constants.SKIPPED_DIRS
+                       and not Path(dirpath, d).is_symlink()
                        and not (Path(dirpath, d) / "pyvenv.cfg").exists()]
-        files.extend(Path(dirpath, f) for f in filenames
-                     if not f.endswith((".pyc", ".pyo")) and (not f.startswith(".")
-                                                              or f == constants.ENV_FILE))
+        for f in filenames:
+            if f.endswith((".pyc", ".pyo")) or (f.startswith(".") and not (
+                    include_env and f == constants.ENV_FILE)):
+                continue
+            path = Path(dirpath, f)
+            if path.is_symlink() and not path.resolve().is_relative_to(top):
+                log.warning("%s links out of the app (to %s): not part of it", path,
+                            path.resolve())
+                continue
+            if path.is_file():
+                files.append(path)
     return files

@@ -19,7 +19,7 @@ async def subscribe(name: str, group_id: str, id: str | None = None, *,
     """Yield the stream's messages, as WebSocket and SSE clients get them: a ``sync`` message
     with the current item (or the group's items), then every change and sent event."""
     spec = app if isinstance(app, AppSpec) else AppSpec.from_dir(app)
-    connect(namespace=spec.namespace, app=spec.settings.name)
+    connect(namespace=spec.namespace, app=spec.settings.name, app_root=spec.root)
     sub = await runtime_for(spec).relay().subscribe(name, group_id, id, maxsize=buffer)
     try:
         async for message in sub:

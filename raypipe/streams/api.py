@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from raypipe.calls import Calls, scheduled
 from raypipe.jsonvalues import plain_json
+from raypipe.state.ids import check_ids
 from raypipe.state.ops import validate_ops
 
 if TYPE_CHECKING:
@@ -74,6 +75,7 @@ class StreamAPI:
 
     @scheduled
     async def get(self, group: str, item_id: str) -> Any:
+        check_ids(group=group, item=item_id)
         return await self._store.get(self.name, group, item_id)
 
     @scheduled
@@ -84,6 +86,7 @@ class StreamAPI:
 
     async def change(self, group: str, item_id: str, data: Any) -> tuple[Any, Any]:
         """:meth:`set`, returning ``(old, new)``."""
+        check_ids(group=group, item=item_id)
         data = plain_json(data, f"the item {item_id!r} of stream {self.name!r}")
         return await self._store.set(self.name, group, item_id, data,
                                      self._origin(f"stream-set|{self.name}|{group}|{item_id}"))
@@ -97,6 +100,7 @@ class StreamAPI:
     async def change_by(self, group: str, item_id: str,
                         ops: Sequence[Mapping[str, Any]]) -> tuple[Any, Any]:
         """:meth:`update`, returning ``(old, new)``."""
+        check_ids(group=group, item=item_id)
         checked = validate_ops(plain_json(list(ops), f"the update of {self.name}/{item_id}"))
         return await self._store.update(
             self.name, group, item_id, checked,
@@ -104,12 +108,14 @@ class StreamAPI:
 
     @scheduled
     async def delete(self, group: str, item_id: str) -> Any:
+        check_ids(group=group, item=item_id)
         return await self._store.delete(
             self.name, group, item_id, self._origin(f"stream-delete|{self.name}|{group}|{item_id}"))
 
     @scheduled
     async def list(self, group: str) -> Items:
         """The group's items (each carries its ``id``)."""
+        check_ids(group=group)
         return await self._store.list(self.name, group)
 
     #: Motia 0.x's name for ``list``.

@@ -137,3 +137,46 @@ def test_a_created_app_runs(deploy_app: Deploy, tmp_path: Path) -> None:
     rt = runtime_for(d.spec)
     wait_for(lambda: asyncio.run(rt.state.get("hellos", "ray")) == {"n": 1}, timeout=60,
              message="the queue step")
+
+
+def test_status_keeps_its_counts_across_a_dispatcher_restart(running: Any) -> None:
+    import ray
+    from ray.experimental import internal_kv
+
+    from raypipe import constants
+    from raypipe.runtime.bridge import runtime_for
+    from raypipe.runtime.spec import AppSpec
+
+    app_dir, d = running
+    spec = AppSpec.from_dir(app_dir)
+    rt = runtime_for(d.spec)
+
+    def done() -> int:
+        return int(ray.get(rt.dispatcher.stats.remote())["steps"].get("count", {})
+                   .get("done", 0))
+
+    before = done()
+    for i in range(5):
+        assert cli("enqueue", "counter.incr", f'{{"key": "tally{i}"}}', "--app",
+                   str(app_dir)).exit_code == 0
+    wait_for(lambda: done() == before + 5, timeout=60, message="five deliveries done")
+    key = constants.TALLY_KEY.format(namespace=spec.namespace).encode()
+    wait_for(lambda: b'"done": %d' % (before + 5) in (internal_kv._internal_kv_get(key) or b""),
+             timeout=30, message="the tally kept")
+    dispatcher = ray.get_actor(constants.DISPATCHER_ACTOR, namespace=spec.namespace)
+    ray.kill(dispatcher, no_restart=False)
+    wait_for(lambda: _answers(dispatcher), timeout=120, message="the dispatcher restarted")
+    assert done() == before + 5
+    out = cli("status", str(app_dir))
+    assert out.exit_code == 0, out.output
+    row = next(line for line in out.stdout.splitlines() if line.startswith("count "))
+    assert row.split()[2] == str(before + 5), row  # accepted, done: the second column
+
+
+def _answers(handle: Any) -> bool:
+    import ray
+
+    try:
+        return bool(ray.get(handle.ready.remote(), timeout=10))
+    except Exception:
+        return False

@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +72,27 @@ def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
             r.kill()
 
 
+def _read_run(db: redis.Redis, app: str, rid: str) -> dict[str, Any]:
+    """The run's item as Redis has it now; empty while Redis is down."""
+    try:
+        return read_item(db, app, "runs", rid) or {}
+    except redis.RedisError:
+        return {}
+
+
+def _resumes_exactly(d: Any, run: Callable[[], dict[str, Any]], n: int) -> None:
+    """Once Redis is back: healthy again, every task of the run done exactly once, nothing
+    left in flight."""
+    wait_for(lambda: httpx.get(f"{d.url}/_raypipe/health", timeout=30).status_code == 200,
+             timeout=120, message="health 200 once Redis is back")
+    final = wait_for(lambda: (x := run()) and x["done"] == n and x, timeout=300, interval=0.5,
+                     message=lambda: f"all {n} tasks, {run().get('done')} done")
+    assert sorted(map(int, final["seen"])) == list(range(n))
+    assert set(final["seen"].values()) == {1}, "a task applied twice"
+    wait_for(lambda: _stats(d)["in_flight"] == 0, timeout=120,
+             message=lambda: f"nothing in flight: {_stats(d)['in_flight']} still are")
+
+
 def _stats(d: Any) -> dict[str, Any]:
     from raypipe.runtime.bridge import runtime_for
 
@@ -96,10 +117,7 @@ def test_redis_killed_mid_run_resumes_exactly(deploy_app: Deploy, own_redis: Own
     name = d.spec.settings.name
 
     def run() -> dict[str, Any]:
-        try:
-            return read_item(db, name, "runs", rid) or {}
-        except redis.RedisError:
-            return {}
+        return _read_run(db, name, rid)
 
     r = httpx.post(f"{d.url}/runs", json={"n": n, "sleep_ms": 2}, timeout=60)
     assert r.status_code == 202, r.text
@@ -112,15 +130,7 @@ def test_redis_killed_mid_run_resumes_exactly(deploy_app: Deploy, own_redis: Own
     assert down["checks"]["state"] != "ok" and down["checks"]["dispatcher"] == "ok", down
     time.sleep(4)  # the outage itself: deliveries, state writes and the journal wait it out
     own_redis.start()
-    wait_for(lambda: httpx.get(f"{d.url}/_raypipe/health", timeout=30).status_code == 200,
-             timeout=120, message="health 200 once Redis is back")
-
-    final = wait_for(lambda: (x := run()) and x["done"] == n and x, timeout=300, interval=0.5,
-                     message=lambda: f"all {n} tasks, {run().get('done')} done")
-    assert sorted(map(int, final["seen"])) == list(range(n))
-    assert set(final["seen"].values()) == {1}, "a task applied twice"
-    wait_for(lambda: _stats(d)["in_flight"] == 0, timeout=120,
-             message=lambda: f"nothing in flight: {_stats(d)['in_flight']} still are")
+    _resumes_exactly(d, run, n)
     assert read_item(db, name, "completions", rid) == {"n": 1}
     stats = _stats(d)
     assert stats["steps"]["task"]["done"] == n and not stats["steps"]["task"].get(
@@ -177,4 +187,59 @@ def test_redis_killed_mid_fifo_run_keeps_every_group_in_order(
                         group_id="g0"))
     wait_for(lambda: seqs().get("g0", [])[-1:] == [per_group], timeout=60,
              message="a new message in a group that lived through the outage")
+    assert _actor_pids(d) == pids, "an actor was restarted"
+
+
+#: How long Redis stays down: longer than any health check's patience (Serve's replica check
+#: fails a replica after 3 x 30 s of failures; ours answer within seconds).
+LONG_OUTAGE = 45.0
+
+
+def test_a_45s_outage_leaves_every_route_answering_and_the_app_resumes(
+        deploy_app: Deploy, own_redis: OwnRedis) -> None:
+    """Liveness is not readiness: through the whole outage every route answers (503 for what
+    needs state, naming it; 200 for what does not), none 404s as a stopped replica did, and
+    the run resumes exactly once Redis is back."""
+    n = 300
+    d = deploy_app(FAULTS, state=own_redis.url, backend_timeout_seconds=3)
+    pids = _actor_pids(d)
+    db = own_redis.client()
+    name = d.spec.settings.name
+    r = httpx.post(f"{d.url}/runs", json={"n": n, "sleep_ms": 20}, timeout=60)
+    assert r.status_code == 202, r.text
+    rid = r.json()["run"]
+
+    def run() -> dict[str, Any]:
+        return _read_run(db, name, rid)
+
+    wait_for(lambda: run().get("done", 0) >= 30, timeout=120, message="progress")
+    own_redis.kill()
+    expected = {"/ping": {200}, "/_raypipe/": {200}, "/_raypipe/api/app": {200},
+                "/_raypipe/health": {503}, f"/runs/{rid}": {503},
+                "/_raypipe/api/state/runs": {503}}
+    answers: dict[str, list[int]] = {path: [] for path in expected}
+    slowest = 0.0
+    end = time.monotonic() + LONG_OUTAGE
+    while time.monotonic() < end:
+        for path in expected:
+            t0 = time.monotonic()
+            reply = httpx.get(d.url + path, timeout=30)
+            slowest = max(slowest, time.monotonic() - t0)
+            answers[path].append(reply.status_code)
+            if reply.status_code == 503 and path == "/_raypipe/health":
+                body = reply.json()
+                assert body["app"] == name and body["checks"]["state"] != "ok", body
+            elif reply.status_code == 503:
+                assert "state" in reply.json()["detail"], reply.text
+                assert reply.headers["retry-after"]
+    own_redis.start()
+    # The first answers may come while the health check still sees Redis up.
+    for path, statuses in answers.items():
+        settled = statuses[2:]
+        assert settled and set(settled) <= expected[path], (path, statuses)
+    assert slowest < 3 + 5, f"a request took {slowest:.1f}s during the outage"
+
+    _resumes_exactly(d, run, n)
+    assert read_item(db, name, "completions", rid) == {"n": 1}
+    assert httpx.get(f"{d.url}/runs/{rid}", timeout=30).json()["done"] == n
     assert _actor_pids(d) == pids, "an actor was restarted"

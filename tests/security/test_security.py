@@ -7,7 +7,9 @@
 - a stream's `can_access` on every surface; a Motia dict config's `canAccess` honoured;
 - a lone surrogate, 20 MB, 10,000-deep and truncated bodies: a clear 4xx and nothing stored;
 - a WebSocket that joins 5,000 times and never reads: the replica's memory stays bounded;
-- malformed WebSocket frames: an `error` event, and the connection goes on.
+- malformed WebSocket frames (not JSON, too deep, binary, ids that are not text): an `error`
+  event, and the connection goes on;
+- a body is limited whatever the method (a 150 MB GET: 413); a key that is not text: 422.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -239,6 +242,90 @@ def test_hostile_bodies_get_a_clear_4xx_and_nothing_is_stored(deploy_app: Deploy
     assert httpx.get(f"{d.url}/users/{uid}/status", timeout=30).status_code == 200
 
 
+def test_a_body_is_limited_whatever_the_method(deploy_app: Deploy) -> None:
+    """GET bodies were neither limited nor timed: a 150 MB one was parsed by the step."""
+    d = deploy_app(USERS, body_timeout_seconds=2)
+    ok = httpx.post(f"{d.url}/users/register", json=USER, timeout=30)
+    uid = ok.json()["userId"]
+    status = f"{d.url}/users/{uid}/status"
+    before = _replica_rss(d.spec.settings.name)
+    big = b"x" * (150 << 20)
+    r = httpx.request("GET", status, content=big, timeout=120)
+    assert r.status_code == 413, r.text[:200]
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the guard counts what arrives
+        for _ in range(150):
+            yield b"x" * (1 << 20)
+
+    r = httpx.request("GET", status, content=chunks(), timeout=120)
+    assert r.status_code == 413, r.text[:200]
+    grown = _replica_rss(d.spec.settings.name) - before
+    assert grown < 50 << 20, f"the replica grew by {grown >> 20} MB"
+    # A GET that declares 1,000 bytes and sends 5: answered within the body timeout.
+    host, port = urlsplit(d.url).hostname, urlsplit(d.url).port
+    path = urlsplit(status).path
+    with socket.create_connection((host, port), timeout=30) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n".encode()
+                  + b"Content-Length: 1000\r\n\r\nhello")
+        t0 = time.monotonic()
+        reply = s.recv(4096).decode(errors="replace")
+        assert time.monotonic() - t0 < 25
+    assert reply.split()[1] == "408", reply[:200]
+    assert httpx.get(status, timeout=30).status_code == 200  # a plain GET goes on
+
+
+def test_a_connection_must_send_its_request_head_in_time(deploy_app: Deploy) -> None:
+    """Serve's proxy (uvicorn) kept a silent connection, or headers sent a byte at a time,
+    open forever; the session's Ray has raypipe's default head timeout (10 s)."""
+    d = deploy_app(STREAMS, dev=False)
+    host, port = urlsplit(d.url).hostname, urlsplit(d.url).port
+
+    def reply_to(first: bytes) -> tuple[str, float]:
+        with socket.create_connection((host, port), timeout=60) as s:
+            s.sendall(first)
+            t0 = time.monotonic()
+            data = s.recv(4096)
+            return data.decode(errors="replace"), time.monotonic() - t0
+
+    for first in (b"", b"GET /_raypipe/health HTTP/1.1\r\nHost: x"):
+        reply, took = reply_to(first)
+        assert reply.startswith("HTTP/1.1 408"), reply[:200]
+        assert 5 < took < 30, took
+    # A kept-alive connection is held to it too, between its requests.
+    with socket.create_connection((host, port), timeout=60) as s:
+        s.sendall(f"GET /_raypipe/health HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+        stream = s.makefile("rb")
+        assert stream.readline().startswith(b"HTTP/1.1 200")
+        length = 0
+        while (line := stream.readline()) not in (b"\r\n", b""):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":")[1])
+        stream.read(length)
+        s.sendall(b"GET /_raypipe/health HTTP/1.1\r\n")
+        assert stream.readline().startswith(b"HTTP/1.1 408")
+
+    async def quiet_websocket() -> dict[str, Any]:
+        # An upgraded connection is the WebSocket's: no head timeout cuts it.
+        async with websockets.connect(_ws_url(d)) as ws:
+            await asyncio.sleep(12)
+            await ws.send(_join("items", "quiet"))
+            return await _recv(ws)
+
+    assert asyncio.run(quiet_websocket())["event"]["type"] == "sync"
+
+
+def test_a_key_that_is_not_text_is_a_clear_422(deploy_app: Deploy) -> None:
+    d = deploy_app(USERS)
+    headers = {"content-type": "application/json", "x-raypipe-admin": "1"}
+    r = httpx.put(f"{d.url}/_raypipe/api/state/g/k", content=b'{"\\ud800": 1}',
+                  headers=headers, timeout=30)
+    assert r.status_code == 422 and "\\ud800" in r.json()["detail"], r.text
+    r = httpx.put(f"{d.url}/_raypipe/api/state/g/{'k' * 2000}", json={"a": 1},
+                  headers=headers, timeout=30)
+    assert r.status_code == 422 and "1024" in r.json()["detail"], r.text
+    assert httpx.get(f"{d.url}/_raypipe/api/state/g", timeout=30).json() == []
+
+
 # --- WebSocket limits --------------------------------------------------------------------------
 def _replica_rss(app_name: str) -> int:
     import psutil
@@ -304,15 +391,27 @@ def test_malformed_frames_get_an_error_event_and_the_connection_goes_on(
 
     async def scenario() -> tuple[list[dict[str, Any]], dict[str, Any]]:
         async with websockets.connect(_ws_url(d)) as ws:
-            for frame in ("not json", "[1, 2]", '{"type": "join", "data": 5}',
-                          '{"type": "dance"}'):
+            frames: list[str | bytes] = [
+                "not json", "[1, 2]", '{"type": "join", "data": 5}', '{"type": "dance"}',
+                "[" * 10_000 + "]" * 10_000,  # deeper than the parser's recursion
+                b"\x00\x01binary",  # a binary frame
+                # A group id that is not text: a lone surrogate, escaped in the JSON text.
+                '{"type": "join", "data": {"streamName": "items", "groupId": "\\ud800"}}',
+                json.dumps({"type": "join", "data": {"streamName": "items", "groupId": "g",
+                                                     "id": "x" * 5000}}),  # an id too long
+            ]
+            for frame in frames:
                 await ws.send(frame)
-            errors = [await _recv(ws) for _ in range(4)]
+            errors = [await _recv(ws) for _ in range(len(frames))]
             await ws.send(_join("items", "after"))
             return errors, await _recv(ws)
 
     errors, sync = asyncio.run(scenario())
-    assert [e["event"]["type"] for e in errors] == ["error"] * 4
+    assert [e["event"]["type"] for e in errors] == ["error"] * 8, errors
+    messages = [e["event"]["data"]["message"] for e in errors]
+    assert "nested" in messages[4] and "binary" in messages[5]
+    assert "surrogate" in messages[6] and "groupId" in messages[6]
+    assert "1024" in messages[7]
     assert sync["event"]["type"] == "sync"
 
 

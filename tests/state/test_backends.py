@@ -306,3 +306,85 @@ async def test_a_growing_redis_item_is_written_by_what_changes(
     assert await other.get("wf", "w") is None
     await other.close()
     await r.aclose()
+
+
+# --- ids: any text, exactly; no two items share a key ------------------------------------------
+async def test_ids_that_spell_another_items_key_stay_apart(
+        backend: StateBackend, redis_url: str) -> None:
+    """Layout 1 joined group, item and field with U+001F: these two items named one field hash,
+    so after a restart the victim read the attacker's values, and deleting the attacker's
+    item wiped the victim's field."""
+    victim = ("victim\x1falice", "profile")
+    attacker = ("victim", "alice\x1fprofile")
+    await backend.set(*victim, {"email": {"addr": "alice@example.com"}})
+    await backend.set(*attacker, {"email": {"addr": "evil@example.com"}})
+    # A new backend on the same store (a state actor restart) reads both from storage.
+    fresh = _same_store(backend, redis_url)
+    assert await fresh.get(*victim) == {"email": {"addr": "alice@example.com"}}
+    assert await fresh.get(*attacker) == {"email": {"addr": "evil@example.com"}}
+    await fresh.delete(*attacker)
+    again = _same_store(backend, redis_url)
+    assert await again.get(*victim) == {"email": {"addr": "alice@example.com"}}
+    assert await again.get(*attacker) is None
+
+
+async def test_ids_with_control_characters_round_trip(
+        backend: StateBackend, redis_url: str) -> None:
+    ids = ["a\x1fb", "\x00", "tab\there", "new\nline", "ünï:cödé|x", "\x7f\x1e\x1d"]
+    for i in ids:
+        await backend.set(i, i, {"f": {i: i}})
+    fresh = _same_store(backend, redis_url)
+    for i in ids:
+        assert await fresh.get(i, i) == {"f": {i: i}}
+        assert await fresh.list(i) == [{"id": i, "data": {"f": {i: i}}}]
+    assert set(ids) <= set(await fresh.list_groups())
+
+
+def _same_store(backend: StateBackend, redis_url: str) -> StateBackend:
+    if isinstance(backend, MemoryBackend):
+        return backend  # memory is the one store there is
+    from raypipe.state.backends.redis import RedisBackend
+
+    assert isinstance(backend, RedisBackend)
+    return RedisBackend(redis_url, backend.app)
+
+
+async def test_redis_keys_of_layout_1_are_moved_and_ambiguous_ones_refused(
+        redis_url: str) -> None:
+    import json
+
+    import redis.asyncio as aioredis
+
+    from raypipe import constants
+    from raypipe.errors import StateLayoutError
+    from raypipe.state.backends.redis import RedisBackend
+
+    app = f"test-{uuid.uuid4().hex[:8]}"
+    raw = aioredis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        # An item as layout 1 wrote it: the head in the group's hash, a field's hash.
+        await raw.hset(constants.state_group_key(app, "g"), "k",
+                       json.dumps({"n": 1, "s": ["profile"], "v": {}}))
+        await raw.sadd(constants.state_groups_key(app), "g")
+        await raw.hset(constants.legacy_state_field_key(app, "g", "k", "profile"),
+                       mapping={"name": json.dumps("alice")})
+        b = RedisBackend(redis_url, app)
+        assert await b.get("g", "k") == {"profile": {"name": "alice"}}
+        assert await raw.exists(constants.state_field_key(app, "g", "k", "profile"))
+        assert not await raw.exists(constants.legacy_state_field_key(app, "g", "k", "profile"))
+        assert await raw.get(constants.state_layout_key(app)) == constants.STATE_LAYOUT
+        await b.close()
+
+        other = f"test-{uuid.uuid4().hex[:8]}"
+        ambiguous = constants.legacy_state_field_key(other, "g\x1fx", "k", "f")
+        await raw.hset(ambiguous, mapping={"a": "1"})
+        with pytest.raises(StateLayoutError) as refused:
+            await RedisBackend(redis_url, other).get("g", "k")
+        assert "\\x1f" in str(refused.value) and "delete it" in str(refused.value)
+        await raw.delete(ambiguous)
+    finally:
+        for prefix in (app, locals().get("other", app)):
+            keys = [k async for k in raw.scan_iter(f"raypipe:{prefix}:*")]
+            if keys:
+                await raw.delete(*keys)
+        await raw.aclose()

@@ -42,6 +42,7 @@ from raypipe.state.backends.redis_items import (
     touched_by,
     writes_for,
 )
+from raypipe.state.backends.redis_layout import LayoutGate
 from raypipe.state.change import is_large
 from raypipe.state.ops import apply_ops, parse_path
 
@@ -95,6 +96,7 @@ class RedisBackend(StateBackend):
     def __init__(self, url: str, app: str, space: str = constants.STATE_SPACE) -> None:
         # Any: redis-py's stubs type every reply as bytes | str whatever decode_responses says.
         self._redis: Any = redis_client(url)
+        self.app = app
         self._groups_key = constants.state_groups_key(app, space)
         self._effect_key: Callable[[str], str] = lambda effect: constants.effect_key(app, effect)
         self._owned_key: Callable[[str], str] = lambda owner: constants.owned_effects_key(
@@ -103,6 +105,7 @@ class RedisBackend(StateBackend):
             app, group, space)
         self._field_key: Callable[[str, str, str], str] = (
             lambda group, key, f: constants.state_field_key(app, group, key, f, space))
+        self._layout = LayoutGate(self._redis, app, space)
         #: Per item being written: the writes waiting for the next transaction.
         self._queues: dict[tuple[str, str], list[_Write]] = {}
         #: Items as this backend last wrote or read them: (version, value).
@@ -153,6 +156,8 @@ class RedisBackend(StateBackend):
         return out
 
     async def get(self, group: str, key: str) -> Any:
+        if not self._layout.ready:
+            await self._layout.wait()
         raw = await self._redis.hget(self._group_key(group), key)
         return await self._assemble(self._redis, group, key, raw)
 
@@ -161,6 +166,8 @@ class RedisBackend(StateBackend):
                      ops: Sequence[dict[str, Any]] | None = None) -> _Result:
         """Compute the item's new value from its current one (``None`` deletes it) and commit
         it atomically, with the record of ``effect`` (so its repeat returns this result)."""
+        if not self._layout.ready:
+            await self._layout.wait()
         write = _Write(effect, compute, touched, ops)
         queue = self._queues.get((group, key))
         if queue is None:
@@ -299,6 +306,8 @@ class RedisBackend(StateBackend):
         return _answer(record, current)
 
     async def list(self, group: str) -> Items:
+        if not self._layout.ready:
+            await self._layout.wait()
         heads = await self._redis.hgetall(self._group_key(group))
         items = await self._assemble_all(group, heads)
         return [{"id": k, "data": items[k]} for k in sorted(items)]
@@ -309,6 +318,8 @@ class RedisBackend(StateBackend):
         return [g for g in groups if await self._redis.hlen(self._group_key(g))]
 
     async def clear(self, group: str, effect: Effect | None = None) -> Removed:
+        if not self._layout.ready:
+            await self._layout.wait()
         hkey = self._group_key(group)
         ekey = self._effect_key(effect.id) if effect else None
         if ekey and await self._redis.exists(ekey):

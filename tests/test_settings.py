@@ -1,0 +1,92 @@
+"""Settings sources, the cluster records the CLI joins by, and how `import motia` resolves:
+no Ray needed."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from raypipe.errors import ConfigError
+from raypipe.settings import IngressMode, load_settings
+
+
+def test_dev_is_set_by_the_command_alone(tmp_path: Path) -> None:
+    """``dev`` opens the admin surface without a token: a file or a variable that set it
+    would open it under `raypipe start` too."""
+    (tmp_path / "pyproject.toml").write_text("[tool.raypipe]\ndev = true\n")
+    with pytest.raises(ConfigError, match="cannot set dev"):
+        load_settings(tmp_path)
+    (tmp_path / "pyproject.toml").write_text("[tool.raypipe]\n")
+    with pytest.raises(ConfigError, match="RAYPIPE_DEV is not a setting"):
+        load_settings(tmp_path, environ={"RAYPIPE_DEV": "1"})
+    assert load_settings(tmp_path, {"dev": True}, environ={}).dev is True
+    assert load_settings(tmp_path, environ={}).dev is False
+
+
+def test_the_ingress_is_serves_proxy_unless_haproxy_is_asked_for(tmp_path: Path) -> None:
+    assert load_settings(tmp_path, environ={}).ingress == IngressMode.PROXY
+    chosen = load_settings(tmp_path, environ={"RAYPIPE_INGRESS": "haproxy"})
+    assert chosen.ingress == IngressMode.HAPROXY
+
+
+def test_cluster_records_of_two_apps_of_one_name_do_not_overwrite(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from raypipe.runtime import clusters
+
+    monkeypatch.setenv(clusters.HOME_ENV, str(tmp_path / "home"))
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    clusters.record("seed", "127.0.0.1:7001", str(tmp_path / "a" / "seed"))
+    clusters.record("seed", "127.0.0.1:7002", str(tmp_path / "b" / "seed"))
+    first = clusters.recorded("seed", str(tmp_path / "a" / "seed"))
+    second = clusters.recorded("seed", str(tmp_path / "b" / "seed"))
+    assert first is not None and first.address == "127.0.0.1:7001"
+    assert second is not None and second.address == "127.0.0.1:7002"
+    assert first.auth == {"RAY_AUTH_MODE": "token"}
+    folder = tmp_path / "home" / "clusters"
+    assert folder.stat().st_mode & 0o777 == 0o700
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in folder.iterdir())
+    clusters.forget("seed", "127.0.0.1:7001", str(tmp_path / "a" / "seed"))
+    assert clusters.recorded("seed", str(tmp_path / "a" / "seed")) is None
+    assert clusters.recorded("seed", str(tmp_path / "b" / "seed")) == second
+
+
+def test_a_stale_record_fails_at_once_naming_the_app(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from raypipe.errors import RuntimeNotRunningError
+    from raypipe.runtime import clusters
+    from raypipe.runtime.deploy import connect
+    from raypipe.runtime.ports import free_port
+
+    monkeypatch.setenv(clusters.HOME_ENV, str(tmp_path))
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    clusters.record("gone", f"127.0.0.1:{free_port()}", "/nowhere/gone")
+    with pytest.raises(RuntimeNotRunningError, match=r"recorded for app 'gone'.*does not answer"):
+        connect(app="gone", app_root="/nowhere/gone")
+
+
+def test_import_motia_resolves_the_same_from_any_working_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `motia.py` in the working directory (an app's own folder, from which the CLI runs)
+    no longer wins over the shim there while the workers, elsewhere, get the shim."""
+    import raypipe.motia
+    from raypipe.loader import install_motia
+
+    (tmp_path / "motia.py").write_text("LOCAL = True\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend("")
+    saved = {k: v for k, v in sys.modules.items() if k == "motia" or k.startswith("motia.")}
+    for k in saved:
+        del sys.modules[k]
+    try:
+        install_motia()
+        import motia
+
+        assert motia is raypipe.motia
+        assert os.getcwd() == str(tmp_path)
+    finally:
+        for k in [k for k in sys.modules if k == "motia" or k.startswith("motia.")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
