@@ -1,7 +1,7 @@
 # The README's commands. `make test` is what CI runs (.ci/run).
 PYTHON ?= python3
 
-.PHONY: install dev test lint bench workbench
+.PHONY: install dev test test-fast lint bench workbench
 
 install:
 	$(PYTHON) -m pip install -q -e '.[test]'
@@ -26,6 +26,10 @@ lint:
 
 test: install lint
 	REDIS_URL=$$(scripts/ensure-redis) $(PYTHON) -m pytest
+
+# The tests that need no Ray (models, engine, HTTP and each example on raypipe.testing).
+test-fast:
+	REDIS_URL=$$(scripts/ensure-redis) $(PYTHON) -m pytest -m "not ray"
 
 # Every benchmark against its baselines, then bench/results/report.md with plots.
 bench: install

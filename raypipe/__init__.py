@@ -13,16 +13,23 @@ import raypipe.streams  # noqa: F401
 from raypipe.context import FlowContext
 from raypipe.errors import (
     AppLoadError,
+    BackendUnavailableError,
     ConfigError,
     DeployError,
     EnqueueError,
     EnqueueValidationError,
+    InvalidIdError,
+    JSONLimitError,
+    LimitError,
     NotJSONError,
     RaypipeError,
     RuntimeNotRunningError,
     SchemaValidationError,
+    StateLayoutError,
     StepLoadError,
+    UnsafePathError,
     UpdateOpError,
+    UsageError,
 )
 from raypipe.models import (
     ApiRequest,
@@ -37,6 +44,7 @@ from raypipe.streams.config import StreamConfig
 from raypipe.streams.handle import Stream
 from raypipe.triggers import QueueConfig, cron, http, queue, state, stream
 
+#: The one version string: pyproject.toml reads it from here.
 __version__ = "0.1.0"
 
 
@@ -54,17 +62,22 @@ __all__ = [
     "ApiRequest",
     "ApiResponse",
     "AppLoadError",
+    "BackendUnavailableError",
     "ConfigError",
     "DeployError",
     "EnqueueError",
     "EnqueueValidationError",
     "FlowContext",
+    "InvalidIdError",
+    "JSONLimitError",
+    "LimitError",
     "NotJSONError",
     "QueueConfig",
     "RayOptions",
     "RaypipeError",
     "RuntimeNotRunningError",
     "SchemaValidationError",
+    "StateLayoutError",
     "StateTriggerInput",
     "StepConfig",
     "StepLoadError",
@@ -72,7 +85,9 @@ __all__ = [
     "StreamConfig",
     "StreamEvent",
     "StreamTriggerInput",
+    "UnsafePathError",
     "UpdateOpError",
+    "UsageError",
     "__version__",
     "cron",
     "http",

@@ -5,11 +5,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from raypipe import triggers as t
 from raypipe.settings import Settings
 from raypipe.steps import Step
-from raypipe.streams.config import StreamConfig
+
+if TYPE_CHECKING:
+    from raypipe.streams.config import StreamConfig
 
 __all__ = ["App"]
 

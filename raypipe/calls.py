@@ -18,6 +18,8 @@ import functools
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any, TypeVar
 
+from raypipe.errors import UsageError
+
 __all__ = ["Call", "Calls", "current", "scheduled"]
 
 T = TypeVar("T")
@@ -66,7 +68,7 @@ class Calls:
         except RuntimeError:
             if self.loop is None or self.loop.is_closed():
                 coro.close()
-                raise RuntimeError("ctx was used outside the handler's run") from None
+                raise UsageError("ctx was used outside the handler's run") from None
             return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
         call = Call(coro)
         self._made.append(call)

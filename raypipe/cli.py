@@ -87,10 +87,18 @@ def dev(
     host: HostOpt = None,
     state: StateOpt = None,
     num_cpus: Annotated[int | None, typer.Option(help="CPUs of a local Ray (default all).")] = None,
+    reload: Annotated[bool, typer.Option(
+        help="Reload on save: a changed, added or removed file of the app is live in about "
+             "a second (--no-reload: serve this version until Ctrl-C).")] = True,
 ) -> None:
     """Start (or join, with RAY_ADDRESS) Ray, deploy the app, and serve it until Ctrl-C."""
-    spec = _spec(app_dir, port=port, host=host, state=state, dev=True)
+    overrides = {"port": port, "host": host, "state": state, "dev": True}
+    spec = _dev_spec(app_dir, overrides)
     _load(spec)
+    from raypipe.runtime.watch import AppWatcher
+
+    # From before the deploy: a save while it runs is reloaded once it is up.
+    watcher = AppWatcher(app_dir).start() if reload else None
     import ray
 
     from raypipe.runtime import clusters
@@ -114,7 +122,10 @@ def dev(
         typer.echo(f"  API docs   {deployment.docs_url}")
         typer.echo(f"  Dashboard  {cluster.dashboard_url or '(not available)'}")
         typer.echo(f"  Namespace  {spec.namespace}")
-        typer.echo("Press Ctrl-C to stop.\n")
+        typer.echo(("Reloading on save; p" if reload else "P") + "ress Ctrl-C to stop.\n")
+        sys.stdout.flush()  # a pipe (`raypipe dev | tee`) sees the banner now
+        if watcher is not None:
+            _reload_on_save(watcher, overrides, deployment.spec, ship=not cluster.started)
         while True:
             time.sleep(3600)
     except KeyboardInterrupt:
@@ -123,6 +134,8 @@ def dev(
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
     finally:
+        if watcher is not None:
+            watcher.stop()
         clusters.forget(spec.settings.name, address, spec.root)
         clusters.forget(spec.settings.name, address)
         if cluster.started:
@@ -134,6 +147,53 @@ def dev(
         else:
             teardown(spec)
             ray.shutdown()
+
+
+def _dev_spec(app_dir: Path, overrides: dict[str, Any]) -> Any:
+    from raypipe.runtime.spec import AppSpec
+
+    if not app_dir.is_dir():
+        _fail(f"{app_dir} is not a directory", 2)
+    try:
+        return AppSpec.from_dir(app_dir, env_in_version=True, **overrides)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+
+
+def _reload_on_save(watcher: Any, overrides: dict[str, Any], running: Any, *,
+                    ship: bool) -> None:
+    """Each save that changes the app's files (and one made while it deployed): the new
+    version, live where it loads; a version that does not load is reported, and the running
+    one keeps serving."""
+    from raypipe.runtime.deploy import reload
+    from raypipe.runtime.spec import AppSpec
+
+    # First: whatever changed while it deployed (the files already seen named).
+    burst: set[Any] | None = watcher.next(timeout=0.1) or set()
+    while True:
+        if burst is None:
+            burst = watcher.next(timeout=0.5)  # short: Ctrl-C is seen between waits
+            continue
+        t0 = time.monotonic()
+        try:
+            spec = AppSpec.from_dir(watcher.root, env_in_version=True, **overrides)
+        except ConfigError as exc:
+            typer.secho(f"not reloaded: {exc}", fg=typer.colors.RED, err=True)
+            burst = None
+            continue
+        names = sorted({Path(p).name for _, p in burst}) or ["the app"]
+        burst = None
+        if spec.version == running.version:
+            continue  # nothing the app is made of changed (a cache, a scratch file)
+        try:
+            running = reload(running, spec, ship=ship)
+        except RaypipeError as exc:  # AppLoadError names every file and field
+            typer.secho(f"not reloaded ({', '.join(names)}); version {running.version} keeps "
+                        f"serving: {exc}", fg=typer.colors.RED, err=True)
+            continue
+        typer.echo(f"reloaded {', '.join(names)}: version {running.version} is live "
+                   f"({(time.monotonic() - t0) * 1000:.0f} ms)")
+        sys.stdout.flush()
 
 
 @app.command()

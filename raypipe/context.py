@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from raypipe.calls import Calls, current, scheduled
 from raypipe.effects import Effect
-from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidationError
+from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidationError, UsageError
 from raypipe.jsonvalues import plain_json
 from raypipe.logger import StepLogger
 from raypipe.messages import Message, new_id
@@ -329,7 +329,7 @@ class FlowContext:
             return await invoke(fn, () if kind == "cron" else (self.input_value,))
         if handlers.get("default"):
             return await invoke(handlers["default"], (self.input_value,))
-        raise RuntimeError(f"no handler for a {kind} trigger in ctx.match(); it has "
+        raise UsageError(f"no handler for a {kind} trigger in ctx.match(); it has "
                            f"{sorted(k for k in handlers if k != 'default')}")
 
     # --- the run of a handler ------------------------------------------------------------

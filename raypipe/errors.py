@@ -11,6 +11,11 @@ The tree::
     ├── EnqueueError             a step enqueued a topic it did not declare
     ├── UpdateOpError            a state ``update`` op cannot apply (also a ValueError)
     ├── NotJSONError             a value to store or send is not plain JSON (also a TypeError)
+    ├── LimitError               a value past a limit (a streamed chunk) (also a ValueError)
+    │   └── JSONLimitError       a body nested too deep or not text (a lone surrogate)
+    ├── UsageError               raypipe used where it cannot be: ctx outside its handler's
+    │                            run, no handler for the trigger, a closed response (also a
+    │                            RuntimeError)
     ├── InvalidIdError           a state or stream id that cannot be stored (also a ValueError)
     ├── StateLayoutError         keys in Redis that an older raypipe wrote ambiguously; ``.key``
     ├── DeployError              a deploy refused before it touched the running app; ``.cause``
@@ -32,6 +37,8 @@ __all__ = [
     "EnqueueError",
     "EnqueueValidationError",
     "InvalidIdError",
+    "JSONLimitError",
+    "LimitError",
     "NotJSONError",
     "RaypipeError",
     "RuntimeNotRunningError",
@@ -40,6 +47,7 @@ __all__ = [
     "StepLoadError",
     "UnsafePathError",
     "UpdateOpError",
+    "UsageError",
 ]
 
 
@@ -174,3 +182,17 @@ class BackendUnavailableError(RaypipeError):
         self.part = part
         self.timeout = timeout
         super().__init__(f"the {part} did not answer within {timeout:g}s")
+
+
+class LimitError(RaypipeError, ValueError):
+    """A value past one of raypipe's limits (a streamed response's chunk, say)."""
+
+
+class JSONLimitError(LimitError):
+    """A body that is JSON, but past a limit (depth) or not text (a lone surrogate)."""
+
+
+class UsageError(RaypipeError, RuntimeError):
+    """raypipe used where it cannot be: ``ctx`` outside its handler's run, ``ctx.match()`` or
+    a Motia multi-trigger step with no handler for the trigger that fired, a write to a
+    streamed response that was closed."""

@@ -14,16 +14,12 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from raypipe.errors import NotJSONError
+from raypipe.errors import JSONLimitError, NotJSONError
 
 __all__ = ["JSONLimitError", "check_json", "dump_models", "parse_json", "plain_json"]
 
 #: How deeply nested a value may be, by default.
 MAX_DEPTH = 64
-
-
-class JSONLimitError(ValueError):
-    """A body that is JSON, but past a limit (depth) or not text (a lone surrogate)."""
 
 
 def shown(text: str) -> str:

@@ -299,12 +299,24 @@ def load_app(root: str | Path, settings: Settings | None = None, version: str = 
     return App(root=root, settings=settings, steps=by_name, streams=streams, version=version)
 
 
+#: Variables this process took from an app's ``.env`` (name -> value set), so that a new
+#: version's ``.env`` (a reload) replaces them, while what the environment set stays.
+_from_env_file: dict[str, str] = {}
+
+
 def load_env(root: Path) -> None:
-    """The app's ``.env`` into the environment, never over what is set already: what
-    ``raypipe dev`` and ``start`` (and every worker that loads the app) see."""
+    """The app's ``.env`` into the environment, never over what the environment set itself:
+    what ``raypipe dev`` and ``start`` (and every worker that loads the app) see. A value an
+    earlier ``.env`` set is replaced by the new one (an edited ``.env``, reloaded)."""
     env = root / constants.ENV_FILE
-    if env.is_file():
-        dotenv.load_dotenv(env, override=False)
+    if not env.is_file():
+        return
+    for key, value in dotenv.dotenv_values(env).items():
+        if value is None:
+            continue
+        if key not in os.environ or _from_env_file.get(key) == os.environ[key]:
+            os.environ[key] = value
+            _from_env_file[key] = value
 
 
 def install_motia() -> None:

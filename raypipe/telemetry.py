@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import OrderedDict, deque
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
-__all__ = ["LogFilter", "Span", "Telemetry"]
+from raypipe.engine.delivery import Delivery
+
+__all__ = ["AttemptSpans", "LogFilter", "Span", "SpanSink", "Telemetry", "TelemetryService"]
 
 #: ``{"trace_id", "id", "step", "kind", "attempt", "start", "end", "outcome", "error", ...}``;
 #: times in epoch milliseconds; ``outcome`` is ``ok``, ``error`` or ``dead``.
@@ -126,3 +129,51 @@ class Telemetry:
                        key=lambda ln: ln.get("time", 0))
         return {"trace_id": trace_id, "spans": sorted(spans, key=lambda s: s["start"]),
                 "dropped_spans": self._dropped.get(trace_id, 0), "logs": lines}
+
+
+class SpanSink(Protocol):
+    def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None: ...
+
+
+class AttemptSpans:
+    """A span per delivery attempt, sent to the sink as the attempt starts and again as it
+    ends (the workbench shows a running attempt): what the dispatcher and the in-process
+    runtime of :mod:`raypipe.testing` both record."""
+
+    def __init__(self, sink: Callable[[], SpanSink]) -> None:
+        self._sink = sink
+        self._open: dict[tuple[str, int], Span] = {}
+
+    def started(self, step: str, d: Delivery) -> None:
+        span = {"trace_id": d.trace_id, "id": d.id, "step": step, "kind": d.kind,
+                "topic": d.topic, "attempt": d.attempt, "start": time.time() * 1000,
+                "end": None, "outcome": None, "error": None}
+        self._open[d.id, d.attempt] = span
+        self._sink().record((), [span])
+
+    def finished(self, d: Delivery, outcome: str, error: str | None) -> None:
+        span = self._open.pop((d.id, d.attempt), None)
+        if span is not None:
+            self._sink().record((), [{**span, "end": time.time() * 1000, "outcome": outcome,
+                                      "error": error}])
+
+
+class TelemetryService:
+    """A :class:`Telemetry` behind the calls the workbench's API makes: what the telemetry
+    actor hosts, and :mod:`raypipe.testing` in-process."""
+
+    def __init__(self) -> None:
+        self.telemetry = Telemetry()
+
+    async def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
+        self.telemetry.record(lines, spans)
+
+    async def logs(self, after: int, flt: LogFilter, timeout: float,
+                   limit: int) -> tuple[int, list[dict[str, Any]]]:
+        return await self.telemetry.wait_logs(after, flt, timeout, limit)
+
+    async def traces(self, limit: int) -> list[dict[str, Any]]:
+        return self.telemetry.traces(limit)
+
+    async def trace(self, trace_id: str) -> dict[str, Any] | None:
+        return self.telemetry.trace(trace_id)

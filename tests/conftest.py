@@ -19,6 +19,19 @@ EXAMPLES = ROOT / "examples"
 APPS = ROOT / "tests" / "apps"
 
 
+#: Folders whose tests start Ray one way or another (the session's, `ray start`, `raypipe dev`).
+_RAY_FOLDERS = ("runtime", "security")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The ``ray`` marker on every test that needs a Ray: `pytest -m "not ray"` is the fast
+    tier, `make test` runs everything."""
+    for item in items:
+        folder = Path(str(item.path)).parent.name
+        if folder in _RAY_FOLDERS or "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.ray)
+
+
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[int]:
     """Ray with 2 CPUs and Serve on a free port; yields the HTTP port."""

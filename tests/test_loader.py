@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from raypipe import ApiRequest, ApiResponse, AppLoadError, StepLoadError
+from raypipe import AppLoadError, StepLoadError
 from raypipe import triggers as t
-from raypipe.context import Origin
-from raypipe.delivery import Delivery, execute
 from raypipe.loader import discover, load_app
-from raypipe.messages import Message
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -196,80 +192,6 @@ def test_user_registration_example_loads() -> None:
                            ("GET", "/users/{userId}/status"): "GetUserStatus"}
     assert app.steps["RegisterUser"].config.enqueues == ("user.registered",)
     assert app.flows == ["user-registration"]
-
-
-class MemoryRuntime:
-    """Just enough of a Runtime for the example: get/set state and a list of messages."""
-
-    def __init__(self) -> None:
-        self.items: dict[tuple[str, str], Any] = {}
-        self.messages: list[Message] = []
-        self.state = self
-        self.bus = self
-        self.streams = None  # the example declares no stream
-
-    async def get(self, group: str, key: str) -> Any:
-        return self.items.get((group, key))
-
-    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
-        old, self.items[(group, key)] = self.items.get((group, key)), value
-        return old, value
-
-    async def publish(self, messages: list[Message]) -> None:
-        self.messages.extend(messages)
-
-
-def test_user_registration_example_runs_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
-    from raypipe.context import FlowContext
-
-    app = load_app(EXAMPLES / "user-registration")
-    rt = MemoryRuntime()
-
-    async def no_wait(_: float) -> None:
-        return None
-
-    monkeypatch.setattr(asyncio, "sleep", no_wait)
-
-    async def call_http(name: str, body: Any = None, **path_params: str) -> ApiResponse:
-        step = app.steps[name]
-        (tr,) = step.triggers_of(t.HttpTrigger)
-        req = ApiRequest(body=tr.body_schema.validate(body) if tr.body_schema else body,
-                         path_params=path_params)
-        ctx = FlowContext(app, rt, step=step, trace_id="trace-1", trigger=tr)
-        resp = ApiResponse.coerce(await step.handler(req, ctx))
-        tr.response_schema[resp.status].validate(resp.body)
-        return resp
-
-    async def scenario() -> tuple[ApiResponse, ApiResponse, list[str]]:
-        created = await call_http("RegisterUser", {"name": "Alice Johnson",
-                                                   "email": "alice@example.com",
-                                                   "password": "securepass123"})
-        delivered = []
-        while rt.messages:
-            msg = rt.messages.pop(0)
-            for sub in app.subscribers(msg.topic):
-                d = Delivery(id=f"{msg.id}>{sub.name}", step=sub.name, kind="queue",
-                             payload=msg.data, trace_id=msg.trace_id, topic=msg.topic)
-                await execute(app, rt, d)
-                delivered.append(f"{msg.topic}->{sub.name}")
-        status = await call_http("GetUserStatus", userId=created.body["userId"])
-        return created, status, delivered
-
-    created, status, delivered = asyncio.run(scenario())
-    assert created.status == 201
-    assert created.body["status"] == "pending"
-    assert created.body["userId"].startswith("user-")
-    assert sorted(delivered) == ["email.sent->LogNotification",
-                                 "user.registered->SendWelcomeEmail",
-                                 "user.registered->SetupUserAccount"]
-    assert status.status == 200
-    assert {k: status.body[k] for k in ("status", "emailSent", "accountSetup", "name")} == {
-        "status": "active", "emailSent": True, "accountSetup": True, "name": "Alice Johnson"}
-    user_id = created.body["userId"]
-    assert rt.items[("notification-counts", user_id)]["count"] == 1
-
-    missing = asyncio.run(call_http("GetUserStatus", userId="user-0"))
-    assert (missing.status, missing.body) == (404, {"error": "User not found"})
 
 
 @pytest.mark.parametrize(("body", "loc", "msg"), [

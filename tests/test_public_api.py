@@ -9,11 +9,12 @@ import raypipe
 from raypipe import errors
 
 PUBLIC = {
-    "ApiRequest", "ApiResponse", "AppLoadError", "ConfigError", "DeployError", "EnqueueError",
-    "EnqueueValidationError", "FlowContext", "NotJSONError", "QueueConfig", "RayOptions",
-    "RaypipeError",
-    "RuntimeNotRunningError", "SchemaValidationError", "StateTriggerInput", "StepConfig",
-    "StepLoadError", "Stream", "StreamConfig", "StreamEvent", "StreamTriggerInput", "UpdateOpError",
+    "ApiRequest", "ApiResponse", "AppLoadError", "BackendUnavailableError", "ConfigError",
+    "DeployError", "EnqueueError", "EnqueueValidationError", "FlowContext", "InvalidIdError",
+    "JSONLimitError", "LimitError", "NotJSONError", "QueueConfig", "RayOptions",
+    "RaypipeError", "RuntimeNotRunningError", "SchemaValidationError", "StateLayoutError",
+    "StateTriggerInput", "StepConfig", "StepLoadError", "Stream", "StreamConfig",
+    "StreamEvent", "StreamTriggerInput", "UnsafePathError", "UpdateOpError", "UsageError",
     "__version__", "cron", "http", "queue", "state", "stream", "subscribe",
 }
 

@@ -53,18 +53,30 @@ def test_cluster_records_of_two_apps_of_one_name_do_not_overwrite(
     assert clusters.recorded("seed", str(tmp_path / "b" / "seed")) == second
 
 
-def test_a_stale_record_fails_at_once_naming_the_app(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from raypipe.errors import RuntimeNotRunningError
+def test_a_stale_record_fails_at_once_naming_the_app(tmp_path: Path) -> None:
+    """Run as the CLI runs it, in a process of its own with no Ray joined yet."""
+    import subprocess
+
     from raypipe.runtime import clusters
-    from raypipe.runtime.deploy import connect
     from raypipe.runtime.ports import free_port
 
-    monkeypatch.setenv(clusters.HOME_ENV, str(tmp_path))
-    monkeypatch.delenv("RAY_ADDRESS", raising=False)
-    clusters.record("gone", f"127.0.0.1:{free_port()}", "/nowhere/gone")
-    with pytest.raises(RuntimeNotRunningError, match=r"recorded for app 'gone'.*does not answer"):
-        connect(app="gone", app_root="/nowhere/gone")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    env[clusters.HOME_ENV] = str(tmp_path)
+    code = ("import os, time\n"
+            "from raypipe.runtime import clusters\n"
+            "from raypipe.errors import RuntimeNotRunningError\n"
+            "from raypipe.runtime.deploy import connect\n"
+            f"clusters.record('gone', '127.0.0.1:{free_port()}', '/nowhere/gone')\n"
+            "t0 = time.monotonic()\n"
+            "try:\n"
+            "    connect(app='gone', app_root='/nowhere/gone')\n"
+            "except RuntimeNotRunningError as exc:\n"
+            "    print(f'{time.monotonic() - t0:.1f}', exc)\n")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, timeout=120)
+    took, _, message = out.stdout.strip().partition(" ")
+    assert "recorded for app 'gone'" in message and "does not answer" in message, out
+    assert float(took) < 10
 
 
 def test_import_motia_resolves_the_same_from_any_working_directory(

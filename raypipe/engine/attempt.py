@@ -7,10 +7,10 @@ import traceback
 from typing import Literal, Protocol
 
 from raypipe import triggers as t
-from raypipe.delivery import Delivery
+from raypipe.engine.delivery import Delivery
 from raypipe.steps import Step
 
-__all__ = ["AttemptError", "Cause", "Executor", "describe"]
+__all__ = ["AttemptError", "Cause", "Executor", "describe", "outcome_error"]
 
 #: ``error``: the handler raised; ``crash``: its worker process died (an exit, a signal, OOM,
 #: a lost node); ``timeout``: it ran past its ``visibility_timeout`` and was stopped.
@@ -46,3 +46,11 @@ def describe(exc: BaseException) -> AttemptError:
         return exc
     return AttemptError(f"{type(exc).__name__}: {exc}",
                         "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
+
+
+def outcome_error(outcome: dict[str, str]) -> AttemptError:
+    """A failed run's outcome (``{"error", "traceback", "cause"}``, as a worker answers it)
+    as an :class:`AttemptError`."""
+    cause = outcome.get("cause", "error")
+    return AttemptError(outcome["error"], outcome["traceback"],
+                        "crash" if cause == "crash" else "error")

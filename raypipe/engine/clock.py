@@ -53,6 +53,12 @@ class FakeClock:
         heapq.heappush(self._sleepers, (self._now + seconds, next(self._order), fut))
         await fut
 
+    def next_at(self) -> float | None:
+        """When the earliest sleeper still waiting wakes (on :meth:`monotonic`'s scale)."""
+        while self._sleepers and self._sleepers[0][2].done():
+            heapq.heappop(self._sleepers)  # cancelled while asleep
+        return self._sleepers[0][0] if self._sleepers else None
+
     @property
     def sleepers(self) -> int:
         return sum(1 for *_, f in self._sleepers if not f.done())

@@ -30,11 +30,11 @@ from typing import Any, Protocol
 
 from raypipe import triggers as t
 from raypipe.app import App
-from raypipe.delivery import Delivery
 from raypipe.effects import EffectLog
 from raypipe.engine.attempt import AttemptError, Executor, describe
 from raypipe.engine.clock import Clock, SystemClock
 from raypipe.engine.cron import run_schedule
+from raypipe.engine.delivery import Delivery
 from raypipe.engine.journal import Entry, Journal
 from raypipe.engine.loopbatch import LoopBatcher, Outcome
 from raypipe.engine.once import Once

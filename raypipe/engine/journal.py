@@ -14,7 +14,7 @@ import abc
 from collections.abc import Sequence
 from typing import Any
 
-from raypipe.delivery import Delivery
+from raypipe.engine.delivery import Delivery
 
 __all__ = ["Journal", "MemoryJournal", "make_journal"]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from raypipe import constants
-from raypipe.delivery import Delivery
+from raypipe.engine.delivery import Delivery
 from raypipe.engine.journal import Entry, Journal
 
 __all__ = ["RedisJournal"]

@@ -1,5 +1,6 @@
 """The Serve deployment that serves an app's HTTP steps: each replica loads the app once and
-builds its FastAPI app (``__serve_build_asgi_app__``), so nothing app-specific is pickled."""
+builds its FastAPI app (``__serve_build_asgi_app__``), so nothing app-specific is pickled.
+``raypipe dev`` moves a running replica to a new version in place (:meth:`Ingress.reload`)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from ray import serve
 
 from raypipe import constants
 from raypipe.http.routes import build_http_app
-from raypipe.runtime import shipping
+from raypipe.runtime import registry, shipping
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec
 
@@ -21,7 +22,9 @@ __all__ = ["Ingress"]
 @serve.ingress()
 class Ingress:
     def __init__(self, spec: AppSpec) -> None:
-        self.spec = spec
+        # A replica Serve starts again (after a crash, or with the deploy's first arguments)
+        # serves the version deployed last, as the actors do.
+        self.spec = registry.current(spec)
 
     async def check_health(self) -> None:
         """Serve's replica health check: liveness only. The replica answers this (its event
@@ -30,6 +33,10 @@ class Ingress:
         the replica during a Redis outage, and every route, the health route included, 404
         until a new one started."""
 
+    def _build(self, spec: AppSpec) -> Any:
+        deadline = spec.settings.backend_timeout_seconds
+        return build_http_app(shipping.load(spec), lambda: runtime_for(spec, deadline))
+
     def __serve_build_asgi_app__(self) -> Any:
         from raypipe.logger import configure_console
         from raypipe.settings import LogFormat
@@ -37,6 +44,14 @@ class Ingress:
         settings = self.spec.settings
         configure_console(json_lines=settings.log_format == LogFormat.JSON,
                           file=settings.log_file)
-        app = shipping.load(self.spec)
-        deadline = settings.backend_timeout_seconds
-        return build_http_app(app, lambda: runtime_for(self.spec, deadline))
+        return self._build(self.spec)
+
+    async def reload(self, spec: AppSpec) -> str:
+        """Serve ``spec``'s version from now on, without a new replica: its routes replace
+        the old ones for every request that starts after this returns (a request under way
+        finishes on the version it started with). A version that fails to load changes
+        nothing."""
+        app = self._build(spec)
+        self._set_asgi_app(app)  # type: ignore[attr-defined]  # Serve's ingress wrapper
+        self.spec = spec
+        return spec.version

@@ -23,6 +23,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
 
+from raypipe import __version__ as raypipe_version
 from raypipe import constants
 from raypipe import triggers as t
 from raypipe.app import App
@@ -346,7 +347,8 @@ async def _invalid_id_handler(request: Request, exc: Exception) -> Response:
 
 def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
     """One route per http trigger; ``runtime`` is called per request (it may connect lazily)."""
-    api = FastAPI(title=app.name, description=f"raypipe app `{app.name}`", version="0.1.0")
+    api = FastAPI(title=app.name, description=f"raypipe app `{app.name}` on raypipe "
+                  f"{raypipe_version}", version=app.version or "local")
     comps = _Components()
     routes = [(step, tr) for step in app.with_trigger(t.HttpTrigger)
               for tr in step.triggers_of(t.HttpTrigger)]

@@ -12,6 +12,8 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
+from raypipe.errors import LimitError, UsageError
+
 __all__ = ["ResponseStream"]
 
 _END = object()
@@ -60,10 +62,10 @@ class ResponseStream:
 
     def write(self, chunk: bytes | str) -> None:
         if self.closed:
-            raise RuntimeError("the response was closed; nothing more can be written")
+            raise UsageError("the response was closed; nothing more can be written")
         data = chunk.encode() if isinstance(chunk, str) else bytes(chunk)
         if len(data) > self._max:
-            raise ValueError(f"a chunk of {len(data)} bytes is over the limit of {self._max}")
+            raise LimitError(f"a chunk of {len(data)} bytes is over the limit of {self._max}")
         self._loop.call_soon_threadsafe(self._put, data)
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from raypipe.calls import current
 from raypipe.context import FlowContext, invoke
-from raypipe.errors import RuntimeNotRunningError
+from raypipe.errors import RuntimeNotRunningError, UsageError
 from raypipe.schemas import Schema
 from raypipe.steps import StepConfig as _StepConfig
 from raypipe.streams.config import StreamConfig as _StreamConfig
@@ -246,7 +246,7 @@ class MultiTriggerStepBuilder:
             kind = getattr(ctx.trigger, "type", None)
             fn = by_type.get(kind or "")
             if fn is None:
-                raise RuntimeError(f"no handler for a {kind} trigger; this step has "
+                raise UsageError(f"no handler for a {kind} trigger; this step has "
                                    f"{sorted(by_type)}")
             return await invoke(fn, (ctx,) if kind == "cron" else (input, ctx))
 

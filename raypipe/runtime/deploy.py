@@ -29,8 +29,20 @@ from raypipe.runtime.proxy_timeouts import HEADER_TIMEOUT_ENV
 from raypipe.runtime.spec import AppSpec
 from raypipe.settings import IngressMode, Settings
 
-__all__ = ["FAST_SERVE_ENV", "HAPROXY_ENV", "WARM_WORKERS_ENV", "Cluster", "Deployment",
-           "connect", "deploy", "ingress", "prepare_local_ray", "start_actors", "teardown"]
+__all__ = [
+    "FAST_SERVE_ENV",
+    "HAPROXY_ENV",
+    "WARM_WORKERS_ENV",
+    "Cluster",
+    "Deployment",
+    "connect",
+    "deploy",
+    "ingress",
+    "prepare_local_ray",
+    "reload",
+    "start_actors",
+    "teardown",
+]
 
 log = logging.getLogger("raypipe.deploy")
 
@@ -295,6 +307,29 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
     deployment = Deployment(spec, f"http://{shown}:{port}{'' if prefix == '/' else prefix}")
     wait_routable(deployment.url)
     return deployment
+
+
+def reload(running: AppSpec, spec: AppSpec, *, ship: bool = False) -> AppSpec:
+    """``raypipe dev``'s reload: move the running app (``running``) to ``spec``'s version.
+    The new version must load first (an :class:`~raypipe.errors.AppLoadError` changes
+    nothing); then the actors move in place, and the ingress replica swaps its routes
+    without a new replica. A change of settings that a running replica cannot take (its
+    route prefix, its replicas) is a full :func:`deploy` instead. Returns the spec now
+    running (shipped, with ``ship``)."""
+    app = preflight.load(spec)
+    preflight.schedulable(app, spec)
+    if spec.settings != running.settings:
+        return deploy(spec, ship=ship).spec
+    if ship:
+        spec = shipping.ship(spec)
+    start_actors(spec)
+    name = constants.serve_app_name(spec.settings.name)
+    if spec.settings.ingress_replicas == 1 and not spec.settings.autoscaling_config:
+        handle = serve.get_deployment_handle(constants.INGRESS_DEPLOYMENT, name)
+        handle.reload.remote(spec).result(timeout_s=ROUTABLE_TIMEOUT)
+    else:  # a call reaches one replica: Serve replaces them all instead
+        serve.run(ingress(spec), name=name, route_prefix=spec.settings.route_prefix)
+    return spec
 
 
 #: Times Serve's start is tried.

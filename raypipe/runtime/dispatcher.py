@@ -12,15 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import time
 from typing import Any
 
 import ray
 from ray.experimental import internal_kv
 
 from raypipe import constants
-from raypipe.delivery import Delivery
 from raypipe.engine.clock import SystemClock
+from raypipe.engine.delivery import Delivery
 from raypipe.engine.engine import DeliveryEngine
 from raypipe.engine.journal import make_journal
 from raypipe.engine.outcomes import Outcomes, TraceOutcome
@@ -31,6 +30,7 @@ from raypipe.runtime.metrics import FLUSH_SECONDS, DeliveryMetrics
 from raypipe.runtime.spec import AppSpec
 from raypipe.settings import redact_url
 from raypipe.steps import Step
+from raypipe.telemetry import AttemptSpans
 
 log = logging.getLogger("raypipe.dispatcher")
 
@@ -46,7 +46,7 @@ class _RuntimeHooks:
         self.spec = spec
         self.metrics = metrics
         self._telemetry: Any = None
-        self._spans: dict[tuple[str, int], dict[str, Any]] = {}
+        self._spans = AttemptSpans(self._sink)
         self._release_to: list[Any] | None = None
         self._releasing: list[str] = []
 
@@ -63,19 +63,12 @@ class _RuntimeHooks:
         return self._telemetry
 
     def attempt_started(self, step: Step, d: Delivery) -> None:
-        span = {"trace_id": d.trace_id, "id": d.id, "step": step.name, "kind": d.kind,
-                "topic": d.topic, "attempt": d.attempt, "start": time.time() * 1000,
-                "end": None, "outcome": None, "error": None}
-        self._spans[d.id, d.attempt] = span
-        self._sink().record((), [span])
+        self._spans.started(step.name, d)
 
     def attempt_finished(self, step: Step, d: Delivery, outcome: str, error: str | None,
                          seconds: float) -> None:
         self.metrics.latency(step.name, seconds)
-        span = self._spans.pop((d.id, d.attempt), None)
-        if span is not None:
-            self._sink().record((), [{**span, "end": time.time() * 1000, "outcome": outcome,
-                                      "error": error}])
+        self._spans.finished(d, outcome, error)
 
     def workflow_finished(self, flow: str, outcome: TraceOutcome) -> None:
         self.metrics.workflow(flow, outcome)

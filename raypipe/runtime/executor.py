@@ -19,9 +19,9 @@ from ray import exceptions as rex
 
 from raypipe import triggers as t
 from raypipe.app import App
-from raypipe.delivery import Delivery
-from raypipe.engine.attempt import AttemptError
+from raypipe.engine.attempt import AttemptError, outcome_error
 from raypipe.engine.batching import MAX_BATCH, Batcher
+from raypipe.engine.delivery import Delivery
 from raypipe.engine.outcomes import Outcomes
 from raypipe.ray_options import RayOptions, demand
 from raypipe.runtime.spec import AppSpec
@@ -56,12 +56,6 @@ def crash_error(exc: BaseException) -> AttemptError:
     if isinstance(cause, BaseException):
         exc = cause
     return AttemptError(f"{type(exc).__name__}: {exc}", str(exc), "error")
-
-
-def _outcome_error(outcome: dict[str, str]) -> AttemptError:
-    cause = outcome.get("cause", "error")
-    return AttemptError(outcome["error"], outcome["traceback"],
-                        "crash" if cause == "crash" else "error")
 
 
 class RayExecutor:
@@ -120,7 +114,7 @@ class RayExecutor:
         except Exception as exc:
             raise crash_error(exc) from None
         if outcome is not None:
-            raise _outcome_error(outcome)
+            raise outcome_error(outcome)
 
     def start_many(self, step: Step, deliveries: list[Delivery],
                    cfg: t.QueueConfig) -> list[asyncio.Future[None]]:
@@ -153,7 +147,7 @@ class RayExecutor:
                 if outcome is None:
                     fut.set_result(None)
                 else:
-                    fut.set_exception(_outcome_error(outcome))
+                    fut.set_exception(outcome_error(outcome))
         finally:
             # Nothing may wait forever: an attempt without an answer counts as failed.
             _fail_all(chunk, AttemptError("the batch task gave no outcome for this delivery"))

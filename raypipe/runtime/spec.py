@@ -32,10 +32,15 @@ class AppSpec:
     digest: str = ""
 
     @classmethod
-    def from_dir(cls, app_dir: str | Path, **overrides: object) -> AppSpec:
+    def from_dir(cls, app_dir: str | Path, *, env_in_version: bool = False,
+                 **overrides: object) -> AppSpec:
+        """The app at ``app_dir`` with its settings. ``env_in_version``: its ``.env`` counts
+        in the version even unshipped (``raypipe dev``, which reloads on an edit of it; the
+        version is shown on the health route, so a deploy that serves a network keeps it
+        out unless ``ship_env`` ships it anyway)."""
         root = Path(app_dir).resolve()
         settings = load_settings(root, overrides)
-        digest = app_digest(root, include_env=settings.ship_env)
+        digest = app_digest(root, include_env=settings.ship_env or env_in_version)
         return cls(str(root), settings, digest[:12], digest=digest)
 
     @property

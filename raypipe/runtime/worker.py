@@ -9,22 +9,18 @@ code named (cause ``crash``) and leaves the worker, and the deliveries sharing i
 from __future__ import annotations
 
 import asyncio
-import traceback
 
 import ray
 
-from raypipe.app import App
-from raypipe.delivery import Delivery, execute
+from raypipe.engine.delivery import Delivery
+from raypipe.execution import Outcome, run_one
 from raypipe.runtime import shipping
-from raypipe.runtime.bridge import RayRuntime, runtime_for
+from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec
 
 __all__ = ["run_batch", "run_delivery"]
 
 _loop: asyncio.AbstractEventLoop | None = None
-
-Outcome = dict[str, str] | None
-
 
 def _worker_loop() -> asyncio.AbstractEventLoop:
     global _loop
@@ -34,29 +30,12 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def _failure(exc: BaseException, description: str, cause: str = "error") -> dict[str, str]:
-    return {"error": description, "cause": cause,
-            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
-
-
-async def _run_one(app: App, rt: RayRuntime, d: Delivery) -> Outcome:
-    try:
-        await execute(app, rt, d)
-    except SystemExit as exc:
-        # Caught here: out of a coroutine, SystemExit stops the whole loop (and the batch).
-        return _failure(exc, f"SystemExit: the handler exited with code {exc.code!r} "
-                             "(sys.exit); the attempt failed, the worker was kept", "crash")
-    except Exception as exc:
-        return _failure(exc, f"{type(exc).__name__}: {exc}")
-    return None
-
-
 def _run(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
     app = shipping.load(spec)
     rt = runtime_for(spec)
 
     async def run_all() -> list[Outcome]:
-        return list(await asyncio.gather(*(_run_one(app, rt, d) for d in deliveries)))
+        return list(await asyncio.gather(*(run_one(app, rt, d) for d in deliveries)))
 
     try:
         return _worker_loop().run_until_complete(run_all())

@@ -15,8 +15,8 @@ import pytest
 from raypipe import QueueConfig, StepConfig, cron, queue
 from raypipe import triggers as t
 from raypipe.app import App
-from raypipe.delivery import Delivery
 from raypipe.engine import AttemptError, DeliveryEngine, FakeClock, Journal
+from raypipe.engine.delivery import Delivery
 from raypipe.engine.journal import Entry
 from raypipe.engine.retry import backoff_seconds
 from raypipe.messages import Message

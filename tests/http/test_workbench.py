@@ -1,28 +1,27 @@
-"""The workbench's page and API without Ray (the browser tests run it on Ray)."""
+"""The workbench's page and API without Ray, on raypipe.testing (the browser tests run it on
+Ray)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 
-from raypipe.http.routes import build_http_app
-from raypipe.loader import load_app
-from raypipe.settings import load_settings
-from tests.http.test_routes import NoRuntime
+from raypipe.testing import TestApp
 
 SEED = Path(__file__).resolve().parent.parent.parent / "examples" / "parallel-workflow"
 
 
 @pytest.fixture(scope="module")
-def client() -> TestClient:
-    settings = load_settings(SEED, {"admin_token": "t"})
-    return TestClient(build_http_app(load_app(SEED, settings), lambda: NoRuntime()),
-                      headers={"authorization": "Bearer t"})
+def client() -> Iterator[Any]:
+    with TestApp(SEED, settings={"admin_token": "t"}) as app:
+        app.client.headers["authorization"] = "Bearer t"
+        yield app.client
 
 
-def test_the_page_and_its_assets_are_served_offline(client: TestClient) -> None:
+def test_the_page_and_its_assets_are_served_offline(client: Any) -> None:
     r = client.get("/_raypipe", follow_redirects=False)
     assert r.status_code == 307 and r.headers["location"] == "_raypipe/"
     page = client.get("/_raypipe/")
@@ -36,7 +35,7 @@ def test_the_page_and_its_assets_are_served_offline(client: TestClient) -> None:
     assert client.get("/_raypipe/health").json()["app"] == "parallel-workflow"
 
 
-def test_the_app_description_lists_http_steps_with_their_body_schema(client: TestClient) -> None:
+def test_the_app_description_lists_http_steps_with_their_body_schema(client: Any) -> None:
     app = client.get("/_raypipe/api/app").json()
     assert app["flows"] == ["workflow-orchestration"] and app["streams"] == ["workflows"]
     start = next(e for e in app["endpoints"] if e["path"] == "/api/workflow/start")
@@ -44,12 +43,18 @@ def test_the_app_description_lists_http_steps_with_their_body_schema(client: Tes
     assert "totalSteps" in start["body_schema"]["properties"]
 
 
-def test_flows_by_name_and_unknown_ones(client: TestClient) -> None:
+def test_flows_by_name_and_unknown_ones(client: Any) -> None:
     graph = client.get("/_raypipe/api/flows", params={"flow": "workflow-orchestration"}).json()
     assert len(graph["steps"]) == 9
     assert client.get("/_raypipe/api/flows", params={"flow": "nope"}).status_code == 404
 
 
-def test_logs_and_traces_need_a_runtime_with_telemetry(client: TestClient) -> None:
-    assert client.get("/_raypipe/api/logs").status_code == 503
-    assert client.get("/_raypipe/api/traces").status_code == 503
+def test_logs_and_traces_of_a_run(client: Any) -> None:
+    r = client.post("/api/workflow/start", json={"totalSteps": 2})
+    trace_id = r.headers["x-trace-id"]
+    wait = client.get("/_raypipe/api/logs", params={"trace": trace_id, "wait": 5}).json()
+    assert any(line["step"] == "start-parallel-workflow" for line in wait["lines"])
+    traces = client.get("/_raypipe/api/traces").json()
+    assert trace_id in [t["trace_id"] for t in traces]
+    spans = client.get(f"/_raypipe/api/traces/{trace_id}").json()["spans"]
+    assert "start-parallel-workflow" in {s["step"] for s in spans}

@@ -72,36 +72,89 @@ class Running:
         return self.stats()["steps"].get(step, {})  # type: ignore[no-any-return]
 
 
+    def http(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, self.d.url + path, **kwargs)
+
+
+class LocalRunning(Running):
+    """The same scenarios on :class:`raypipe.testing.TestApp`: the engine, state and streams
+    services and triggers in-process. Each read first runs the app until nothing is in
+    flight (the fake clock moves on through backoffs), so the scenarios' polls see what a
+    settled run left."""
+
+    def __init__(self, test_app: Any) -> None:
+        self.t = test_app
+        self.app = test_app.app
+        self.rt = test_app.runtime
+
+    def run(self, coro: Any) -> Any:
+        return self.t._wait(coro)
+
+    def get(self, group: str, key: str) -> Any:
+        self.t.run_until_idle(timeout=120)
+        return super().get(group, key)
+
+    def items(self, group: str) -> dict[str, Any]:
+        self.t.run_until_idle(timeout=120)
+        return super().items(group)
+
+    def stats(self) -> dict[str, Any]:
+        self.t.run_until_idle(timeout=120)
+        return self.rt.engine.stats()  # type: ignore[no-any-return]
+
+    def dead_letter(self, matches: Callable[[Any], bool], timeout: float = 30) -> Any:
+        self.t.run_until_idle(timeout=timeout)
+        [entry] = [e for e in self.t.dead_letters.list() if matches(e["payload"])]
+        return entry
+
+    def http(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return self.t.client.request(method, path, **kwargs)  # type: ignore[no-any-return]
+
+
 @pytest.fixture(scope="module")
-def g(ray_session: int) -> Any:
+def on_ray(request: pytest.FixtureRequest) -> Any:
     from raypipe.runtime.deploy import deploy, teardown
     from raypipe.runtime.spec import AppSpec
 
-    spec = AppSpec.from_dir(APP, name="guarantees-tests", port=ray_session, dev=True,
+    port = request.getfixturevalue("ray_session")
+    spec = AppSpec.from_dir(APP, name="guarantees-tests", port=port, dev=True,
                             route_prefix="/guarantees")
     yield Running(deploy(spec))
     teardown(spec)
 
 
-def test_retries_follow_the_backoff(g: Running) -> None:
-    g.send("backoff", [{"id": "b1"}])
-    times = wait_for(lambda: (t := [g.get("backoff", f"b1:{a}") for a in (1, 2, 3)])
+@pytest.fixture(scope="module", params=["ray", "local"])
+def g(request: pytest.FixtureRequest) -> Any:
+    """The app on Ray, and the same app on raypipe.testing: a scenario that takes ``g`` runs
+    on both, from one test body."""
+    if request.param == "ray":
+        yield request.getfixturevalue("on_ray")
+        return
+    from raypipe.testing import TestApp
+
+    with TestApp(APP, settings={"name": "guarantees-local"}) as test_app:
+        yield LocalRunning(test_app)
+
+
+def test_retries_follow_the_backoff(on_ray: Running) -> None:
+    on_ray.send("backoff", [{"id": "b1"}])
+    times = wait_for(lambda: (t := [on_ray.get("backoff", f"b1:{a}") for a in (1, 2, 3)])
                      and all(t) and t, timeout=30, message="three attempts")
     gap1, gap2 = times[1] - times[0], times[2] - times[1]
     # 300 ms then 600 ms, each +-20% jitter, plus the time to run an attempt.
     assert 0.24 <= gap1 <= 0.65, gap1
     assert 0.48 <= gap2 <= 1.0, gap2
     assert gap2 > gap1
-    assert g.step_stats("backoff")["retries"] == 2
+    assert on_ray.step_stats("backoff")["retries"] == 2
 
 
-def test_dead_letter_then_replay_after_the_fix(g: Running) -> None:
+def test_dead_letter_then_replay_after_the_fix(on_ray: Running) -> None:
     from raypipe.cli import app as cli
 
-    g.send("doomed", [{"id": "d1"}])
-    url = g.d.url
+    on_ray.send("doomed", [{"id": "d1"}])
+    url = on_ray.d.url
 
-    entry = g.dead_letter(lambda p: p == {"id": "d1"})
+    entry = on_ray.dead_letter(lambda p: p == {"id": "d1"})
     assert entry["step"] == "doomed" and entry["trace_id"] == "t"
     assert [e["attempt"] for e in entry["errors"]] == [1, 2, 3]  # 1 + max_retries
     assert "ValueError: not fixed yet (attempt 3)" in entry["errors"][2]["error"]
@@ -110,18 +163,18 @@ def test_dead_letter_then_replay_after_the_fix(g: Running) -> None:
 
     runner = CliRunner()
     app_dir = ["--app", str(APP)]
-    env = {"RAYPIPE_NAME": g.spec.settings.name}
+    env = {"RAYPIPE_NAME": on_ray.spec.settings.name}
     listed = runner.invoke(cli, ["dlq", "list", *app_dir], env=env)
     assert entry["id"] in listed.output and "attempts=3" in listed.output
     shown = runner.invoke(cli, ["dlq", "show", entry["id"], *app_dir], env=env)
     assert json.loads(shown.stdout)["payload"] == {"id": "d1"}
 
     # Fix the cause, then replay: the same delivery, with fresh attempts numbered on.
-    g.run(g.rt.state.set("flags", "fixed", True, _origin()))
+    on_ray.run(on_ray.rt.state.set("flags", "fixed", True, _origin()))
     replayed = runner.invoke(cli, ["dlq", "replay", entry["id"], *app_dir], env=env)
     assert replayed.exit_code == 0, replayed.output
     assert json.loads(replayed.stdout) == {"replayed": [entry["id"]]}
-    assert wait_for(lambda: g.get("doomed-done", "d1"), timeout=30, message="replay") == 4
+    assert wait_for(lambda: on_ray.get("doomed-done", "d1"), timeout=30, message="replay") == 4
     assert httpx.get(f"{url}/_raypipe/dlq/{entry['id']}").status_code == 404
     again = runner.invoke(cli, ["dlq", "replay", entry["id"], *app_dir], env=env)
     assert again.exit_code == 1
@@ -132,7 +185,6 @@ def test_a_replay_applies_nothing_its_failed_attempts_applied(g: Running) -> Non
     """The state update, the stream write and the enqueue made before the failure count once,
     through two failed attempts and the replay that succeeds."""
     g.send("replayable", [{"id": "r1"}])
-    url = g.d.url
 
     entry = g.dead_letter(lambda p: p == {"id": "r1"})
     assert len(entry["errors"]) == 2
@@ -141,7 +193,7 @@ def test_a_replay_applies_nothing_its_failed_attempts_applied(g: Running) -> Non
     assert g.get("replay-counts", "r1") == {"n": 1}
     assert g.run(streams.get("tallies", "replay", "r1")) == {"n": 1, "id": "r1"}
     g.run(g.rt.state.set("flags", "replayable-fixed", True, _origin()))
-    r = httpx.post(f"{url}/_raypipe/dlq/{entry['id']}/replay", headers=ADMIN)
+    r = g.http("POST", f"/_raypipe/dlq/{entry['id']}/replay", headers=ADMIN)
     assert r.json() == {"replayed": [entry["id"]]}
     assert wait_for(lambda: g.get("replayable-done", "r1"), timeout=30, message="replay") == 3
     assert wait_for(lambda: g.stats()["in_flight"] == 0, timeout=30, message="nothing in flight")
@@ -151,11 +203,20 @@ def test_a_replay_applies_nothing_its_failed_attempts_applied(g: Running) -> Non
     assert g.step_stats("replay-after")["done"] == 1
 
 
-@pytest.mark.parametrize("hard", [False, True], ids=["sys.exit", "os._exit"])
-def test_an_exiting_handler_runs_once_per_attempt(g: Running, tmp_path: Path,
-                                                  hard: bool) -> None:
-    """No Ray retry hides under raypipe's attempts: max_retries=1 is exactly two runs, and
-    the dead letter says how the process ended."""
+def test_an_exiting_handler_runs_once_per_attempt(g: Running, tmp_path: Path) -> None:
+    """No retry hides under raypipe's attempts: max_retries=1 is exactly two runs of a
+    handler that calls sys.exit, and the dead letter says how it ended."""
+    _exits(g, tmp_path, hard=False)
+
+
+def test_a_handler_that_ends_its_process_runs_once_per_attempt(on_ray: Running,
+                                                               tmp_path: Path) -> None:
+    """os._exit ends the worker process itself (on Ray only: in-process it would end the
+    test): still two runs, and the dead letter says the worker died."""
+    _exits(on_ray, tmp_path, hard=True)
+
+
+def _exits(g: Running, tmp_path: Path, *, hard: bool) -> None:
     runs = tmp_path / "runs.txt"
     before = g.step_stats("exiting")
     g.send("exits", [{"runs": str(runs), "hard": hard}])
@@ -176,13 +237,13 @@ def test_an_exiting_handler_runs_once_per_attempt(g: Running, tmp_path: Path,
 
 
 def test_a_large_item_written_by_a_delivery_sends_its_values_only_when_read(
-        g: Running) -> None:
+        on_ray: Running) -> None:
     n = 400
-    g.send("big-item", [{"id": "b", "i": i} for i in range(n)])
-    wait_for(lambda: len((g.get("big", "b") or {}).get("entries", {})) == n, timeout=60,
+    on_ray.send("big-item", [{"id": "b", "i": i} for i in range(n)])
+    wait_for(lambda: len((on_ray.get("big", "b") or {}).get("entries", {})) == n, timeout=60,
              message="every entry")
-    g.send("big-item", [{"id": "b", "i": n, "read": True}])
-    read = wait_for(lambda: g.get("big-read", "b"), timeout=60, message="the read")
+    on_ray.send("big-item", [{"id": "b", "i": n, "read": True}])
+    read = wait_for(lambda: on_ray.get("big-read", "b"), timeout=60, message="the read")
     assert read == {"old": n, "new": n + 1, "same": True}
 
 
@@ -296,28 +357,28 @@ def test_concurrency_limit_is_never_exceeded(g: Running) -> None:
     assert peak == 2
 
 
-def test_sigkilled_worker_is_redelivered(g: Running) -> None:
-    g.send("killer", [{"id": "k1"}])
-    survivor = wait_for(lambda: g.get("survived", "k1"), timeout=60, message="redelivery")
-    assert survivor != g.get("killed", "k1")  # another process finished it
-    assert g.step_stats("killer")["done"] == 1
+def test_sigkilled_worker_is_redelivered(on_ray: Running) -> None:
+    on_ray.send("killer", [{"id": "k1"}])
+    survivor = wait_for(lambda: on_ray.get("survived", "k1"), timeout=60, message="redelivery")
+    assert survivor != on_ray.get("killed", "k1")  # another process finished it
+    assert on_ray.step_stats("killer")["done"] == 1
 
 
-def test_visibility_timeout_cancels_an_overrunning_attempt(g: Running) -> None:
+def test_visibility_timeout_cancels_an_overrunning_attempt(on_ray: Running) -> None:
     t0 = time.time()
-    g.send("slow", [{"id": "s1"}])
-    item = wait_for(lambda: (v := g.get("slow", "s1")) and "done" in v and v, timeout=30,
+    on_ray.send("slow", [{"id": "s1"}])
+    item = wait_for(lambda: (v := on_ray.get("slow", "s1")) and "done" in v and v, timeout=30,
                     message="the second attempt")
     # Attempt 2 repeated attempt 1's first write: deduplicated, so "started" holds one entry.
     assert item == {"started": [1], "done": 2}
     assert time.time() - t0 < 8  # the 10 s sleep of attempt 1 was cut short
-    assert g.step_stats("slow")["failed_attempts"] == 1
+    assert on_ray.step_stats("slow")["failed_attempts"] == 1
 
 
-def test_delay_seconds_delays_delivery(g: Running) -> None:
+def test_delay_seconds_delays_delivery(on_ray: Running) -> None:
     t0 = time.time()
-    g.send("delayed", [{"id": "x"}])
-    at = wait_for(lambda: g.get("delayed", "x"), timeout=30, message="the delayed message")
+    on_ray.send("delayed", [{"id": "x"}])
+    at = wait_for(lambda: on_ray.get("delayed", "x"), timeout=30, message="the delayed message")
     assert at - t0 >= 1.0
 
 

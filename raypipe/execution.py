@@ -1,45 +1,24 @@
 """Running one delivery of a non-HTTP trigger: build the handler's input, check the trigger's
-condition, call the handler with a fresh context. Ray-free: the runtime calls it in a task."""
+condition, call the handler with a fresh context. Ray-free: a Ray task runs it in a worker
+(:mod:`raypipe.runtime.worker`), :mod:`raypipe.testing` in-process."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+import traceback
+from typing import Any
 
 from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.context import FlowContext, Runtime, call_handler
+from raypipe.engine.delivery import Delivery
 from raypipe.models import StateTriggerInput, StreamTriggerInput
 from raypipe.steps import Step
 
-__all__ = ["Delivery", "execute"]
+__all__ = ["Outcome", "execute", "run_one"]
 
-
-Kind = Literal["queue", "cron", "state", "stream"]
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One message (or event) for one step. Small and picklable: it is a Ray task argument.
-
-    ``id`` names this delivery across all its runs: its attempts, a recovery after an outage
-    and a replay from the dead letters. Its effects are deduplicated by it (they are
-    :class:`~raypipe.effects.Effect` s owned by it). ``parent`` is the delivery whose effect
-    caused this one (its enqueue, or its write that fired a trigger), ``None`` for work from
-    outside (an HTTP request, a cron tick, the CLI). ``seq`` orders deliveries by acceptance,
-    across restarts: FIFO groups resume in it."""
-
-    id: str
-    step: str
-    kind: Kind
-    payload: Any
-    trace_id: str
-    topic: str | None = None
-    message_id: str | None = None
-    group_id: str | None = None
-    attempt: int = 1
-    parent: str | None = None
-    seq: int = 0
+#: A run's outcome: ``None`` when it succeeded, else ``{"error", "traceback", "cause"}``
+#: (:func:`raypipe.engine.attempt.outcome_error` makes it the engine's AttemptError).
+Outcome = dict[str, str] | None
 
 
 def _input_and_trigger(step: Step, d: Delivery) -> tuple[Any, t.Trigger]:
@@ -77,3 +56,23 @@ async def execute(app: App, runtime: Runtime, d: Delivery) -> dict[str, Any]:
             return {"status": "skipped"}
     await call_handler(step.handler, value, ctx)
     return {"status": "done"}
+
+
+def _failure(exc: BaseException, description: str, cause: str = "error") -> dict[str, str]:
+    return {"error": description, "cause": cause,
+            "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))}
+
+
+async def run_one(app: App, rt: Runtime, d: Delivery) -> Outcome:
+    """:func:`execute` as one attempt's outcome. A handler that calls ``sys.exit`` fails its
+    attempt with the exit code named (cause ``crash``) and leaves the process, and the
+    deliveries sharing it, running."""
+    try:
+        await execute(app, rt, d)
+    except SystemExit as exc:
+        # Caught here: out of a coroutine, SystemExit stops the whole loop (and the batch).
+        return _failure(exc, f"SystemExit: the handler exited with code {exc.code!r} "
+                             "(sys.exit); the attempt failed, the process was kept", "crash")
+    except Exception as exc:
+        return _failure(exc, f"{type(exc).__name__}: {exc}")
+    return None

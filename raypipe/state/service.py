@@ -1,0 +1,115 @@
+"""The state service, Ray-free: the app's state backend, where every write is atomic and each
+committed change fires the state triggers before the write answers. The state actor is a Ray
+shell over it; :mod:`raypipe.testing` runs it in-process."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from raypipe import triggers as t
+from raypipe.change_triggers import ChangeTriggers
+from raypipe.context import Origin
+from raypipe.effects import Effect
+from raypipe.models import EventType, StateTriggerInput
+from raypipe.state.backend import Groups, Items, Ops, StateBackend
+from raypipe.state.change import DEFERRED, Deferred, is_large
+
+__all__ = ["Answer", "StateService", "state_matches"]
+
+#: A write's answer: ``(old, new)``, or :data:`DEFERRED` (see :meth:`StateService.set`).
+Answer = tuple[Any, Any] | Deferred
+
+#: The calls :meth:`StateService.batch` takes.
+_BATCHED = frozenset({"get", "set", "update", "delete"})
+
+
+def state_matches(tr: t.StateTrigger, change: StateTriggerInput) -> bool:
+    return tr.group_id is None or tr.group_id == change.group_id
+
+
+class StateService:
+    def __init__(self, backend: StateBackend, triggers: ChangeTriggers, *,
+                 defer_large: bool = True) -> None:
+        """``defer_large``: a delivery's write to a large item answers :data:`DEFERRED`
+        (its caller fetches the values only if it reads them: across processes, a write to
+        one field of a big item then costs its path, not the item's size)."""
+        self.backend = backend
+        self.triggers = triggers
+        self._defer_large = defer_large
+
+    async def ping(self) -> bool:
+        """Whether the backend answers (the health route asks)."""
+        await self.backend.list_groups()
+        return True
+
+    async def release(self, owners: list[str]) -> None:
+        """These deliveries settled: their effect records may go."""
+        await self.backend.release(owners)
+
+    async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+        """Several calls from one process in one actor call; each answers ``(True, result)``
+        or ``(False, exception)`` on its own. They were made concurrently, and run so: started
+        in the order they were made, so writes to one item apply in that order, and the Redis
+        backend commits a batch's writes to one item together instead of one by one."""
+        async def one(method: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
+            if method not in _BATCHED:
+                return False, ValueError(f"{method!r} cannot be batched")
+            try:
+                return True, await getattr(self, method)(*args)
+            except Exception as exc:
+                return False, exc
+
+        return list(await asyncio.gather(*(one(m, a) for m, a in calls)))
+
+    # --- the StateStore protocol ------------------------------------------------------------
+    async def get(self, group: str, key: str) -> Any:
+        return await self.backend.get(group, key)
+
+    # A write whose effect was already applied (a retried delivery repeating it) changes
+    # nothing: the backend returns the first result. Triggers see it again, but the trigger
+    # delivery is named after the effect, so the engine does not run it twice.
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> Answer:
+        old, new = await self.backend.set(group, key, value, origin.effect)
+        await self._committed(group, key, old, new, origin)
+        return self._answer(old, new, origin)
+
+    async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> Answer:
+        old, new = await self.backend.update(group, key, ops, origin.effect)
+        await self._committed(group, key, old, new, origin)
+        return self._answer(old, new, origin)
+
+    async def applied(self, effect: Effect) -> tuple[Any, Any]:
+        """The values a delivery's write left (see :class:`~raypipe.state.change.Deferred`)."""
+        first = await self.backend.applied(effect)
+        if first is None:
+            raise LookupError("this write's values are gone: its delivery has settled")
+        return first
+
+    async def delete(self, group: str, key: str, origin: Origin) -> Any:
+        old = await self.backend.delete(group, key, origin.effect)
+        await self._committed(group, key, old, None, origin)
+        return old
+
+    async def list(self, group: str) -> Items:
+        return await self.backend.list(group)
+
+    async def list_groups(self) -> Groups:
+        return await self.backend.list_groups()
+
+    async def clear(self, group: str, origin: Origin) -> None:
+        for key, old in await self.backend.clear(group, origin.effect):
+            await self._committed(group, key, old, None, origin)
+
+    async def _committed(self, group: str, key: str, old: Any, new: Any,
+                         origin: Origin) -> None:
+        # A write that changes nothing is not a change: no trigger fires for it.
+        if old == new:
+            return
+        event: EventType = "created" if old is None else "deleted" if new is None else "updated"
+        await self.triggers.fire(StateTriggerInput(group, key, old, new, event), origin)
+
+    def _answer(self, old: Any, new: Any, origin: Origin) -> Answer:
+        if self._defer_large and origin.effect is not None and is_large(old, new):
+            return DEFERRED
+        return old, new

@@ -1,0 +1,233 @@
+"""The in-process runtime :class:`~raypipe.testing.TestApp` runs an app on: the parts the Ray
+shells wrap, run in one event loop. The delivery engine with its journal, the state service
+over the app's state backend, the streams service and its hub, the change triggers, and the
+telemetry store are the same objects the dispatcher, state, streams and telemetry actors
+host; only the executor differs, running each attempt on this loop instead of in a Ray task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from raypipe import constants
+from raypipe import triggers as t
+from raypipe.app import App
+from raypipe.change_triggers import ChangeTriggers
+from raypipe.context import FlowContext, Ids, Origin
+from raypipe.engine.attempt import AttemptError, outcome_error
+from raypipe.engine.clock import Clock
+from raypipe.engine.delivery import Delivery, Kind
+from raypipe.engine.engine import DeliveryEngine
+from raypipe.engine.journal import make_journal
+from raypipe.engine.outcomes import TraceOutcome
+from raypipe.execution import run_one
+from raypipe.messages import Message
+from raypipe.state.backend import Groups, Items, Ops, make_backend
+from raypipe.state.service import Answer, StateService, state_matches
+from raypipe.steps import Step
+from raypipe.streams.relay import Relay
+from raypipe.streams.service import StreamsService, stream_matches
+from raypipe.telemetry import AttemptSpans, Span, TelemetryService
+
+__all__ = ["LocalRuntime"]
+
+
+class LocalTelemetry(TelemetryService):
+    """The telemetry actor's service, in-process: also the sink log lines and spans are
+    recorded into as they happen (nothing is batched)."""
+
+    def record(self, lines: Sequence[dict[str, Any]],  # type: ignore[override]
+               spans: Sequence[Span]) -> None:
+        self.telemetry.record(lines, spans)
+
+    def flush(self) -> None:
+        pass
+
+
+class LocalExecutor:
+    """Runs each attempt on this loop, as a worker runs it in a Ray task
+    (:func:`raypipe.execution.run_one`: the same outcome, ``sys.exit`` included), within
+    its ``visibility_timeout``."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self._runtime = runtime
+        #: Attempts running now (their handlers may wait on real time or I/O).
+        self.running = 0
+
+    async def run(self, step: Step, delivery: Delivery, cfg: t.QueueConfig, *,
+                  alone: bool) -> None:
+        self.running += 1
+        try:
+            attempt = run_one(self._runtime.app, self._runtime, delivery)
+            try:
+                outcome = await asyncio.wait_for(attempt, cfg.visibility_timeout)
+            except asyncio.TimeoutError:
+                raise AttemptError(f"step {step.name!r} ran past its visibility_timeout of "
+                                   f"{cfg.visibility_timeout}s; it was cancelled", "",
+                                   "timeout") from None
+        finally:
+            self.running -= 1
+        if outcome is not None:
+            raise outcome_error(outcome)
+
+
+class _Hooks:
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self._runtime = runtime
+        self._spans = AttemptSpans(lambda: runtime.telemetry)
+
+    def attempt_started(self, step: Step, d: Delivery) -> None:
+        self._spans.started(step.name, d)
+
+    def attempt_finished(self, step: Step, d: Delivery, outcome: str, error: str | None,
+                         seconds: float) -> None:
+        self._spans.finished(d, outcome, error)
+
+    def workflow_finished(self, flow: str, outcome: TraceOutcome) -> None:
+        pass
+
+    def released(self, delivery_ids: list[str]) -> None:
+        # Settled deliveries' effect records may go, as the dispatcher tells the actors.
+        self._runtime.spawn(self._runtime.release(delivery_ids))
+
+
+class _State:
+    """The state service as a :class:`~raypipe.context.StateStore`: made with
+    ``defer_large=False``, its writes always answer their values."""
+
+    def __init__(self, service: StateService) -> None:
+        self.service = service
+
+    @staticmethod
+    def _values(answer: Answer) -> tuple[Any, Any]:
+        assert isinstance(answer, tuple), "a local state service never defers its answer"
+        return answer
+
+    async def get(self, group: str, key: str) -> Any:
+        return await self.service.get(group, key)
+
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
+        return self._values(await self.service.set(group, key, value, origin))
+
+    async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> tuple[Any, Any]:
+        return self._values(await self.service.update(group, key, ops, origin))
+
+    async def delete(self, group: str, key: str, origin: Origin) -> Any:
+        return await self.service.delete(group, key, origin)
+
+    async def list(self, group: str) -> Items:
+        return await self.service.list(group)
+
+    async def list_groups(self) -> Groups:
+        return await self.service.list_groups()
+
+    async def clear(self, group: str, origin: Origin) -> None:
+        await self.service.clear(group, origin)
+
+
+class _Bus:
+    def __init__(self, engine: DeliveryEngine) -> None:
+        self._engine = engine
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        await self._engine.publish(messages)
+
+
+class _DeadLetters:
+    def __init__(self, engine: DeliveryEngine) -> None:
+        self._engine = engine
+
+    async def list(self) -> Items:
+        await self._engine.start()
+        return self._engine.public_dead_letters()
+
+    async def get(self, entry_id: str) -> dict[str, Any] | None:
+        await self._engine.start()
+        return self._engine.public_dead_letter(entry_id)
+
+    async def replay(self, entry_ids: Sequence[str] | None = None) -> Ids:
+        return await self._engine.replay(None if entry_ids is None else list(entry_ids))
+
+
+class LocalRuntime:
+    """A :class:`~raypipe.context.Runtime` of one process: everything on the running loop."""
+
+    def __init__(self, app: App, clock: Clock) -> None:
+        settings = app.settings
+        self.app = app
+        self.telemetry = LocalTelemetry()
+        self.executor = LocalExecutor(self)
+        self.engine = DeliveryEngine(app, make_journal(settings.state, settings.name),
+                                     self.executor, clock=clock, hooks=_Hooks(self),
+                                     stuck_after=settings.stuck_after_seconds)
+        # Writes answer with their values: there is no process boundary to save them across.
+        self.state_service = StateService(
+            make_backend(settings.state, settings.name),
+            self._triggers("state", t.StateTrigger, state_matches), defer_large=False)
+        self.state = _State(self.state_service)
+        store = None if settings.state == "memory" else make_backend(
+            settings.state, settings.name, constants.STREAMS_SPACE)
+        self.streams = StreamsService(app, store, self._triggers("stream", t.StreamTrigger,
+                                                                 stream_matches))
+        self.bus = _Bus(self.engine)
+        self.dead_letters = _DeadLetters(self.engine)
+        self._relay: Relay | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _triggers(self, kind: Kind, trigger_type: type[t.Trigger],
+                  matches: Callable[[Any, Any], bool]) -> ChangeTriggers:
+        return ChangeTriggers(self.app, kind, trigger_type, matches, invoke=self._invoke,
+                              context=self._context)
+
+    async def _invoke(self, delivery: Delivery) -> None:
+        await self.engine.invoke([delivery])
+
+    def _context(self, step: Step, origin: Origin) -> FlowContext:
+        return FlowContext(self.app, self, step=step, trace_id=origin.trace_id)
+
+    def relay(self) -> Relay:
+        if self._relay is None:
+            self._relay = Relay(self.streams)
+        return self._relay
+
+    async def health(self) -> dict[str, str]:
+        try:
+            await self.state_service.ping()
+        except Exception as exc:
+            return {"state": f"{type(exc).__name__}: {exc}", "dispatcher": "ok"}
+        return {"state": "ok", "dispatcher": "ok"}
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def release(self, delivery_ids: list[str]) -> None:
+        await self.state_service.release(delivery_ids)
+        await self.streams.release(delivery_ids)
+
+    @property
+    def busy(self) -> bool:
+        """Whether anything is running or left to run now (not waiting on the clock)."""
+        return bool(self.executor.running or self._tasks)
+
+    async def start(self) -> None:
+        await self.engine.start()
+        await self.streams._load()
+
+    async def close(self) -> None:
+        poll = self._relay._loop_task if self._relay is not None else None
+        if poll is not None:
+            poll.cancel()
+            with contextlib.suppress(BaseException):
+                await poll
+        await self.engine.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for backend in (self.state_service.backend, self.streams.store):
+            if backend is not None:
+                await backend.close()
