@@ -17,7 +17,8 @@ workbench:
 	cd workbench && npm ci --silent && npm run build
 
 dev:
-	$(PYTHON) -m pip install -q -e .
+	@echo "installing raypipe and Ray (a few minutes the first time)..."
+	$(PYTHON) -m pip install --progress-bar on -e .
 	raypipe dev examples/parallel-workflow
 
 lint:

@@ -28,6 +28,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "chain": ("chain.py", ["--hops", "50", "--repeat", "5"], ["--hops", "20", "--repeat", "2"]),
     "seed_workflow": ("seed_workflow.py", ["--n", "2000", "10000", "--repeat", "2"],
                       ["--n", "500", "2000", "--repeat", "1"]),
+    "reload": ("reload.py", ["--repeat", "5"], ["--repeat", "1"]),
 }
 
 
@@ -320,6 +321,25 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
     if s100:
         checks.append(("Streams p99 under 50 ms at 100 events/s", s100["p99_ms"] < 50,
                        f"{s100['p99_ms']:.1f} ms"))
+    loop = res.get("reload", {}).get("median")
+    if loop:
+        out += ["## The edit loop (`raypipe dev`)", "",
+                f"Medians of {len(res['reload']['runs'])} runs of bench/reload.py: a copy of "
+                "the seed under `raypipe dev`, each edit timed from the file's write to the "
+                "first answer that shows it.", "",
+                "| | seconds |", "| --- | --- |",
+                f"| start to the first answer | {loop['start']:.2f} |",
+                f"| bare `ray.init()` + `serve.run()` of one FastAPI route | "
+                f"{loop['plain_serve_start']:.2f} |",
+                f"| an http step's response edited | {loop['edit_http']:.2f} |",
+                f"| a new step file's route | {loop['new_route']:.2f} |",
+                f"| a queue step edited, to a workflow's result | {loop['edit_queue']:.2f} |",
+                ""]
+        checks.append(("An edit live within 2 s (http step)", loop["edit_http"] <= 2,
+                       f"{loop['edit_http']:.2f} s"))
+        ratio = loop["start"] / loop["plain_serve_start"]
+        checks.append(("raypipe dev start-up within 1.2x of ray.init + serve.run",
+                       ratio <= 1.2, f"{ratio:.2f}x"))
     out += ["## Targets", "", "| target | met | measured |", "| --- | --- | --- |"]
     out += [f"| {name} | {'yes' if ok else '**no**'} | {value} |" for name, ok, value in checks]
     out += ["", f"Plots: {', '.join(images)}. Raw numbers: the JSON files beside this report.",

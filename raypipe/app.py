@@ -25,6 +25,9 @@ class App:
     streams: dict[str, StreamConfig] = field(default_factory=dict)
     #: A hash of the app's files as deployed (``""`` when loaded without one).
     version: str = ""
+    #: Step files in other languages (a Motia app's TypeScript), relative to ``root``: not
+    #: run, and said so by ``raypipe flows`` and ``raypipe dev``.
+    skipped: tuple[str, ...] = ()
     _by_topic: dict[str, list[Step]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,6 +46,10 @@ class App:
         exact = self._by_topic.get(topic, [])
         wildcard = [s for s in self._by_topic.get("*", []) if s not in exact]
         return exact + wildcard
+
+    def drawn_subscribers(self, topic: str) -> list[Step]:
+        """Steps that subscribe to ``topic`` in the diagram only (``virtual_subscribes``)."""
+        return [s for s in self.steps.values() if topic in s.config.virtual_subscribes]
 
     def with_trigger(self, kind: type[t.Trigger]) -> list[Step]:
         return [s for s in self.steps.values() if s.triggers_of(kind)]

@@ -94,12 +94,27 @@ def dev(
     """Start (or join, with RAY_ADDRESS) Ray, deploy the app, and serve it until Ctrl-C."""
     overrides = {"port": port, "host": host, "state": state, "dev": True}
     spec = _dev_spec(app_dir, overrides)
-    _load(spec)
+    loaded = _load(spec)
+    if loaded.skipped:
+        typer.secho(_skipped(loaded), fg=typer.colors.YELLOW, err=True)
+    import os
+
+    if not os.environ.get("RAY_ADDRESS"):
+        _port_free(spec.settings.host, spec.settings.port)
     from raypipe.runtime.watch import AppWatcher
 
     # From before the deploy: a save while it runs is reloaded once it is up.
     watcher = AppWatcher(app_dir).start() if reload else None
+    import logging
+
     import ray
+
+    # Serve says at INFO that a deploy joins the Serve it started a moment ago; Ray warns
+    # that it turned token authentication on, as it does for every new local cluster (the
+    # CLI's record of the cluster keeps the mode, docs/security.md).
+    logging.getLogger("ray.serve").setLevel(logging.WARNING)
+    logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
+        logging.ERROR)
 
     from raypipe.runtime import clusters
     from raypipe.runtime.deploy import connect, deploy, gcs_address, teardown
@@ -139,14 +154,28 @@ def dev(
         clusters.forget(spec.settings.name, address, spec.root)
         clusters.forget(spec.settings.name, address)
         if cluster.started:
-            # We own this Ray: shutting it down ends its processes, Serve included.
-            from ray import serve
-
-            serve.shutdown()  # type: ignore[no-untyped-call]
+            # We own this Ray: shutting it down ends its processes, Serve's included (a
+            # serve.shutdown() first left its controller's graceful_shutdown task to fail
+            # loudly as the node went away).
             ray.shutdown()
         else:
             teardown(spec)
             ray.shutdown()
+
+
+def _port_free(host: str, port: int) -> None:
+    """Refuse at once, in one line, a port something else listens on (Serve would retry
+    for a minute, then fail with a traceback)."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as a server binds it
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            _fail(f"{host}:{port} is in use ({exc.strerror}); stop what listens there, or "
+                  "choose another port with --port", 2)
 
 
 def _dev_spec(app_dir: Path, overrides: dict[str, Any]) -> Any:
@@ -428,7 +457,9 @@ def watch(
     done: Annotated[str, typer.Option(help="Field counting progress.")] = "completedSteps",
     total: Annotated[str, typer.Option(help="Field holding the total.")] = "totalSteps",
     until_complete: Annotated[
-        bool, typer.Option("--until-complete", help="Exit once every bar is full.")
+        bool, typer.Option("--until-complete", help=(
+            "Exit once every item that moved while watching is complete (with ITEM_ID: "
+            "once it is)."))
     ] = False,
 ) -> None:
     """Follow a stream live: one progress bar per item, filling as its steps complete."""
@@ -443,6 +474,8 @@ def watch(
                       TimeElapsedColumn()) as progress:
             bars: dict[str, Any] = {}
             full: dict[str, bool] = {}
+            #: Items changed since the sync: an item a run finished earlier is not this one.
+            moved: set[str] = set()
 
             def show(item: dict[str, Any]) -> None:
                 key = str(item.get("id"))
@@ -462,16 +495,26 @@ def watch(
                         show(item)
                 elif event["type"] in ("create", "update"):
                     show(event["data"])
+                    moved.add(str(event["data"].get("id")))
                 elif event["type"] == "delete" and str(message.get("id")) in bars:
                     progress.remove_task(bars.pop(str(message.get("id"))))
                     full.pop(str(message.get("id")), None)
                 elif event["type"] == "error":
                     _fail(event["data"]["message"])
-                if until_complete and full and all(full.values()):
+                if until_complete and _complete(item_id, moved, full):
                     return
 
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(follow())
+
+
+def _complete(item_id: str | None, moved: set[str], full: dict[str, bool]) -> bool:
+    """``watch --until-complete``: the one item asked for is full, or every item that moved
+    while watching is (and one did)."""
+    if item_id is not None:
+        return full.get(item_id, False)
+    watched = moved & full.keys()
+    return bool(watched) and all(full[k] for k in watched)
 
 
 _SCAFFOLD = {
@@ -560,6 +603,14 @@ def flows(
     except ValueError as exc:
         _fail(str(exc), 2)
     typer.echo(renderers[format](graph))
+    if loaded.skipped:  # on stderr: the diagram on stdout stays machine-readable
+        typer.secho(_skipped(loaded), fg=typer.colors.YELLOW, err=True)
+
+
+def _skipped(loaded: Any) -> str:
+    files = loaded.skipped
+    return (f"{len(files)} step file(s) in another language, not run (raypipe runs Python "
+            f"steps): {', '.join(files)}")
 
 
 def main() -> None:

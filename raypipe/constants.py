@@ -22,6 +22,9 @@ DEFAULT_APP_NAME = "raypipe-app"
 #: Files discovered in an app directory (Motia's Python SDK used ``.step.py`` until 2026).
 STEP_SUFFIXES = ("_step.py", ".step.py")
 STREAM_SUFFIXES = ("_stream.py", ".stream.py")
+#: The other languages of a Motia app: their steps are listed as not run, their streams are
+#: known by name (``*.step.ts``, ``*.stream.ts``, ...).
+FOREIGN_SUFFIXES = (".ts", ".tsx", ".js", ".mjs", ".cjs")
 #: The app's environment file, loaded without overriding the environment.
 ENV_FILE = ".env"
 #: Folders never searched for steps.

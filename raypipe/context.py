@@ -23,7 +23,7 @@ from raypipe.jsonvalues import plain_json
 from raypipe.logger import StepLogger
 from raypipe.messages import Message, new_id
 from raypipe.settings import LogFormat
-from raypipe.state.backend import Groups, Items, Ops
+from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.change import StateChange
 from raypipe.state.ids import check_ids
 from raypipe.state.ops import validate_ops
@@ -275,7 +275,9 @@ class FlowContext:
         await publish(self.app, self._runtime, topic, data, trace_id=self.trace_id,
                       source=self.step, group_id=message_group_id,
                       effect=self._effect_id(f"enqueue|{topic}"))
-        if not subscribers:
+        if not subscribers and not self.app.drawn_subscribers(topic):
+            # A step that subscribes virtually (a noop step drawing where the topic goes,
+            # outside the app) says the message is meant to leave it: no warning then.
             self.logger.warn("no step subscribes to this topic; the message is not delivered",
                              topic=topic)
 

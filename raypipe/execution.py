@@ -4,12 +4,13 @@ condition, call the handler with a fresh context. Ray-free: a Ray task runs it i
 
 from __future__ import annotations
 
+import time
 import traceback
 from typing import Any
 
 from raypipe import triggers as t
 from raypipe.app import App
-from raypipe.context import FlowContext, Runtime, call_handler
+from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
 from raypipe.engine.delivery import Delivery
 from raypipe.models import StateTriggerInput, StreamTriggerInput
 from raypipe.steps import Step
@@ -67,6 +68,7 @@ async def run_one(app: App, rt: Runtime, d: Delivery) -> Outcome:
     """:func:`execute` as one attempt's outcome. A handler that calls ``sys.exit`` fails its
     attempt with the exit code named (cause ``crash``) and leaves the process, and the
     deliveries sharing it, running."""
+    started = time.time() * 1000
     try:
         await execute(app, rt, d)
     except SystemExit as exc:
@@ -75,4 +77,15 @@ async def run_one(app: App, rt: Runtime, d: Delivery) -> Outcome:
                              "(sys.exit); the attempt failed, the process was kept", "crash")
     except Exception as exc:
         return _failure(exc, f"{type(exc).__name__}: {exc}")
+    finally:
+        _ran(rt, d, started)
     return None
+
+
+def _ran(rt: Runtime, d: Delivery, started: float) -> None:
+    """When the handler itself ran, added to the attempt's span: the span's own start and
+    end (the engine's) include the wait for a worker."""
+    sink: TelemetrySink | None = getattr(rt, "telemetry", None)
+    if sink is not None:
+        sink.record((), [{"trace_id": d.trace_id, "id": d.id, "attempt": d.attempt,
+                          "run_start": started, "run_end": time.time() * 1000}])

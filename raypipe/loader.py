@@ -21,7 +21,7 @@ import re
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -37,16 +37,15 @@ from raypipe.steps import ConfigFieldError, Step, check_config
 from raypipe.streams.config import StreamConfig
 from raypipe.streams.handle import Stream
 
-__all__ = ["discover", "install_motia", "load_app", "load_app_cached", "load_env"]
+__all__ = ["discover", "discover_foreign", "install_motia", "load_app", "load_app_cached",
+           "load_env"]
 
 log = logging.getLogger("raypipe.loader")
 
 
-def discover(root: Path) -> tuple[list[Path], list[Path]]:
-    """Step files and stream files under ``root``, sorted, skipping hidden folders,
-    ``__pycache__``, virtual environments and ``node_modules``."""
-    steps: list[Path] = []
-    streams: list[Path] = []
+def _walk(root: Path) -> Iterator[Path]:
+    """Every file of the app, sorted, skipping hidden folders, ``__pycache__``, virtual
+    environments and ``node_modules``."""
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(
             d for d in dirnames
@@ -54,11 +53,54 @@ def discover(root: Path) -> tuple[list[Path], list[Path]]:
             and not (Path(dirpath, d) / "pyvenv.cfg").exists()
         )
         for name in sorted(filenames):
-            if name.endswith(constants.STEP_SUFFIXES):
-                steps.append(Path(dirpath, name))
-            elif name.endswith(constants.STREAM_SUFFIXES):
-                streams.append(Path(dirpath, name))
+            yield Path(dirpath, name)
+
+
+def discover(root: Path) -> tuple[list[Path], list[Path]]:
+    """Step files and stream files under ``root``."""
+    steps: list[Path] = []
+    streams: list[Path] = []
+    for path in _walk(root):
+        if path.name.endswith(constants.STEP_SUFFIXES):
+            steps.append(path)
+        elif path.name.endswith(constants.STREAM_SUFFIXES):
+            streams.append(path)
     return steps, streams
+
+
+def discover_foreign(root: Path) -> tuple[list[Path], list[Path]]:
+    """Step and stream files of a Motia app in its other languages (TypeScript,
+    JavaScript): steps raypipe does not run, and streams it knows by name."""
+    steps: list[Path] = []
+    streams: list[Path] = []
+    for path in _walk(root):
+        name = path.name
+        if any(name.endswith(f"{sep}step{ext}") for sep in "._"
+               for ext in constants.FOREIGN_SUFFIXES):
+            steps.append(path)
+        elif any(name.endswith(f".stream{ext}") for ext in constants.FOREIGN_SUFFIXES):
+            streams.append(path)
+    return steps, streams
+
+
+#: The ``name`` of a Motia stream config written in TypeScript or JavaScript.
+_FOREIGN_STREAM_NAME = re.compile(r"""\bname\s*:\s*['"`]([A-Za-z0-9_.-]+)['"`]""")
+
+
+def _foreign_streams(root: Path, paths: list[Path]) -> tuple[dict[str, StreamConfig],
+                                                              list[StepLoadError]]:
+    """Streams a ``*.stream.ts`` declares, by the ``name`` of its config (items unchecked:
+    its schema is TypeScript's), so Python steps that write them work."""
+    found: dict[str, StreamConfig] = {}
+    errors: list[StepLoadError] = []
+    for path in paths:
+        match = _FOREIGN_STREAM_NAME.search(path.read_text(errors="replace"))
+        if match is None:
+            errors.append(StepLoadError(str(path.relative_to(root)), "config.name",
+                                        "no stream name found in its config"))
+            continue
+        found.setdefault(match.group(1), StreamConfig(match.group(1)))
+    return found, errors
 
 
 def _identifier(part: str) -> str:
@@ -257,6 +299,7 @@ def load_app(root: str | Path, settings: Settings | None = None, version: str = 
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     step_files, stream_files = discover(root)
+    foreign_steps, foreign_stream_files = discover_foreign(root)
     package = _app_package(root, version)
     errors: list[StepLoadError] = []
     steps: list[Step] = []
@@ -283,6 +326,10 @@ def load_app(root: str | Path, settings: Settings | None = None, version: str = 
             errors.append(StepLoadError(str(path.relative_to(root)), "config.name",
                                         f"duplicate stream name {stream.name!r}"))
         streams[stream.name] = stream
+    foreign, foreign_errors = _foreign_streams(root, foreign_stream_files)
+    errors.extend(foreign_errors)
+    for name, declared in foreign.items():
+        streams.setdefault(name, declared)  # a Python declaration wins
     for name, declared in in_code.items():
         if not constants.STREAM_NAME.fullmatch(name):
             errors.append(StepLoadError("steps", "Stream", f"stream name {name!r} may use only "
@@ -296,7 +343,8 @@ def load_app(root: str | Path, settings: Settings | None = None, version: str = 
             errors.append(exc)
     if errors:
         raise AppLoadError(errors)
-    return App(root=root, settings=settings, steps=by_name, streams=streams, version=version)
+    return App(root=root, settings=settings, steps=by_name, streams=streams, version=version,
+               skipped=tuple(str(p.relative_to(root)) for p in foreign_steps))
 
 
 #: Variables this process took from an app's ``.env`` (name -> value set), so that a new

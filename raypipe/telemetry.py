@@ -63,12 +63,13 @@ class Telemetry:
                     gone, _ = self._traces.popitem(last=False)
                     self._dropped.pop(gone, None)
                     self._where.pop(gone, None)
-            # An attempt is recorded when it starts and again when it ends: keep the last.
+            # An attempt is recorded when it starts and again when it ends, and its worker
+            # adds when the handler really ran: each record adds to the last.
             where = self._where[trace_id]
             key = (span["id"], span.get("attempt"))
             at = where.get(key)
             if at is not None:
-                trace[at] = span
+                trace[at] = {**trace[at], **span}
             elif len(trace) < self.max_spans:
                 where[key] = len(trace)
                 trace.append(span)
@@ -99,7 +100,9 @@ class Telemetry:
         (``running``, else ``dead`` or ``error`` if a delivery ended so, else ``ok``)."""
         out = []
         for trace_id in reversed(self._traces):
-            spans = self._traces[trace_id]
+            spans = _whole(self._traces[trace_id])
+            if not spans:
+                continue
             start = min(s["start"] for s in spans)
             ends = [s["end"] for s in spans if s.get("end") is not None]
             # A delivery's outcome is its last attempt's: one retried to success is ok.
@@ -127,8 +130,24 @@ class Telemetry:
         # Workers send their lines in batches: arrival order is not time order.
         lines = sorted((ln for ln in self._lines if ln.get("trace_id") == trace_id),
                        key=lambda ln: ln.get("time", 0))
-        return {"trace_id": trace_id, "spans": sorted(spans, key=lambda s: s["start"]),
+        return {"trace_id": trace_id, "spans": sorted(map(_timed, _whole(spans)),
+                                                      key=lambda s: s["start"]),
                 "dropped_spans": self._dropped.get(trace_id, 0), "logs": lines}
+
+
+def _whole(spans: list[Span]) -> list[Span]:
+    """The spans whose attempt's own record came (a worker's timing may come first)."""
+    return [s for s in spans if "start" in s]
+
+
+def _timed(span: Span) -> Span:
+    """``queued_ms`` (from the attempt's start to its handler's) and ``run_ms`` (the
+    handler's own run), where the worker said when it ran: a span's ``start``/``end`` hold
+    the wait for a worker too."""
+    if "run_start" not in span:
+        return span
+    return {**span, "queued_ms": max(0.0, span["run_start"] - span["start"]),
+            "run_ms": span["run_end"] - span["run_start"]}
 
 
 class SpanSink(Protocol):

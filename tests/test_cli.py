@@ -105,3 +105,15 @@ def test_a_bad_authenticate_setting_fails_at_load_naming_it(tmp_path: Path) -> N
         '[tool.raypipe]\nname = "bad-auth"\nauthenticate = "auth:missing"\n')
     result = runner.invoke(app, ["flows", str(app_dir)])
     assert result.exit_code == 1 and "has no function 'missing'" in result.output
+
+
+def test_watch_until_complete_waits_for_an_item_of_this_run() -> None:
+    """An item a run finished before the watch began is not what it waits for."""
+    from raypipe.cli import _complete
+
+    earlier = {"old": True}
+    assert not _complete(None, set(), earlier)  # nothing moved yet: keep watching
+    assert not _complete(None, {"new"}, {**earlier, "new": False})
+    assert _complete(None, {"new"}, {**earlier, "new": True})
+    assert _complete("old", set(), earlier)  # the one asked for, complete already
+    assert not _complete("new", {"new"}, {"new": False})

@@ -212,3 +212,36 @@ def test_user_registration_body_rules(body: dict[str, str], loc: list[str], msg:
     (err,) = info.value.errors
     assert err["loc"] == loc
     assert msg in err["msg"]
+
+
+def test_a_mixed_motia_apps_typescript_is_listed_and_its_streams_known(tmp_path: Path) -> None:
+    """The TypeScript steps of a mixed Motia app are said to be skipped, and a Python step
+    writes a stream its `*.stream.ts` declares (read by the config's `name`)."""
+    from typer.testing import CliRunner
+
+    from raypipe.cli import app as cli
+    from raypipe.testing import TestApp
+
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    (steps / "search.step.ts").write_text(
+        "export const config = { type: 'api', name: 'Search', path: '/search' }\n")
+    (steps / "progress.stream.ts").write_text(
+        "import { z } from 'zod'\n"
+        "export const config = {\n  name: 'propertySearchProgress',\n"
+        "  schema: z.object({ done: z.number() }),\n  baseConfig: { storageType: 'default' },\n}\n")
+    (steps / "report_step.py").write_text(
+        "config = {'type': 'event', 'name': 'Report', 'subscribes': ['searched'], 'emits': []}\n"
+        "async def handler(input, context):\n"
+        "    await context.streams.propertySearchProgress.set('s', 'x', {'done': 3})\n")
+    app = load_app(tmp_path)
+    assert app.skipped == ("steps/search.step.ts",)
+    assert "propertySearchProgress" in app.streams
+    with TestApp(tmp_path) as test_app:
+        test_app.enqueue("searched", {})
+        test_app.run_until_idle()
+        assert test_app.streams.get("propertySearchProgress", "s", "x") == {"done": 3,
+                                                                             "id": "x"}
+    shown = CliRunner().invoke(cli, ["flows", str(tmp_path)])
+    assert shown.exit_code == 0
+    assert "not run" in shown.output and "steps/search.step.ts" in shown.output

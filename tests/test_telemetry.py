@@ -69,3 +69,28 @@ def test_a_huge_trace_keeps_its_first_spans_and_counts_the_rest() -> None:
     assert trace is not None
     assert [s["id"] for s in trace["spans"]] == ["d0", "d1", "d2"]
     assert trace["dropped_spans"] == 2
+
+
+def test_a_workers_timing_joins_its_attempts_span_in_either_order() -> None:
+    """The engine's span holds the wait for a worker; the worker says when the handler ran."""
+    from raypipe.telemetry import Telemetry
+
+    def span(**extra: object) -> dict[str, object]:
+        return {"trace_id": "t", "id": "d", "attempt": 1, **extra}
+
+    for order in ("engine first", "worker first"):
+        tm = Telemetry()
+        engine = [span(step="s", kind="queue", start=1000.0, end=None, outcome=None)]
+        worker = [span(run_start=1400.0, run_end=1500.0)]
+        done = [span(step="s", kind="queue", start=1000.0, end=1510.0, outcome="ok")]
+        batches = [engine, worker, done] if order == "engine first" else [worker, engine, done]
+        for batch in batches:
+            tm.record((), batch)
+        trace = tm.trace("t")
+        assert trace is not None
+        [s] = trace["spans"]
+        assert (s["queued_ms"], s["run_ms"], s["end"]) == (400.0, 100.0, 1510.0), order
+        assert tm.traces()[0]["duration"] == 510.0
+    lonely = Telemetry()
+    lonely.record((), [span(run_start=1.0, run_end=2.0)])
+    assert lonely.traces() == []  # a worker's timing alone is not a span yet

@@ -39,6 +39,10 @@ def test_the_seed_workflow_runs_in_process_in_seconds() -> None:
         [trace] = [t for t in app.traces if t["trace_id"] == done[0]["trace_id"]]
         assert {s["step"] for s in trace["spans"]} >= {
             "start-parallel-workflow", "process-workflow-step", "workflow-completion"}
+        # Each attempt's span says how long it waited and how long its handler ran.
+        attempts = [s for s in trace["spans"] if s["step"] == "process-workflow-step"]
+        assert len(attempts) == 10 and all(s["queued_ms"] >= 0 and s["run_ms"] >= 0
+                                           for s in attempts)
         assert app.client.get("/_raypipe/health").json()["checks"] == {
             "state": "ok", "dispatcher": "ok"}
     assert time.monotonic() - t0 < 10

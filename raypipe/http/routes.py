@@ -31,6 +31,7 @@ from raypipe.calls import current
 from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
 from raypipe.errors import BackendUnavailableError, InvalidIdError, SchemaValidationError
 from raypipe.http.admin import admin_router
+from raypipe.http.docs import mount_docs
 from raypipe.http.guard import Guard
 from raypipe.http.streaming import ResponseStream
 from raypipe.http.streams import streams_router
@@ -348,7 +349,8 @@ async def _invalid_id_handler(request: Request, exc: Exception) -> Response:
 def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
     """One route per http trigger; ``runtime`` is called per request (it may connect lazily)."""
     api = FastAPI(title=app.name, description=f"raypipe app `{app.name}` on raypipe "
-                  f"{raypipe_version}", version=app.version or "local")
+                  f"{raypipe_version}", version=app.version or "local", docs_url=None,
+                  redoc_url=None)
     comps = _Components()
     routes = [(step, tr) for step in app.with_trigger(t.HttpTrigger)
               for tr in step.triggers_of(t.HttpTrigger)]
@@ -368,6 +370,7 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
     api.include_router(workbench_router(app, runtime))
     if app.streams:
         api.include_router(streams_router(app, runtime))
+    mount_docs(api)
     mount_workbench(api)
 
     def openapi() -> dict[str, Any]:

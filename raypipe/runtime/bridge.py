@@ -16,7 +16,7 @@ from raypipe.engine.loopbatch import LoopBatcher, Outcome
 from raypipe.errors import BackendUnavailableError, RuntimeNotRunningError
 from raypipe.messages import Message
 from raypipe.runtime.spec import AppSpec
-from raypipe.state.backend import Groups, Items, Ops
+from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.change import Deferred, StateChange
 from raypipe.streams.hub import Events, Key
 from raypipe.streams.relay import Relay

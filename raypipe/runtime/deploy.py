@@ -50,7 +50,10 @@ log = logging.getLogger("raypipe.deploy")
 #: Serve's throughput-optimised settings that open no listener of their own: user code and
 #: the router in the replica's main thread, a frozen GC, buffered request logs. Direct ingress
 #: (a listener per replica) is left off: see :data:`HAPROXY_ENV`.
-FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0"}
+FAST_SERVE_ENV = {"RAY_SERVE_THROUGHPUT_OPTIMIZED": "1", "RAY_SERVE_ENABLE_DIRECT_INGRESS": "0",
+                  # Else the replica's stderr, http steps' log lines with it, never reaches the
+                  # `raypipe dev` terminal (queue steps' tasks' did).
+                  "RAY_SERVE_LOG_TO_STDERR": "1"}
 
 #: Serve's HAProxy ingress (``ingress = "haproxy"``; Linux, ray[serve] ships the binary): on
 #: 2 CPUs several times the default proxy's requests/s and stream events in ~10 ms instead of

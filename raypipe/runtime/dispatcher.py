@@ -160,6 +160,7 @@ class Dispatcher:
         if not self._exporting:
             self._exporting = True
             self.engine.spawn(self._export())
+            self.executor.warm()
 
     async def _export(self) -> None:
         while True:

@@ -25,7 +25,7 @@ from raypipe.engine.delivery import Delivery
 from raypipe.engine.outcomes import Outcomes
 from raypipe.ray_options import RayOptions, demand
 from raypipe.runtime.spec import AppSpec
-from raypipe.runtime.worker import run_batch, run_delivery
+from raypipe.runtime.worker import run_batch, run_delivery, warm_worker
 from raypipe.steps import Step
 
 __all__ = ["RayExecutor", "crash_error"]
@@ -84,6 +84,14 @@ class RayExecutor:
         self._scarce = {name: need for name, options in self._ray.items()
                         if (need := {k: v for k, v in demand(
                             options, self.spec.settings.task_num_cpus).items() if k != "CPU"})}
+
+    def warm(self, most: int = 4) -> None:
+        """Start up to ``most`` task workers with the app imported (one per CPU of the
+        cluster, at most ``most``), without waiting for them."""
+        cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        for _ in range(max(1, min(most, cpus))):
+            warm_worker.options(num_cpus=self.spec.settings.task_num_cpus,
+                                name="raypipe-warm-up").remote(self.spec)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)

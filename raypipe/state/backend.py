@@ -8,15 +8,12 @@ from typing import Any
 
 from raypipe import constants
 from raypipe.effects import Effect
+from raypipe.shared_types import Groups, Items
 
 __all__ = ["StateBackend", "make_backend"]
 
-Item = dict[str, Any]
-#: ``list`` is also a method name below; these aliases keep annotations unambiguous.
-Items = list[Item]
+#: ``list`` is also a method name below; the aliases keep annotations unambiguous.
 Removed = list[tuple[str, Any]]
-Groups = list[str]
-Ops = list[dict[str, Any]]
 
 
 class StateBackend(abc.ABC):

@@ -12,7 +12,8 @@ from raypipe.change_triggers import ChangeTriggers
 from raypipe.context import Origin
 from raypipe.effects import Effect
 from raypipe.models import EventType, StateTriggerInput
-from raypipe.state.backend import Groups, Items, Ops, StateBackend
+from raypipe.shared_types import Groups, Items, Ops
+from raypipe.state.backend import StateBackend
 from raypipe.state.change import DEFERRED, Deferred, is_large
 
 __all__ = ["Answer", "StateService", "state_matches"]

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from raypipe.calls import Calls, scheduled
 from raypipe.jsonvalues import plain_json
+from raypipe.shared_types import Groups, Ops, StreamItems
 from raypipe.state.ids import check_ids
 from raypipe.state.ops import validate_ops
 
@@ -15,9 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = ["ItemChange", "StreamAPI", "StreamStore", "Streams"]
 
-Items = list[Any]
-Groups = list[str]
-Ops = list[dict[str, Any]]
+Items = StreamItems  # a stream group's items (``list`` is also a method name below)
 
 
 class StreamStore(Protocol):

@@ -20,6 +20,7 @@ from typing import Any
 
 from raypipe.errors import SchemaValidationError
 from raypipe.schemas import Schema, dump_json
+from raypipe.shared_types import Groups, StreamItems
 from raypipe.state.ops import apply_ops
 from raypipe.streams.config import StreamConfig
 
@@ -32,8 +33,7 @@ Event = tuple[int, str, str, "str | None", dict[str, Any]]
 
 #: ``list`` is also a method name of StreamHub: these keep annotations unambiguous.
 Events = list[Event]
-Items = list[Any]
-Groups = list[str]
+Items = StreamItems
 
 
 @dataclass

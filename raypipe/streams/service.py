@@ -24,12 +24,13 @@ from raypipe.context import Origin
 from raypipe.effects import EffectLog
 from raypipe.engine.once import Once
 from raypipe.models import StreamEvent, StreamTriggerInput
+from raypipe.shared_types import Groups, Ops
+from raypipe.shared_types import StreamItems as Items
 from raypipe.state.backend import StateBackend
-from raypipe.streams.hub import Events, Groups, Items, Key, StreamHub
+from raypipe.streams.hub import Events, Key, StreamHub
 
 __all__ = ["StreamsService", "stream_matches"]
 
-Ops = list[dict[str, Any]]
 
 
 def stream_matches(tr: t.StreamTrigger, change: StreamTriggerInput) -> bool:

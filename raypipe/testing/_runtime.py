@@ -25,7 +25,8 @@ from raypipe.engine.journal import make_journal
 from raypipe.engine.outcomes import TraceOutcome
 from raypipe.execution import run_one
 from raypipe.messages import Message
-from raypipe.state.backend import Groups, Items, Ops, make_backend
+from raypipe.shared_types import Groups, Items, Ops
+from raypipe.state.backend import make_backend
 from raypipe.state.service import Answer, StateService, state_matches
 from raypipe.steps import Step
 from raypipe.streams.relay import Relay

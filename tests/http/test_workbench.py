@@ -58,3 +58,14 @@ def test_logs_and_traces_of_a_run(client: Any) -> None:
     assert trace_id in [t["trace_id"] for t in traces]
     spans = client.get(f"/_raypipe/api/traces/{trace_id}").json()["spans"]
     assert "start-parallel-workflow" in {s["step"] for s in spans}
+
+
+def test_the_api_docs_page_and_its_assets_are_served_offline(client: Any) -> None:
+    page = client.get("/docs")
+    assert page.status_code == 200
+    assert "https://" not in page.text.replace("https://swagger.io", "")
+    assert "/docs/swagger-ui/swagger-ui-bundle.js" in page.text
+    js = client.get("/docs/swagger-ui/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 500_000
+    assert client.get("/docs/swagger-ui/swagger-ui.css").status_code == 200
+    assert client.get("/openapi.json").json()["paths"]

@@ -10,7 +10,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from raypipe.effects import Effect, EffectLog
-from raypipe.state.backend import Groups, Items, Removed, StateBackend
+from raypipe.shared_types import Groups, Items
+from raypipe.state.backend import Removed, StateBackend
 from raypipe.state.ops import apply_ops
 
 __all__ = ["MemoryBackend"]

@@ -33,7 +33,8 @@ from redis.exceptions import WatchError
 from raypipe import constants
 from raypipe.effects import Effect
 from raypipe.jsonvalues import plain_json
-from raypipe.state.backend import Groups, Items, Removed, StateBackend
+from raypipe.shared_types import Groups, Items
+from raypipe.state.backend import Removed, StateBackend
 from raypipe.state.backends.redis_items import (
     Touched,
     assemble,
