@@ -24,6 +24,7 @@ from raypipe.runtime.deploy import (
 )
 from raypipe.runtime.ports import free_port
 from raypipe.runtime.spec import AppSpec
+from raypipe.settings import IngressMode, Settings
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -31,8 +32,10 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 @contextmanager
 def local_apps(specs: Sequence[AppSpec], num_cpus: int = 2) -> Iterator[list[Deployment]]:
     """A new local Ray (``address="local"``) and Serve, the apps deployed; all ended after.
-    Serve's data path is the one `raypipe dev` uses, unless the environment says otherwise."""
-    prepare_local_ray()
+    Serve's data path is its HAProxy ingress (``ingress = "haproxy"``), unless the
+    environment says otherwise: the benchmarks measure raypipe's costs, not those of
+    Serve's proxy (bench/http_step.py measures both)."""
+    prepare_local_ray(Settings(ingress=IngressMode.HAPROXY))
     ray.init(address="local", num_cpus=num_cpus, include_dashboard=False,
              logging_level="ERROR", log_to_driver=False)
     start_serve("127.0.0.1", free_port())
