@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
+from fastapi_offline import FastAPIOffline
 
 from raypipe import __version__ as raypipe_version
 from raypipe import constants
@@ -31,7 +32,6 @@ from raypipe.calls import current
 from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
 from raypipe.errors import BackendUnavailableError, InvalidIdError, SchemaValidationError
 from raypipe.http.admin import admin_router
-from raypipe.http.docs import mount_docs
 from raypipe.http.guard import Guard
 from raypipe.http.streaming import ResponseStream
 from raypipe.http.streams import streams_router
@@ -326,6 +326,9 @@ def _openapi_extra(
     return extra, responses
 
 
+#: Where /docs and /redoc find their assets (under /docs, which those pages already own).
+DOCS_ASSETS = "/docs/assets"
+
 #: Seconds a client is told to wait before it asks again after a 503 (``Retry-After``).
 RETRY_AFTER_SECONDS = 5
 
@@ -348,9 +351,11 @@ async def _invalid_id_handler(request: Request, exc: Exception) -> Response:
 
 def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
     """One route per http trigger; ``runtime`` is called per request (it may connect lazily)."""
-    api = FastAPI(title=app.name, description=f"raypipe app `{app.name}` on raypipe "
-                  f"{raypipe_version}", version=app.version or "local", docs_url=None,
-                  redoc_url=None)
+    # /docs and /redoc with their assets served by the app (fastapi-offline), not a CDN:
+    # FastAPI's own pages were blank on a machine without internet.
+    api = FastAPIOffline(title=app.name, description=f"raypipe app `{app.name}` on raypipe "
+                         f"{raypipe_version}", version=app.version or "local",
+                         static_url=DOCS_ASSETS)
     comps = _Components()
     routes = [(step, tr) for step in app.with_trigger(t.HttpTrigger)
               for tr in step.triggers_of(t.HttpTrigger)]
@@ -370,7 +375,6 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
     api.include_router(workbench_router(app, runtime))
     if app.streams:
         api.include_router(streams_router(app, runtime))
-    mount_docs(api)
     mount_workbench(api)
 
     def openapi() -> dict[str, Any]:
