@@ -197,6 +197,12 @@ def _reload_on_save(watcher: Any, overrides: dict[str, Any], running: Any, *,
     from raypipe.runtime.deploy import reload
     from raypipe.runtime.spec import AppSpec
 
+    # The version of the files as last read here. A shipped version leaves .env out, so it
+    # is not comparable: then the files as read now (a save during that deploy is missed).
+    seen = running.version
+    if ship:
+        with contextlib.suppress(ConfigError, OSError):
+            seen = AppSpec.from_dir(watcher.root, env_in_version=True, **overrides).version
     # First: whatever changed while it deployed (the files already seen named).
     burst: set[Any] | None = watcher.next(timeout=0.1) or set()
     while True:
@@ -204,21 +210,25 @@ def _reload_on_save(watcher: Any, overrides: dict[str, Any], running: Any, *,
             burst = watcher.next(timeout=0.5)  # short: Ctrl-C is seen between waits
             continue
         t0 = time.monotonic()
-        try:
-            spec = AppSpec.from_dir(watcher.root, env_in_version=True, **overrides)
-        except ConfigError as exc:
-            typer.secho(f"not reloaded: {exc}", fg=typer.colors.RED, err=True)
-            burst = None
-            continue
         names = sorted({Path(p).name for _, p in burst}) or ["the app"]
         burst = None
-        if spec.version == running.version:
+        try:
+            spec = AppSpec.from_dir(watcher.root, env_in_version=True, **overrides)
+        except (ConfigError, OSError) as exc:  # a file gone between its listing and its read
+            typer.secho(f"not reloaded: {exc}", fg=typer.colors.RED, err=True)
+            continue
+        if spec.version == seen:
             continue  # nothing the app is made of changed (a cache, a scratch file)
+        seen = spec.version
         try:
             running = reload(running, spec, ship=ship)
         except RaypipeError as exc:  # AppLoadError names every file and field
             typer.secho(f"not reloaded ({', '.join(names)}); version {running.version} keeps "
                         f"serving: {exc}", fg=typer.colors.RED, err=True)
+            continue
+        except Exception as exc:  # Ray's own (an actor restarting): the loop goes on
+            typer.secho(f"not reloaded ({', '.join(names)}); version {running.version} keeps "
+                        f"serving: {type(exc).__name__}: {exc}", fg=typer.colors.RED, err=True)
             continue
         typer.echo(f"reloaded {', '.join(names)}: version {running.version} is live "
                    f"({(time.monotonic() - t0) * 1000:.0f} ms)")

@@ -184,7 +184,7 @@ class TelemetryService:
     def __init__(self) -> None:
         self.telemetry = Telemetry()
 
-    async def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
+    def add(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
         self.telemetry.record(lines, spans)
 
     async def logs(self, after: int, flt: LogFilter, timeout: float,

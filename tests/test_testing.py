@@ -197,3 +197,15 @@ def test_every_example_in_docs_testing_md_runs(tmp_path: Path,
             assert out.returncode == 0, out.stdout[-2000:]
         else:
             exec(compile(block, "docs/testing.md", "exec"), {})
+
+
+def test_an_app_that_does_not_load_leaves_nothing_running(tmp_path: Path) -> None:
+    import threading
+
+    from raypipe.errors import AppLoadError
+
+    (tmp_path / "broken_step.py").write_text("config = {'name': 'x'\n")
+    before = threading.active_count()
+    with pytest.raises(AppLoadError, match=r"broken_step\.py"), TestApp(tmp_path):
+        pass
+    assert threading.active_count() == before

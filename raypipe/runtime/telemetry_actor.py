@@ -3,10 +3,13 @@ log lines and trace spans of an app, for the workbench)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import ray
 
 from raypipe.runtime.spec import AppSpec
-from raypipe.telemetry import TelemetryService
+from raypipe.telemetry import Span, TelemetryService
 
 
 # Live-log readers keep a long poll open each.
@@ -18,6 +21,10 @@ class TelemetryActor(TelemetryService):
 
     async def ready(self) -> bool:
         return True
+
+    async def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
+        """What every process's TelemetryClient sends, in batches, unawaited."""
+        self.add(lines, spans)
 
     async def reload(self, spec: AppSpec) -> str:
         return spec.version  # nothing of the app's code runs here

@@ -185,7 +185,13 @@ class TestApp:
         self._thread = threading.Thread(target=run, name="raypipe-testapp", daemon=True)
         self._thread.start()
         started.wait()
-        asgi = self._wait(self._start())
+        try:
+            asgi = self._wait(self._start())
+        except BaseException:  # the app did not load: no loop left running behind it
+            loop.call_soon_threadsafe(loop.stop)
+            self._thread.join(30)
+            loop.close()
+            raise
         self.client = httpx.Client(transport=_LoopTransport(self, asgi), base_url=BASE_URL)
         return self
 

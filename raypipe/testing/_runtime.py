@@ -40,9 +40,8 @@ class LocalTelemetry(TelemetryService):
     """The telemetry actor's service, in-process: also the sink log lines and spans are
     recorded into as they happen (nothing is batched)."""
 
-    def record(self, lines: Sequence[dict[str, Any]],  # type: ignore[override]
-               spans: Sequence[Span]) -> None:
-        self.telemetry.record(lines, spans)
+    def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None:
+        self.add(lines, spans)
 
     def flush(self) -> None:
         pass
