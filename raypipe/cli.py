@@ -93,7 +93,7 @@ def dev(
 ) -> None:
     """Start (or join, with RAY_ADDRESS) Ray, deploy the app, and serve it until Ctrl-C."""
     overrides = {"port": port, "host": host, "state": state, "dev": True}
-    spec = _dev_spec(app_dir, overrides)
+    spec = _spec(app_dir, env_in_version=True, **overrides)
     loaded = _load(spec)
     if loaded.skipped:
         typer.secho(_skipped(loaded), fg=typer.colors.YELLOW, err=True)
@@ -176,17 +176,6 @@ def _port_free(host: str, port: int) -> None:
         except OSError as exc:
             _fail(f"{host}:{port} is in use ({exc.strerror}); stop what listens there, or "
                   "choose another port with --port", 2)
-
-
-def _dev_spec(app_dir: Path, overrides: dict[str, Any]) -> Any:
-    from raypipe.runtime.spec import AppSpec
-
-    if not app_dir.is_dir():
-        _fail(f"{app_dir} is not a directory", 2)
-    try:
-        return AppSpec.from_dir(app_dir, env_in_version=True, **overrides)
-    except ConfigError as exc:
-        _fail(str(exc), 2)
 
 
 def _reload_on_save(watcher: Any, overrides: dict[str, Any], running: Any, *,

@@ -319,10 +319,10 @@ def reload(running: AppSpec, spec: AppSpec, *, ship: bool = False) -> AppSpec:
     without a new replica. A change of settings that a running replica cannot take (its
     route prefix, its replicas) is a full :func:`deploy` instead. Returns the spec now
     running (shipped, with ``ship``)."""
+    if spec.settings != running.settings:
+        return deploy(spec, ship=ship).spec  # its own checks load the app
     app = preflight.load(spec)
     preflight.schedulable(app, spec)
-    if spec.settings != running.settings:
-        return deploy(spec, ship=ship).spec
     if ship:
         spec = shipping.ship(spec)
     start_actors(spec)
