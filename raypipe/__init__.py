@@ -15,6 +15,7 @@ from raypipe.errors import (
     AppLoadError,
     BackendUnavailableError,
     ConfigError,
+    ConfigFieldError,
     DeployError,
     EnqueueError,
     EnqueueValidationError,
@@ -42,6 +43,7 @@ from raypipe.ray_options import RayOptions
 from raypipe.steps import StepConfig
 from raypipe.streams.config import StreamConfig
 from raypipe.streams.handle import Stream
+from raypipe.trigger_kind import TriggerKind
 from raypipe.triggers import QueueConfig, cron, http, queue, state, stream
 
 #: The one version string: pyproject.toml reads it from here.
@@ -64,6 +66,7 @@ __all__ = [
     "AppLoadError",
     "BackendUnavailableError",
     "ConfigError",
+    "ConfigFieldError",
     "DeployError",
     "EnqueueError",
     "EnqueueValidationError",
@@ -85,6 +88,7 @@ __all__ = [
     "StreamConfig",
     "StreamEvent",
     "StreamTriggerInput",
+    "TriggerKind",
     "UnsafePathError",
     "UpdateOpError",
     "UsageError",

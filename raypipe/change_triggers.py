@@ -11,10 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from raypipe import triggers as t
+from raypipe import trigger_kind
 from raypipe.app import App
 from raypipe.context import FlowContext, Origin
-from raypipe.engine.delivery import Delivery, Kind
+from raypipe.engine.delivery import Delivery
 from raypipe.messages import new_id
 from raypipe.steps import Step
 
@@ -22,7 +22,7 @@ __all__ = ["ChangeTriggers", "Invoke", "MakeContext"]
 
 log = logging.getLogger("raypipe.triggers")
 
-Watcher = tuple[Step, Any]
+Watcher = tuple[Step, Any, trigger_kind.KindSpec]
 #: Hands a trigger's delivery to the engine; returns once it is accepted.
 Invoke = Callable[[Delivery], Awaitable[None]]
 #: A context for a condition that takes one.
@@ -30,14 +30,16 @@ MakeContext = Callable[[Step, Origin], FlowContext]
 
 
 class ChangeTriggers:
-    def __init__(self, app: App, kind: Kind, trigger_type: type[t.Trigger],
-                 matches: Callable[[Any, Any], bool], *, invoke: Invoke,
+    def __init__(self, app: App, source: trigger_kind.ChangeSource, *, invoke: Invoke,
                  context: MakeContext) -> None:
+        """Watches the triggers of every kind that fires on ``source``'s changes (each kind's
+        ``matches`` says which of its triggers a change concerns)."""
         self.app = app
-        self.kind = kind
-        self.matches = matches
-        self.watchers: list[Watcher] = [(step, tr) for step in app.with_trigger(trigger_type)
-                                        for tr in step.triggers_of(trigger_type)]
+        self.source = source
+        self.watchers: list[Watcher] = [
+            (step, tr, kind) for kind in trigger_kind.firing_on(source)
+            for step in app.with_trigger(kind.trigger_type)
+            for tr in step.triggers_of(kind.trigger_type)]
         self._invoke = invoke
         self._context = context
         # FIFO, and taken without a turn of the loop when free: changes are evaluated in
@@ -60,24 +62,24 @@ class ChangeTriggers:
 
     async def _evaluate(self, change: Any, origin: Origin) -> None:
         # One change at a time, in commit order.
-        for step, tr in self.watchers:
-            if not self.matches(tr, change):
+        for step, tr, kind in self.watchers:
+            if not kind.matches(tr, change):
                 continue
             try:
                 # A context costs a few objects: made only for conditions that take one.
-                ctx = self._context(step, origin) if tr.condition and t.wants_ctx(
+                ctx = self._context(step, origin) if tr.condition and trigger_kind.wants_ctx(
                     tr.condition) else None
-                ok = await t.check_condition(tr.condition, change, ctx)
+                ok = await trigger_kind.check_condition(tr.condition, change, ctx)
             except Exception:
                 # A broken condition must not stop the host or the other triggers.
                 log.exception("%s trigger condition of step %r raised; treated as false",
-                              self.kind, step.name)
+                              kind.kind, step.name)
                 continue
             if ok:
                 # Named after the change's effect when it has one, so the same change can
                 # never start two deliveries of one step.
                 effect = origin.effect
                 cause = effect.id if effect else new_id()
-                await self._invoke(Delivery(f"{cause}>{step.name}", step.name, self.kind,
+                await self._invoke(Delivery(f"{cause}>{step.name}", step.name, kind.kind,
                                             dataclasses.asdict(change), origin.trace_id,
                                             parent=effect.owner if effect else None))

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from raypipe import trigger_kind
 from raypipe.calls import Calls, current, scheduled
 from raypipe.effects import Effect
 from raypipe.errors import EnqueueError, EnqueueValidationError, SchemaValidationError, UsageError
@@ -29,6 +30,7 @@ from raypipe.state.ids import check_ids
 from raypipe.state.ops import validate_ops
 from raypipe.streams.api import Streams, StreamStore
 from raypipe.streams.relay import Relay
+from raypipe.trigger_kind import TriggerKind
 
 if TYPE_CHECKING:
     from raypipe.app import App
@@ -296,23 +298,23 @@ class FlowContext:
 
 
     # --- Motia 1.x's FlowContext ---------------------------------------------------------
-    def _kind(self) -> str | None:
+    def _kind(self) -> TriggerKind | None:
         return getattr(self.trigger, "type", None)
 
     def is_api(self) -> bool:
-        return self._kind() == "http"
+        return self._kind() == TriggerKind.HTTP
 
     def is_queue(self) -> bool:
-        return self._kind() == "queue"
+        return self._kind() == TriggerKind.QUEUE
 
     def is_cron(self) -> bool:
-        return self._kind() == "cron"
+        return self._kind() == TriggerKind.CRON
 
     def is_state(self) -> bool:
-        return self._kind() == "state"
+        return self._kind() == TriggerKind.STATE
 
     def is_stream(self) -> bool:
-        return self._kind() == "stream"
+        return self._kind() == TriggerKind.STREAM
 
     def get_data(self) -> Any:
         """The trigger's payload: a request's body, a message's data, ``None`` for cron."""
@@ -325,10 +327,12 @@ class FlowContext:
         "cron", "state", "stream", "default"}``; cron's takes no argument, the rest the
         input."""
         kind = self._kind()
-        keys = ("http", "api") if kind == "http" else (kind,)
-        fn = next((handlers[k] for k in keys if k is not None and handlers.get(k)), None)
+        spec = None if kind is None else trigger_kind.get(kind)
+        keys = (spec.kind.value, *spec.aliases) if spec else ()
+        fn = next((handlers[k] for k in keys if handlers.get(k)), None)
         if fn is not None:
-            return await invoke(fn, () if kind == "cron" else (self.input_value,))
+            assert spec is not None
+            return await invoke(fn, (self.input_value,) if spec.has_input else ())
         if handlers.get("default"):
             return await invoke(handlers["default"], (self.input_value,))
         raise UsageError(f"no handler for a {kind} trigger in ctx.match(); it has "

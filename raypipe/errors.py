@@ -6,6 +6,7 @@ The tree::
     ├── ConfigError              bad settings (pyproject, RAYPIPE_* variables, flags)
     ├── AppLoadError             an app failed to load; ``.errors`` lists every StepLoadError
     │   └── StepLoadError        one step or stream file is wrong; names the file and the field
+    ├── ConfigFieldError         a step config's field is wrong; ``.field`` (``triggers[0].path``)
     ├── SchemaValidationError    a value failed its schema; ``.errors`` has the field errors
     │   └── EnqueueValidationError   a message failed a subscriber's ``input`` schema
     ├── EnqueueError             a step enqueued a topic it did not declare
@@ -33,6 +34,7 @@ __all__ = [
     "AppLoadError",
     "BackendUnavailableError",
     "ConfigError",
+    "ConfigFieldError",
     "DeployError",
     "EnqueueError",
     "EnqueueValidationError",
@@ -57,6 +59,16 @@ class RaypipeError(Exception):
 
 class ConfigError(RaypipeError):
     """Settings that cannot be used."""
+
+
+class ConfigFieldError(RaypipeError):
+    """A step config problem at ``field`` (a path such as ``triggers[0].expression``), as
+    :func:`raypipe.steps.check_config` raises it; the loader adds the file."""
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        self.message = message
+        super().__init__(f"{field}: {message}")
 
 
 class StepLoadError(RaypipeError):

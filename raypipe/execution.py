@@ -8,12 +8,10 @@ import time
 import traceback
 from typing import Any
 
-from raypipe import triggers as t
+from raypipe import trigger_kind
 from raypipe.app import App
 from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
 from raypipe.engine.delivery import Delivery
-from raypipe.models import StateTriggerInput, StreamTriggerInput
-from raypipe.steps import Step
 
 __all__ = ["Outcome", "execute", "run_one"]
 
@@ -22,31 +20,18 @@ __all__ = ["Outcome", "execute", "run_one"]
 Outcome = dict[str, str] | None
 
 
-def _input_and_trigger(step: Step, d: Delivery) -> tuple[Any, t.Trigger]:
-    if d.kind == "queue":
-        assert d.topic is not None
-        qt = step.queue_trigger(d.topic)
-        if qt.input is None:
-            return d.payload, qt
-        return qt.input.validate(d.payload, what=f"message on {d.topic!r}"), qt
-    if d.kind == "cron":
-        return None, step.triggers_of(t.CronTrigger)[0]
-    if d.kind == "state":
-        return StateTriggerInput(**d.payload), step.triggers_of(t.StateTrigger)[0]
-    return StreamTriggerInput.from_dict(d.payload), step.triggers_of(t.StreamTrigger)[0]
-
-
 async def execute(app: App, runtime: Runtime, d: Delivery) -> dict[str, Any]:
     """Run the delivery; returns ``{"status": "done" | "skipped"}``. Handler errors propagate:
     retrying them is the dispatcher's business."""
     step = app.steps[d.step]
-    value, trigger = _input_and_trigger(step, d)
+    kind = trigger_kind.get(d.kind)
+    value, trigger = kind.handler_input(step, d)
     ctx = FlowContext(app, runtime, step=step, trace_id=d.trace_id, trigger=trigger,
                       message_id=d.message_id, delivery_id=d.id, attempt=d.attempt)
-    # State and stream conditions were checked where the change happened.
-    if d.kind in ("queue", "cron"):
+    # The change kinds' conditions were checked where the change happened.
+    if kind.condition_at_run:
         try:
-            ok = await t.check_condition(trigger.condition, value, ctx)
+            ok = await trigger_kind.check_condition(trigger.condition, value, ctx)
         except Exception as exc:
             # A broken condition is the step's bug, not the message's: it must not be retried
             # into the dead-letter queue, nor run the handler.

@@ -21,9 +21,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-from raypipe import triggers as t
+from raypipe import trigger_kind
 from raypipe.app import App
 from raypipe.steps import Step
 
@@ -40,15 +40,14 @@ __all__ = [
     "trigger_label",
 ]
 
-NodeKind = Literal["http", "queue", "cron", "state", "stream", "noop", "topic", "source"]
-STEP_KINDS: tuple[NodeKind, ...] = ("http", "queue", "cron", "state", "stream", "noop")
+#: A step's node has its first trigger's kind (a :class:`~raypipe.trigger_kind.TriggerKind`)
+#: or ``"noop"``; pseudo nodes are ``"topic"`` or ``"source"``.
+NodeKind = str
+NOOP = "noop"
+TOPIC = "topic"
+SOURCE = "source"
 
-#: The pseudo node every state-trigger step hangs from, and the topic of those edges.
-STATE_SOURCE = "state"
-STATE_TOPIC = "state change"
-STREAM_TOPIC = "stream change"
 TOPIC_PREFIX = "topic:"
-STREAM_PREFIX = "stream:"
 WILDCARD = "*"
 
 
@@ -76,7 +75,7 @@ class FlowNode:
 
     @property
     def is_step(self) -> bool:
-        return self.kind in STEP_KINDS
+        return self.kind not in (TOPIC, SOURCE)
 
 
 @dataclass(frozen=True)
@@ -128,34 +127,18 @@ class FlowGraph:
 
 # --- building ---------------------------------------------------------------------------------
 
-def trigger_label(trigger: t.Trigger) -> str:
+def trigger_label(trigger: trigger_kind.Trigger) -> str:
     """How a trigger is shown: ``"POST /api/x"``, the topic, the cron expression,
     ``"state"`` / ``"state:<group>"``, ``"stream:<name>[/<group>[/<item>]]"``."""
-    if isinstance(trigger, t.HttpTrigger):
-        return f"{trigger.method} {trigger.path}"
-    if isinstance(trigger, t.QueueTrigger):
-        return trigger.topic
-    if isinstance(trigger, t.CronTrigger):
-        return trigger.expression
-    if isinstance(trigger, t.StateTrigger):
-        return STATE_SOURCE + (f":{trigger.group_id}" if trigger.group_id else "")
-    label = STREAM_PREFIX + trigger.stream_name
-    if trigger.group_id:
-        label += f"/{trigger.group_id}"
-        if trigger.item_id:
-            label += f"/{trigger.item_id}"
-    elif trigger.item_id:
-        label += f"/*/{trigger.item_id}"
-    return label
+    return trigger_kind.kind_of(trigger).label(trigger)
 
 
 def _step_kind(step: Step) -> NodeKind:
     """The kind of the step's first trigger (a step with several kinds of trigger shows them
     all in its labels)."""
     if not step.config.triggers:
-        return "noop"
-    kind: NodeKind = step.config.triggers[0].type
-    return kind
+        return NOOP
+    return str(step.config.triggers[0].type)
 
 
 def _step_node(step: Step) -> FlowNode:
@@ -216,23 +199,20 @@ def _full_graph(app: App) -> FlowGraph:
                 if topic not in topic_nodes:
                     node_id = _pseudo_id(TOPIC_PREFIX + topic, step_names)
                     topic_nodes[topic] = node_id
-                    nodes[node_id] = FlowNode(name=node_id, kind="topic", labels=(topic,))
+                    nodes[node_id] = FlowNode(name=node_id, kind=TOPIC, labels=(topic,))
                 add(step.name, topic_nodes[topic], topic, virtual_pub)
 
     sources: dict[str, str] = {}
     for step in steps:
         for tr in step.config.triggers:
-            if isinstance(tr, t.StateTrigger):
-                key, label, topic = STATE_SOURCE, STATE_SOURCE, STATE_TOPIC
-            elif isinstance(tr, t.StreamTrigger):
-                key = label = STREAM_PREFIX + tr.stream_name
-                topic = STREAM_TOPIC
-            else:
+            src = trigger_kind.kind_of(tr).source(tr)
+            if src is None:
                 continue
-            if key not in sources:
-                sources[key] = _pseudo_id(key, step_names)
-                nodes[sources[key]] = FlowNode(name=sources[key], kind="source", labels=(label,))
-            add(sources[key], step.name, topic, True)
+            if src.key not in sources:
+                sources[src.key] = _pseudo_id(src.key, step_names)
+                nodes[sources[src.key]] = FlowNode(name=sources[src.key], kind=SOURCE,
+                                                   labels=(src.label,))
+            add(sources[src.key], step.name, src.topic, True)
 
     return FlowGraph(
         nodes=_sorted_nodes(nodes.values()),
@@ -283,7 +263,7 @@ NO_FLOW = "(no flow)"
 def _edge_line(graph: FlowGraph, edge: FlowEdge) -> str:
     target = edge.target
     notes = []
-    if graph.node(target).kind == "topic":
+    if graph.node(target).kind == TOPIC:
         notes.append("no subscriber")
     if edge.virtual:
         notes.append("virtual")
@@ -321,17 +301,19 @@ def to_text(graph: FlowGraph) -> str:
 # --- Mermaid ----------------------------------------------------------------------------------
 
 _SHAPES: dict[str, tuple[str, str]] = {
-    "http": ('[/"', '"/]'),  # parallelogram
-    "queue": ('["', '"]'),  # box
-    "cron": ('{{"', '"}}'),  # hexagon
-    "state": ('{"', '"}'),  # rhombus
-    "stream": ('(("', '"))'),  # circle
-    "noop": ('(["', '"])'),  # stadium
-    "topic": ('>"', '"]'),  # flag
-    "source": ('[("', '")]'),  # cylinder: where state and stream changes come from
+    NOOP: ('(["', '"])'),  # stadium
+    TOPIC: ('>"', '"]'),  # flag
+    SOURCE: ('[("', '")]'),  # cylinder: where state and stream changes come from
 }
+
+
+def _shape(kind: str) -> tuple[str, str]:
+    spec = trigger_kind.lookup(kind)
+    return spec.shape if spec is not None else _SHAPES[kind]
+
+
 #: Topic node names already start with ``topic:``.
-_ID_PREFIX = {"topic": "", "source": "src_"}
+_ID_PREFIX = {TOPIC: "", SOURCE: "src_"}
 _ESCAPES = {'"': "#quot;", "#": "#35;", "<": "#lt;", ">": "#gt;", "`": "#96;", "\n": " "}
 
 
@@ -361,7 +343,7 @@ def to_mermaid(graph: FlowGraph) -> str:
     ids = mermaid_ids(graph)
     lines = ["flowchart LR"]
     for node in graph.nodes:
-        opening, closing = _SHAPES[node.kind]
+        opening, closing = _shape(node.kind)
         # A step shows its name over its triggers; a pseudo node shows what it stands for.
         parts = [node.name, *node.labels] if node.is_step else list(node.labels[:1] or [node.name])
         label = "<br/>".join(_escape(p) for p in parts)

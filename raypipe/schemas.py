@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import BaseModel, TypeAdapter
 from pydantic import ValidationError as PydanticValidationError
 
-from raypipe.errors import SchemaValidationError
+from raypipe.errors import ConfigFieldError, SchemaValidationError
 from raypipe.jsonvalues import dump_models
 
-__all__ = ["Schema", "dump_json", "field_errors"]
+__all__ = ["Schema", "compile_response_schemas", "compile_schema", "dump_json", "field_errors"]
 
 
 def field_errors(exc: PydanticValidationError) -> list[dict[str, Any]]:
@@ -78,3 +78,25 @@ class Schema:
 
     def __repr__(self) -> str:
         return f"Schema({self.name})"
+
+
+def compile_schema(spec: Any, where: str) -> Schema | None:
+    """A config's schema (a pydantic type or a JSON-schema dict) compiled; raises
+    :class:`~raypipe.errors.ConfigFieldError` at ``where`` if it is neither."""
+    if spec is None or isinstance(spec, Schema):
+        return spec
+    try:
+        return Schema(spec)
+    except Exception as exc:
+        raise ConfigFieldError(where, f"not a usable schema ({exc})") from exc
+
+
+def compile_response_schemas(spec: Any, where: str) -> Any:
+    """``{status: schema}`` stays a mapping; a single schema applies to every status."""
+    if spec is None:
+        return None
+    if isinstance(spec, Mapping) and spec and all(
+        isinstance(k, int) or (isinstance(k, str) and k.isdigit()) for k in spec
+    ):
+        return {int(k): compile_schema(v, f"{where}[{k}]") for k, v in spec.items()}
+    return compile_schema(spec, where)

@@ -10,12 +10,13 @@ from raypipe import errors
 
 PUBLIC = {
     "ApiRequest", "ApiResponse", "AppLoadError", "BackendUnavailableError", "ConfigError",
-    "DeployError", "EnqueueError", "EnqueueValidationError", "FlowContext", "InvalidIdError",
-    "JSONLimitError", "LimitError", "NotJSONError", "QueueConfig", "RayOptions",
-    "RaypipeError", "RuntimeNotRunningError", "SchemaValidationError", "StateLayoutError",
-    "StateTriggerInput", "StepConfig", "StepLoadError", "Stream", "StreamConfig",
-    "StreamEvent", "StreamTriggerInput", "UnsafePathError", "UpdateOpError", "UsageError",
-    "__version__", "cron", "http", "queue", "state", "stream", "subscribe",
+    "ConfigFieldError", "DeployError", "EnqueueError", "EnqueueValidationError", "FlowContext",
+    "InvalidIdError", "JSONLimitError", "LimitError", "NotJSONError", "QueueConfig",
+    "RayOptions", "RaypipeError", "RuntimeNotRunningError", "SchemaValidationError",
+    "StateLayoutError", "StateTriggerInput", "StepConfig", "StepLoadError", "Stream",
+    "StreamConfig", "StreamEvent", "StreamTriggerInput", "TriggerKind", "UnsafePathError",
+    "UpdateOpError", "UsageError", "__version__", "cron", "http", "queue", "state", "stream",
+    "subscribe",
 }
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
-__all__ = ["Delivery", "Kind"]
+from raypipe.trigger_kind import TriggerKind
 
-
-Kind = Literal["queue", "cron", "state", "stream"]
+__all__ = ["Delivery"]
 
 
 @dataclass(frozen=True)
@@ -24,7 +24,7 @@ class Delivery:
 
     id: str
     step: str
-    kind: Kind
+    kind: TriggerKind
     payload: Any
     trace_id: str
     topic: str | None = None
@@ -33,3 +33,8 @@ class Delivery:
     attempt: int = 1
     parent: str | None = None
     seq: int = 0
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Delivery:
+        """A delivery from its ``dataclasses.asdict`` read back from JSON."""
+        return cls(**{**d, "kind": TriggerKind(d["kind"])})

@@ -42,6 +42,7 @@ from raypipe.engine.outcomes import Outcomes, TraceOutcome
 from raypipe.engine.retry import backoff_seconds, persist
 from raypipe.messages import Message, new_id
 from raypipe.steps import Step
+from raypipe.trigger_kind import TriggerKind
 
 __all__ = ["DeliveryEngine", "Hooks"]
 
@@ -79,7 +80,7 @@ class NoHooks:
 
 
 def queue_config(step: Step, d: Delivery) -> t.QueueConfig:
-    if d.kind == "queue" and d.topic:
+    if d.kind == TriggerKind.QUEUE and d.topic:
         return step.queue_trigger(d.topic).config
     return _DEFAULT_QUEUE
 
@@ -202,7 +203,7 @@ class DeliveryEngine:
         for msg in messages:
             if not self._first_offer(msg.id, msg.parent, caused):
                 continue
-            fresh += [Delivery(f"{msg.id}>{step.name}", step.name, "queue", msg.data,
+            fresh += [Delivery(f"{msg.id}>{step.name}", step.name, TriggerKind.QUEUE, msg.data,
                                msg.trace_id, topic=msg.topic, message_id=msg.id,
                                group_id=msg.group_id, parent=msg.parent, seq=self._next_seq())
                       for step in self.app.subscribers(msg.topic)]
@@ -465,8 +466,8 @@ class DeliveryEngine:
 
         async def fire(due: float) -> None:
             # The tick names the delivery: one firing is one delivery, however it is retried.
-            await self.invoke([Delivery(f"cron:{step.name}:{due:.0f}", step.name, "cron", None,
-                                        new_id())])
+            await self.invoke([Delivery(f"cron:{step.name}:{due:.0f}", step.name,
+                                        TriggerKind.CRON, None, new_id())])
             await persist(lambda: self.journal.ticked(step.name, due), "recording a cron tick",
                           self.clock)
 

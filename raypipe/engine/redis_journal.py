@@ -36,7 +36,7 @@ def _dump(d: Delivery) -> str:
 
 
 def _load(raw: str) -> Delivery:
-    return Delivery(**json.loads(raw))
+    return Delivery.from_dict(json.loads(raw))
 
 
 class RedisJournal(Journal):
@@ -94,7 +94,7 @@ class RedisJournal(Journal):
         out = []
         for raw in (await self._redis.hgetall(self._dead)).values():
             entry = json.loads(raw)
-            entry["delivery"] = Delivery(**entry["delivery"])
+            entry["delivery"] = Delivery.from_dict(entry["delivery"])
             out.append(entry)
         return sorted(out, key=lambda e: e["dead_at"])
 

@@ -42,6 +42,7 @@ from raypipe.models import ApiRequest, ApiResponse
 from raypipe.schemas import Schema, dump_json
 from raypipe.state.change import StateChange
 from raypipe.steps import Step
+from raypipe.trigger_kind import TriggerKind
 
 __all__ = ["build_http_app"]
 
@@ -151,7 +152,7 @@ class _HttpSpan:
     def __init__(self, rt: Runtime, step: Step, trace_id: str, method: str, path: str) -> None:
         self.sink: TelemetrySink | None = getattr(rt, "telemetry", None)
         self.span = {"trace_id": trace_id, "id": f"http:{trace_id}", "step": step.name,
-                     "kind": "http", "topic": f"{method} {path}", "attempt": 1,
+                     "kind": TriggerKind.HTTP.value, "topic": f"{method} {path}", "attempt": 1,
                      "start": time.time() * 1000}
 
     def end(self, status: int, error: str | None = None) -> None:

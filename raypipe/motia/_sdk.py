@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from raypipe import trigger_kind
 from raypipe.calls import current
 from raypipe.context import FlowContext, invoke
 from raypipe.errors import RuntimeNotRunningError, UsageError
@@ -248,7 +249,8 @@ class MultiTriggerStepBuilder:
             if fn is None:
                 raise UsageError(f"no handler for a {kind} trigger; this step has "
                                    f"{sorted(by_type)}")
-            return await invoke(fn, (ctx,) if kind == "cron" else (input, ctx))
+            takes_input = trigger_kind.get(kind).has_input if kind else True
+            return await invoke(fn, (input, ctx) if takes_input else (ctx,))
 
         return StepDefinition(self.config, handler)
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 
 import ray
 
-from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.runtime import registry, shipping
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ray_change_triggers
 from raypipe.state.backend import make_backend
-from raypipe.state.service import StateService, state_matches
+from raypipe.state.service import StateService
+from raypipe.trigger_kind import ChangeSource
 
 
 def _triggers(spec: AppSpec, app: App) -> ChangeTriggers:
-    return ray_change_triggers(spec, app, "state", t.StateTrigger, state_matches)
+    return ray_change_triggers(spec, app, ChangeSource.STATE)
 
 
 # max_task_retries: a call in flight when the actor dies is retried once it is back; writes

@@ -6,18 +6,18 @@ from __future__ import annotations
 import ray
 
 from raypipe import constants
-from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.runtime import registry, shipping
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ray_change_triggers
 from raypipe.state.backend import make_backend
-from raypipe.streams.service import StreamsService, stream_matches
+from raypipe.streams.service import StreamsService
+from raypipe.trigger_kind import ChangeSource
 
 
 def _triggers(spec: AppSpec, app: App) -> ChangeTriggers:
-    return ray_change_triggers(spec, app, "stream", t.StreamTrigger, stream_matches)
+    return ray_change_triggers(spec, app, ChangeSource.STREAM)
 
 
 # Relays keep a long poll open each: far more concurrent calls than Ray's default. Calls in

@@ -4,17 +4,15 @@ actor (:class:`~raypipe.change_triggers.ChangeTriggers` is the Ray-free logic)."
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import ray
 
-from raypipe import constants
-from raypipe import triggers as t
+from raypipe import constants, trigger_kind
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.context import FlowContext, Origin
-from raypipe.engine.delivery import Delivery, Kind
+from raypipe.engine.delivery import Delivery
 from raypipe.runtime.spec import AppSpec
 from raypipe.steps import Step
 
@@ -42,12 +40,12 @@ class _DispatcherInvoke:
             raise
 
 
-def ray_change_triggers(spec: AppSpec, app: App, kind: Kind, trigger_type: type[t.Trigger],
-                        matches: Callable[[Any, Any], bool]) -> ChangeTriggers:
+def ray_change_triggers(spec: AppSpec, app: App, source: trigger_kind.ChangeSource
+                        ) -> ChangeTriggers:
     def context(step: Step, origin: Origin) -> FlowContext:
         from raypipe.runtime.bridge import runtime_for
 
         return FlowContext(app, runtime_for(spec), step=step, trace_id=origin.trace_id)
 
-    return ChangeTriggers(app, kind, trigger_type, matches, invoke=_DispatcherInvoke(spec),
+    return ChangeTriggers(app, source, invoke=_DispatcherInvoke(spec),
                           context=context)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from raypipe import triggers as t
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.context import Origin
 from raypipe.effects import Effect
@@ -16,17 +15,13 @@ from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import StateBackend
 from raypipe.state.change import DEFERRED, Deferred, is_large
 
-__all__ = ["Answer", "StateService", "state_matches"]
+__all__ = ["Answer", "StateService"]
 
 #: A write's answer: ``(old, new)``, or :data:`DEFERRED` (see :meth:`StateService.set`).
 Answer = tuple[Any, Any] | Deferred
 
 #: The calls :meth:`StateService.batch` takes.
 _BATCHED = frozenset({"get", "set", "update", "delete"})
-
-
-def state_matches(tr: t.StateTrigger, change: StateTriggerInput) -> bool:
-    return tr.group_id is None or tr.group_id == change.group_id
 
 
 class StateService:

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from raypipe import constants
-from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.context import Origin
@@ -29,14 +28,8 @@ from raypipe.shared_types import StreamItems as Items
 from raypipe.state.backend import StateBackend
 from raypipe.streams.hub import Events, Key, StreamHub
 
-__all__ = ["StreamsService", "stream_matches"]
+__all__ = ["StreamsService"]
 
-
-
-def stream_matches(tr: t.StreamTrigger, change: StreamTriggerInput) -> bool:
-    return (tr.stream_name == change.stream_name
-            and tr.group_id in (None, change.group_id)
-            and tr.item_id in (None, change.id))
 
 
 class StreamsService:

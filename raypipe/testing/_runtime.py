@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from raypipe import constants
@@ -19,7 +19,7 @@ from raypipe.change_triggers import ChangeTriggers
 from raypipe.context import FlowContext, Ids, Origin
 from raypipe.engine.attempt import AttemptError, outcome_error
 from raypipe.engine.clock import Clock
-from raypipe.engine.delivery import Delivery, Kind
+from raypipe.engine.delivery import Delivery
 from raypipe.engine.engine import DeliveryEngine
 from raypipe.engine.journal import make_journal
 from raypipe.engine.outcomes import TraceOutcome
@@ -27,11 +27,12 @@ from raypipe.execution import run_one
 from raypipe.messages import Message
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import make_backend
-from raypipe.state.service import Answer, StateService, state_matches
+from raypipe.state.service import Answer, StateService
 from raypipe.steps import Step
 from raypipe.streams.relay import Relay
-from raypipe.streams.service import StreamsService, stream_matches
+from raypipe.streams.service import StreamsService
 from raypipe.telemetry import AttemptSpans, Span, TelemetryService
+from raypipe.trigger_kind import ChangeSource
 
 __all__ = ["LocalRuntime"]
 
@@ -166,20 +167,18 @@ class LocalRuntime:
         # Writes answer with their values: there is no process boundary to save them across.
         self.state_service = StateService(
             make_backend(settings.state, settings.name),
-            self._triggers("state", t.StateTrigger, state_matches), defer_large=False)
+            self._triggers(ChangeSource.STATE), defer_large=False)
         self.state = _State(self.state_service)
         store = None if settings.state == "memory" else make_backend(
             settings.state, settings.name, constants.STREAMS_SPACE)
-        self.streams = StreamsService(app, store, self._triggers("stream", t.StreamTrigger,
-                                                                 stream_matches))
+        self.streams = StreamsService(app, store, self._triggers(ChangeSource.STREAM))
         self.bus = _Bus(self.engine)
         self.dead_letters = _DeadLetters(self.engine)
         self._relay: Relay | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _triggers(self, kind: Kind, trigger_type: type[t.Trigger],
-                  matches: Callable[[Any, Any], bool]) -> ChangeTriggers:
-        return ChangeTriggers(self.app, kind, trigger_type, matches, invoke=self._invoke,
+    def _triggers(self, source: ChangeSource) -> ChangeTriggers:
+        return ChangeTriggers(self.app, source, invoke=self._invoke,
                               context=self._context)
 
     async def _invoke(self, delivery: Delivery) -> None:

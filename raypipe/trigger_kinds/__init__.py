@@ -1,0 +1,1 @@
+"""The built-in trigger kinds, one module each (see :mod:`raypipe.trigger_kind`)."""
