@@ -4,7 +4,8 @@ runs it on Ray; tests run it in-process on a :class:`FakeClock`."""
 
 from raypipe.engine.attempt import AttemptError, Executor
 from raypipe.engine.clock import Clock, FakeClock, SystemClock
-from raypipe.engine.engine import DeliveryEngine, Hooks
+from raypipe.engine.engine import DeliveryEngine
+from raypipe.engine.hooks import Hooks
 from raypipe.engine.journal import Journal, MemoryJournal, make_journal
 from raypipe.engine.outcomes import Outcomes
 

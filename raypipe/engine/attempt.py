@@ -6,9 +6,9 @@ from __future__ import annotations
 import traceback
 from typing import Literal, Protocol
 
-from raypipe import triggers as t
 from raypipe.engine.delivery import Delivery
 from raypipe.steps import Step
+from raypipe.trigger_kinds.queue import QueueConfig
 
 __all__ = ["AttemptError", "Cause", "Executor", "describe", "outcome_error"]
 
@@ -29,7 +29,7 @@ class AttemptError(Exception):
 
 
 class Executor(Protocol):
-    async def run(self, step: Step, delivery: Delivery, cfg: t.QueueConfig, *,
+    async def run(self, step: Step, delivery: Delivery, cfg: QueueConfig, *,
                   alone: bool) -> None:
         """Run one attempt; return when it succeeded, raise when it failed (preferably an
         :class:`AttemptError`). ``alone``: not in a batch with other deliveries (the attempt

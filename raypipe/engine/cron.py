@@ -4,12 +4,21 @@ missed; ticks missed while the loop ran late are skipped, not fired in a burst."
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from typing import Any
 
+from raypipe.app import App
 from raypipe.engine.clock import Clock
+from raypipe.engine.delivery import Delivery
+from raypipe.engine.journal import Journal
+from raypipe.engine.retry import persist
+from raypipe.messages import new_id
 from raypipe.schedules import missed_tick, next_fire
+from raypipe.trigger_kind import TriggerKind
+from raypipe.trigger_kinds.cron import CronTrigger
 
-__all__ = ["run_schedule"]
+__all__ = ["CronSchedules", "run_schedule"]
 
 
 async def run_schedule(expression: str, last_tick: float | None, clock: Clock,
@@ -25,3 +34,37 @@ async def run_schedule(expression: str, last_tick: float | None, clock: Clock,
         await clock.sleep(max(0.0, due - clock.time()))
         await fire(due)
         due = next_fire(expression, max(due, clock.time()))
+
+
+class CronSchedules:
+    """The app's schedules: one loop per cron trigger, each tick handed to the engine as a
+    delivery named after it (one firing is one delivery, however it is retried)."""
+
+    def __init__(self, journal: Journal, clock: Clock,
+                 invoke: Callable[[Sequence[Delivery]], Awaitable[None]],
+                 spawn: Callable[[Coroutine[Any, Any, None]], asyncio.Task[None]]) -> None:
+        self.journal = journal
+        self.clock = clock
+        self._invoke = invoke
+        self._spawn = spawn
+        self._loops: list[asyncio.Task[None]] = []
+
+    def start(self, app: App) -> None:
+        """Run ``app``'s schedules, in place of those running."""
+        for task in self._loops:
+            task.cancel()
+        self._loops = [self._spawn(self._run(step.name, tr.expression))
+                       for step in app.with_trigger(CronTrigger)
+                       for tr in step.triggers_of(CronTrigger)]
+
+    async def _run(self, step: str, expression: str) -> None:
+        last = await persist(lambda: self.journal.last_tick(step), "reading cron ticks",
+                             self.clock)
+
+        async def fire(due: float) -> None:
+            await self._invoke([Delivery(f"cron:{step}:{due:.0f}", step, TriggerKind.CRON,
+                                         None, new_id())])
+            await persist(lambda: self.journal.ticked(step, due), "recording a cron tick",
+                          self.clock)
+
+        await run_schedule(expression, last, self.clock, fire)

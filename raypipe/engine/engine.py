@@ -26,60 +26,39 @@ import itertools
 import logging
 from collections import deque
 from collections.abc import Coroutine, Sequence
-from typing import Any, Protocol
+from typing import Any
 
-from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.effects import EffectLog
 from raypipe.engine.attempt import AttemptError, Executor, describe
 from raypipe.engine.clock import Clock, SystemClock
-from raypipe.engine.cron import run_schedule
+from raypipe.engine.cron import CronSchedules
+from raypipe.engine.dead_letters import DeadLetters
 from raypipe.engine.delivery import Delivery
-from raypipe.engine.journal import Entry, Journal
+from raypipe.engine.hooks import Hooks, NoHooks
+from raypipe.engine.journal import Journal
 from raypipe.engine.loopbatch import LoopBatcher, Outcome
 from raypipe.engine.once import Once
-from raypipe.engine.outcomes import Outcomes, TraceOutcome
+from raypipe.engine.outcomes import Outcomes
+from raypipe.engine.records import FailedAttempt, RunningAttempt
 from raypipe.engine.retry import backoff_seconds, persist
-from raypipe.messages import Message, new_id
+from raypipe.engine.stuck import StuckWatch
+from raypipe.messages import Message
 from raypipe.steps import Step
 from raypipe.trigger_kind import TriggerKind
+from raypipe.trigger_kinds.queue import QueueConfig
 
 __all__ = ["DeliveryEngine", "Hooks"]
 
 log = logging.getLogger("raypipe.engine")
 
-_DEFAULT_QUEUE = t.QueueConfig()
+_DEFAULT_QUEUE = QueueConfig()
 
 #: Deliveries a life of the engine can number before its sequence would reach the next life's.
 _SEQ_PER_EPOCH = 10**12
 
 
-class Hooks(Protocol):
-    """What the engine tells its host: spans for traces, latencies, and effects to forget."""
-
-    def attempt_started(self, step: Step, d: Delivery) -> None: ...
-    def attempt_finished(self, step: Step, d: Delivery, outcome: str, error: str | None,
-                         seconds: float) -> None: ...
-    def workflow_finished(self, flow: str, outcome: TraceOutcome) -> None: ...
-    def released(self, delivery_ids: list[str]) -> None: ...
-
-
-class NoHooks:
-    def attempt_started(self, step: Step, d: Delivery) -> None:
-        pass
-
-    def attempt_finished(self, step: Step, d: Delivery, outcome: str, error: str | None,
-                         seconds: float) -> None:
-        pass
-
-    def workflow_finished(self, flow: str, outcome: TraceOutcome) -> None:
-        pass
-
-    def released(self, delivery_ids: list[str]) -> None:
-        pass
-
-
-def queue_config(step: Step, d: Delivery) -> t.QueueConfig:
+def queue_config(step: Step, d: Delivery) -> QueueConfig:
     if d.kind == TriggerKind.QUEUE and d.topic:
         return step.queue_trigger(d.topic).config
     return _DEFAULT_QUEUE
@@ -94,16 +73,16 @@ class DeliveryEngine:
         self.executor = executor
         self.clock: Clock = clock or SystemClock()
         self.hooks: Hooks = hooks or NoHooks()
-        #: Seconds an attempt may run before a warning says so (it is not stopped).
-        self.stuck_after = stuck_after
         self.outcomes = outcomes or Outcomes()
-        self.dead_letters: dict[str, Entry] = {}
+        self.dead_letters = DeadLetters(journal, self.clock, self.outcomes)
+        self.stuck = StuckWatch(self.clock, stuck_after)
+        self.crons = CronSchedules(journal, self.clock, self.invoke, self.spawn)
         #: Message and delivery ids accepted, owned by the delivery that caused them.
         self._seen = EffectLog()
         #: Errors of the runs before a replay, so a dead letter shows every attempt.
-        self._history: dict[str, list[dict[str, Any]]] = {}
-        #: Attempts running now: delivery id -> (step, monotonic start, attempt, warned).
-        self.running: dict[str, list[Any]] = {}
+        self._history: dict[str, list[FailedAttempt]] = {}
+        #: Attempts running now (the stuck watch's table).
+        self.running = self.stuck.running
         self._tasks: set[asyncio.Task[None]] = set()
         self._limits: dict[str, asyncio.Semaphore] = {}
         self._fifo: dict[tuple[str, str], deque[Delivery]] = {}
@@ -118,7 +97,6 @@ class DeliveryEngine:
         self._settle: LoopBatcher[str, None] = LoopBatcher(self._settle_batch)
         #: Every entry point awaits it: nothing is accepted before recovery.
         self.start = Once(self._recover)
-        self._crons: list[asyncio.Task[None]] = []
         #: Steps a redeploy removed, while deliveries of theirs may still run.
         self._retired: dict[str, Step] = {}
 
@@ -128,11 +106,9 @@ class DeliveryEngine:
         deliveries (in the order accepted) and dead letters, and what they caused; start the
         cron schedules and the watch on stuck attempts."""
         self._epoch = await persist(self.journal.start, "starting the journal", self.clock)
-        for entry in await persist(self.journal.dead_letters, "reading dead letters",
-                                   self.clock):
-            self.dead_letters[entry["id"]] = entry
+        await self.dead_letters.load()
         pending = await persist(self.journal.pending, "reading the journal", self.clock)
-        owners = [d.id for d in pending] + list(self.dead_letters)
+        owners = [d.id for d in pending] + list(self.dead_letters.entries)
         for parent, cid in await persist(lambda: self.journal.caused(owners),
                                          "reading what deliveries caused", self.clock):
             self._seen.record_id(parent, cid)
@@ -144,16 +120,8 @@ class DeliveryEngine:
             if d.message_id:
                 self._seen.record_id(d.parent, d.message_id)
             self._accept(d)
-        self._start_crons()
-        self.spawn(self._watch())
-
-    def _start_crons(self) -> None:
-        for step in self.app.with_trigger(t.CronTrigger):
-            for tr in step.triggers_of(t.CronTrigger):
-                task = asyncio.get_running_loop().create_task(self._cron(step, tr))
-                self._crons.append(task)
-                self._tasks.add(task)
-                task.add_done_callback(self._reap)
+        self.crons.start(self.app)
+        self.spawn(self.stuck.run())
 
     def replace_app(self, app: App) -> None:
         """A new version of the app: new deliveries and cron schedules follow it; a delivery
@@ -164,10 +132,7 @@ class DeliveryEngine:
         for name in app.steps:
             self._retired.pop(name, None)
         self.app = app
-        for task in self._crons:
-            task.cancel()
-        self._crons = []
-        self._start_crons()
+        self.crons.start(app)
 
     def _step(self, name: str) -> Step:
         step = self.app.steps.get(name)
@@ -179,10 +144,11 @@ class DeliveryEngine:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.journal.close()
 
-    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._reap)
+        return task
 
     def _reap(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -354,9 +320,8 @@ class DeliveryEngine:
                 self.outcomes.count(step.name, "done")
                 self._finished(step, d, dead=False)
                 return
-            errors.append({"attempt": d.attempt, "error": failure.description,
-                           "cause": failure.cause, "traceback": failure.remote_traceback,
-                           "at": self.clock.time()})
+            errors.append(FailedAttempt(d.attempt, failure.description, failure.cause,
+                                        failure.remote_traceback, self.clock.time()))
             self.outcomes.count(step.name, "failed_attempts")
             if failure.cause == "crash":
                 self.outcomes.count(step.name, "crashes")
@@ -376,7 +341,7 @@ class DeliveryEngine:
             failure = None
             d = dataclasses.replace(d, attempt=d.attempt + 1)
 
-    async def _attempt(self, step: Step, d: Delivery, cfg: t.QueueConfig,
+    async def _attempt(self, step: Step, d: Delivery, cfg: QueueConfig,
                        limit: asyncio.Semaphore | None, alone: bool) -> AttemptError | None:
         if limit is not None:
             async with limit:
@@ -398,7 +363,7 @@ class DeliveryEngine:
         started = self.clock.monotonic()
         for d in deliveries:
             self.hooks.attempt_started(step, d)
-            self.running[d.id] = [step.name, started, d.attempt, False]
+            self.running[d.id] = RunningAttempt(step.name, started, d.attempt)
         return started
 
     def _end(self, step: Step, d: Delivery, started: float,
@@ -426,15 +391,9 @@ class DeliveryEngine:
                                          outcome)
 
     # --- dead letters -------------------------------------------------------------------------
-    async def _dead_letter(self, step: Step, d: Delivery, errors: list[dict[str, Any]]) -> None:
-        entry = {"id": d.id, "step": step.name, "delivery": d, "errors": errors,
-                 "trace_id": d.trace_id, "dead_at": self.clock.time()}
-        await persist(lambda: self.journal.dead(entry), "writing a dead letter", self.clock)
-        self.dead_letters[d.id] = entry
-        self.outcomes.count(step.name, "dead_lettered")
+    async def _dead_letter(self, step: Step, d: Delivery, errors: list[FailedAttempt]) -> None:
+        await self.dead_letters.add(d, errors)
         self._finished(step, d, dead=True)
-        log.error("step %r failed %d time(s); delivery %s moved to the dead-letter queue "
-                  "(`raypipe dlq show %s`)", step.name, len(errors), d.id, d.id)
 
     async def replay(self, entry_ids: Sequence[str] | None = None) -> list[str]:
         """Run dead letters again (``None``: all of them), each under its own delivery id, so
@@ -442,57 +401,15 @@ class DeliveryEngine:
         attempts, numbered on from the last. Returns the ids replayed; unknown ids are
         skipped."""
         await self.start()
-        ids = list(self.dead_letters) if entry_ids is None else list(entry_ids)
         replayed = []
-        for entry_id in ids:
-            entry = self.dead_letters.pop(entry_id, None)
-            if entry is None:
-                continue
-            old: Delivery = entry["delivery"]
-            d = dataclasses.replace(old, attempt=old.attempt + 1, seq=self._next_seq())
-            await persist(functools.partial(self.journal.revived, entry_id, d),
-                          "reviving a dead letter", self.clock)
-            log.info("replaying dead letter %s", entry_id)
-            self.outcomes.count(d.step, "replayed")
-            self._history[d.id] = list(entry["errors"])
+        for d, errors in await self.dead_letters.revive(entry_ids, self._next_seq):
+            self._history[d.id] = errors
             self._accept(d)
             replayed.append(d.id)
         return replayed
 
-    # --- cron ---------------------------------------------------------------------------------
-    async def _cron(self, step: Step, tr: t.CronTrigger) -> None:
-        last = await persist(lambda: self.journal.last_tick(step.name), "reading cron ticks",
-                             self.clock)
-
-        async def fire(due: float) -> None:
-            # The tick names the delivery: one firing is one delivery, however it is retried.
-            await self.invoke([Delivery(f"cron:{step.name}:{due:.0f}", step.name,
-                                        TriggerKind.CRON, None, new_id())])
-            await persist(lambda: self.journal.ticked(step.name, due), "recording a cron tick",
-                          self.clock)
-
-        await run_schedule(tr.expression, last, self.clock, fire)
-
-    # --- attempts that run too long -----------------------------------------------------------
     def check_stuck(self) -> list[str]:
-        """Warn, once per attempt, of attempts running past ``stuck_after`` seconds; returns
-        their delivery ids."""
-        now = self.clock.monotonic()
-        stuck = []
-        for delivery_id, run in self.running.items():
-            step, started, attempt, warned = run
-            if not warned and now - started >= self.stuck_after:
-                run[3] = True
-                stuck.append(delivery_id)
-                log.warning("step %r: delivery %s has run attempt %d for %.0fs (past "
-                            "stuck_after_seconds=%g); it has no visibility_timeout to stop it",
-                            step, delivery_id, attempt, now - started, self.stuck_after)
-        return stuck
-
-    async def _watch(self) -> None:
-        while True:
-            await self.clock.sleep(max(0.5, min(30.0, self.stuck_after / 4)))
-            self.check_stuck()
+        return self.stuck.check()
 
     # --- inspection ---------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -502,16 +419,7 @@ class DeliveryEngine:
                 "dead_letters": len(self.dead_letters)}
 
     def public_dead_letters(self) -> list[dict[str, Any]]:
-        return [public(e) for e in self.dead_letters.values()]
+        return self.dead_letters.public()
 
     def public_dead_letter(self, entry_id: str) -> dict[str, Any] | None:
-        entry = self.dead_letters.get(entry_id)
-        return public(entry) if entry else None
-
-
-def public(entry: Entry) -> dict[str, Any]:
-    """A dead letter as the CLI and the workbench show it."""
-    d: Delivery = entry["delivery"]
-    return {**{k: v for k, v in entry.items() if k != "delivery"},
-            "kind": d.kind, "topic": d.topic, "message_id": d.message_id,
-            "group_id": d.group_id, "payload": d.payload}
+        return self.dead_letters.public_one(entry_id)

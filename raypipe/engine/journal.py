@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Sequence
-from typing import Any
 
 from raypipe.engine.delivery import Delivery
+from raypipe.engine.records import DeadLetter
 
 __all__ = ["Journal", "MemoryJournal", "make_journal"]
-
-#: A dead letter as journaled: ``id``, ``step``, ``delivery``, ``errors``, ``trace_id``,
-#: ``dead_at``.
-Entry = dict[str, Any]
 
 
 class Journal(abc.ABC):
@@ -40,7 +36,7 @@ class Journal(abc.ABC):
         """These deliveries are done: drop them, what they caused, and their effect records."""
 
     @abc.abstractmethod
-    async def dead(self, entry: Entry) -> None:
+    async def dead(self, entry: DeadLetter) -> None:
         """Move a delivery from the pending ones to the dead letters (its records stay)."""
 
     @abc.abstractmethod
@@ -52,7 +48,7 @@ class Journal(abc.ABC):
         """Deliveries accepted and not settled, in the order they were accepted."""
 
     @abc.abstractmethod
-    async def dead_letters(self) -> list[Entry]: ...
+    async def dead_letters(self) -> list[DeadLetter]: ...
 
     @abc.abstractmethod
     async def caused(self, parents: Sequence[str]) -> list[tuple[str, str]]:
@@ -84,7 +80,7 @@ class MemoryJournal(Journal):
     async def settled(self, delivery_ids: Sequence[str]) -> None:
         pass
 
-    async def dead(self, entry: Entry) -> None:
+    async def dead(self, entry: DeadLetter) -> None:
         pass
 
     async def revived(self, entry_id: str, delivery: Delivery) -> None:
@@ -93,7 +89,7 @@ class MemoryJournal(Journal):
     async def pending(self) -> list[Delivery]:
         return []
 
-    async def dead_letters(self) -> list[Entry]:
+    async def dead_letters(self) -> list[DeadLetter]:
         return []
 
     async def caused(self, parents: Sequence[str]) -> list[tuple[str, str]]:

@@ -12,7 +12,8 @@ from typing import Any
 
 from raypipe import constants
 from raypipe.engine.delivery import Delivery
-from raypipe.engine.journal import Entry, Journal
+from raypipe.engine.journal import Journal
+from raypipe.engine.records import DeadLetter
 
 __all__ = ["RedisJournal"]
 
@@ -72,12 +73,10 @@ class RedisJournal(Journal):
         if delivery_ids:
             await self._settle(keys=[self._pending], args=[self._prefix, *delivery_ids])
 
-    async def dead(self, entry: Entry) -> None:
-        d: Delivery = entry["delivery"]
-        record = {**entry, "delivery": dataclasses.asdict(d)}
+    async def dead(self, entry: DeadLetter) -> None:
         async with self._redis.pipeline(transaction=True) as pipe:
-            pipe.hset(self._dead, entry["id"], json.dumps(record))
-            pipe.hdel(self._pending, d.id)
+            pipe.hset(self._dead, entry.id, json.dumps(entry.to_dict()))
+            pipe.hdel(self._pending, entry.delivery.id)
             await pipe.execute()
 
     async def revived(self, entry_id: str, delivery: Delivery) -> None:
@@ -90,13 +89,10 @@ class RedisJournal(Journal):
         raw = await self._redis.hgetall(self._pending)
         return sorted((_load(v) for v in raw.values()), key=lambda d: (d.seq, d.id))
 
-    async def dead_letters(self) -> list[Entry]:
-        out = []
-        for raw in (await self._redis.hgetall(self._dead)).values():
-            entry = json.loads(raw)
-            entry["delivery"] = Delivery.from_dict(entry["delivery"])
-            out.append(entry)
-        return sorted(out, key=lambda e: e["dead_at"])
+    async def dead_letters(self) -> list[DeadLetter]:
+        out = [DeadLetter.from_dict(json.loads(raw))
+               for raw in (await self._redis.hgetall(self._dead)).values()]
+        return sorted(out, key=lambda e: e.dead_at)
 
     async def caused(self, parents: Sequence[str]) -> list[tuple[str, str]]:
         out: list[tuple[str, str]] = []

@@ -8,8 +8,8 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from raypipe import triggers as t
 from raypipe.engine.clock import Clock
+from raypipe.trigger_kinds.queue import QueueConfig
 
 __all__ = ["backoff_seconds", "persist"]
 
@@ -23,7 +23,7 @@ PERSIST_FIRST_DELAY = 0.05
 PERSIST_MAX_DELAY = 2.0
 
 
-def backoff_seconds(cfg: t.QueueConfig, failed_attempt: int,
+def backoff_seconds(cfg: QueueConfig, failed_attempt: int,
                     jitter: Callable[[float, float], float] = random.uniform) -> float:
     """Delay before the retry that follows ``failed_attempt`` (1-based): ``backoff_delay_ms``,
     doubled per failed attempt when exponential, never more than ``max_backoff_ms``, with

@@ -17,7 +17,7 @@ from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.engine import AttemptError, DeliveryEngine, FakeClock, Journal
 from raypipe.engine.delivery import Delivery
-from raypipe.engine.journal import Entry
+from raypipe.engine.records import DeadLetter
 from raypipe.engine.retry import backoff_seconds
 from raypipe.messages import Message
 from raypipe.settings import Settings
@@ -59,7 +59,7 @@ class DurableJournal(Journal):
     def __init__(self) -> None:
         self.epoch = 0
         self.pending_: dict[str, Delivery] = {}
-        self.dead_: dict[str, Entry] = {}
+        self.dead_: dict[str, DeadLetter] = {}
         self.caused_: dict[str, set[str]] = {}
         self.ticks: dict[str, float] = {}
         self.down = False
@@ -91,10 +91,10 @@ class DurableJournal(Journal):
             self.caused_.pop(i, None)
         self.settled_ids += delivery_ids
 
-    async def dead(self, entry: Entry) -> None:
+    async def dead(self, entry: DeadLetter) -> None:
         self._check()
-        self.dead_[entry["id"]] = entry
-        self.pending_.pop(entry["delivery"].id, None)
+        self.dead_[entry.id] = entry
+        self.pending_.pop(entry.delivery.id, None)
 
     async def revived(self, entry_id: str, delivery: Delivery) -> None:
         self._check()
@@ -105,7 +105,7 @@ class DurableJournal(Journal):
         self._check()
         return sorted(self.pending_.values(), key=lambda d: d.seq)
 
-    async def dead_letters(self) -> list[Entry]:
+    async def dead_letters(self) -> list[DeadLetter]:
         self._check()
         return list(self.dead_.values())
 
