@@ -17,7 +17,7 @@ from typing import Any
 import ray
 from _local import REDIS_URL, local_apps, median, write_json
 
-from raypipe.context import publish
+from raypipe.enqueue import publish
 from raypipe.loader import load_app_cached
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec

@@ -19,9 +19,9 @@ from pathlib import Path
 import websockets
 from _local import local_app, write_json
 
-from raypipe.context import Origin
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec
+from raypipe.runtime_protocols import Origin
 
 APP = Path(__file__).resolve().parent / "apps" / "streams"
 

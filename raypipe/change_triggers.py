@@ -13,9 +13,10 @@ from typing import Any
 
 from raypipe import trigger_kind
 from raypipe.app import App
-from raypipe.context import FlowContext, Origin
+from raypipe.context import FlowContext
 from raypipe.engine.delivery import Delivery
 from raypipe.messages import new_id
+from raypipe.runtime_protocols import Origin
 from raypipe.steps import Step
 
 __all__ = ["ChangeTriggers", "Invoke", "MakeContext"]

@@ -337,7 +337,7 @@ def enqueue(
         _fail(f"no step subscribes to {topic!r}; the app's topics: "
               f"{', '.join(known) or '(none)'}")
     _join(spec)
-    from raypipe.context import publish
+    from raypipe.enqueue import publish
     from raypipe.messages import new_id
     from raypipe.runtime.bridge import runtime_for
 
@@ -365,8 +365,8 @@ def _runtime_call(app_dir: Path, part: str, method: str, *args: Any) -> Any:
 
 
 def _state_call(app_dir: Path, method: str, *args: Any) -> Any:
-    from raypipe.context import Origin
     from raypipe.messages import new_id
+    from raypipe.runtime_protocols import Origin
 
     if method in ("set", "delete", "clear", "update"):
         args = (*args, Origin(new_id(), "cli"))

@@ -10,8 +10,10 @@ from typing import Any
 
 from raypipe import trigger_kind
 from raypipe.app import App
-from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
+from raypipe.context import FlowContext
 from raypipe.engine.delivery import Delivery
+from raypipe.handlers import call_handler
+from raypipe.runtime_protocols import Runtime, TelemetrySink
 
 __all__ = ["Outcome", "execute", "run_one"]
 

@@ -9,9 +9,10 @@ import pytest
 from pydantic import BaseModel
 
 from raypipe.calls import Calls
-from raypipe.context import Origin, StateAPI
 from raypipe.errors import NotJSONError
 from raypipe.jsonvalues import JSONLimitError, parse_json, plain_json
+from raypipe.runtime_protocols import Origin
+from raypipe.state.api import StateAPI
 
 
 class Point(BaseModel):

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "raypipe"
 #: What the engine may not reach.
 ABOVE_THE_ENGINE = ("raypipe.context", "raypipe.calls", "raypipe.logger", "raypipe.execution",
+                    "raypipe.handlers", "raypipe.enqueue", "raypipe.state.api",
                     "raypipe.streams", "raypipe.http", "raypipe.runtime", "raypipe.testing",
                     "raypipe.motia", "ray.")
 

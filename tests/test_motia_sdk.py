@@ -14,7 +14,8 @@ import pytest
 
 import raypipe.motia
 from raypipe.calls import Calls
-from raypipe.context import FlowContext, call_handler, handler_args
+from raypipe.context import FlowContext
+from raypipe.handlers import call_handler, handler_args
 from raypipe.loader import load_app, load_env
 from raypipe.models import ApiRequest
 from raypipe.schedules import check_cron, next_fire

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import JSONResponse
 
 from raypipe.app import App
-from raypipe.context import Runtime
+from raypipe.runtime_protocols import Runtime
 
 __all__ = ["admin_router"]
 

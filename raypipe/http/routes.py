@@ -29,8 +29,9 @@ from raypipe import constants
 from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.calls import current
-from raypipe.context import FlowContext, Runtime, TelemetrySink, call_handler
+from raypipe.context import FlowContext
 from raypipe.errors import BackendUnavailableError, InvalidIdError, SchemaValidationError
+from raypipe.handlers import call_handler
 from raypipe.http.admin import admin_router
 from raypipe.http.guard import Guard
 from raypipe.http.streaming import ResponseStream
@@ -39,6 +40,7 @@ from raypipe.http.workbench import mount_workbench, workbench_router
 from raypipe.jsonvalues import JSONLimitError, parse_json
 from raypipe.messages import new_id
 from raypipe.models import ApiRequest, ApiResponse
+from raypipe.runtime_protocols import Runtime, TelemetrySink
 from raypipe.schemas import Schema, dump_json
 from raypipe.state.change import StateChange
 from raypipe.steps import Step

@@ -21,10 +21,10 @@ from sse_starlette.sse import EventSourceResponse
 from starlette.requests import HTTPConnection
 
 from raypipe.app import App
-from raypipe.context import Runtime
 from raypipe.errors import BackendUnavailableError
 from raypipe.jsonvalues import parse_json, shown
 from raypipe.loader import load_authenticate
+from raypipe.runtime_protocols import Runtime
 from raypipe.state.ids import check_ids
 from raypipe.streams.hub import Key
 from raypipe.streams.relay import Subscription, error_message

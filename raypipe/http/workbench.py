@@ -15,10 +15,10 @@ from fastapi.staticfiles import StaticFiles
 
 from raypipe import triggers as t
 from raypipe.app import App
-from raypipe.context import Origin, Runtime, TelemetrySink
 from raypipe.errors import NotJSONError
 from raypipe.flows import build_graph, to_json
 from raypipe.jsonvalues import plain_json
+from raypipe.runtime_protocols import Origin, Runtime, TelemetrySink
 from raypipe.schemas import Schema
 from raypipe.state.ids import check_ids
 

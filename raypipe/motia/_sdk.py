@@ -16,8 +16,9 @@ from typing import Any
 
 from raypipe import trigger_kind
 from raypipe.calls import current
-from raypipe.context import FlowContext, invoke
+from raypipe.context import FlowContext
 from raypipe.errors import RuntimeNotRunningError, UsageError
+from raypipe.handlers import invoke
 from raypipe.schemas import Schema
 from raypipe.steps import StepConfig as _StepConfig
 from raypipe.streams.config import StreamConfig as _StreamConfig

@@ -1,4 +1,4 @@
-"""The :class:`~raypipe.context.Runtime` of a process that talks to the app's actors."""
+"""The :class:`~raypipe.runtime_protocols.Runtime` of a process that talks to the app's actors."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import Any
 import ray
 
 from raypipe import constants
-from raypipe.context import Ids, Origin
 from raypipe.engine.loopbatch import LoopBatcher, Outcome
 from raypipe.errors import BackendUnavailableError, RuntimeNotRunningError
 from raypipe.messages import Message
 from raypipe.runtime.spec import AppSpec
+from raypipe.runtime_protocols import Ids, Origin
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.change import Deferred, StateChange
 from raypipe.streams.hub import Events, Key

@@ -11,9 +11,10 @@ import ray
 from raypipe import constants, trigger_kind
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
-from raypipe.context import FlowContext, Origin
+from raypipe.context import FlowContext
 from raypipe.engine.delivery import Delivery
 from raypipe.runtime.spec import AppSpec
+from raypipe.runtime_protocols import Origin
 from raypipe.steps import Step
 
 __all__ = ["INVOKE_TIMEOUT", "ray_change_triggers"]

@@ -8,9 +8,9 @@ import asyncio
 from typing import Any
 
 from raypipe.change_triggers import ChangeTriggers
-from raypipe.context import Origin
 from raypipe.effects import Effect
 from raypipe.models import EventType, StateTriggerInput
+from raypipe.runtime_protocols import Origin
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import StateBackend
 from raypipe.state.change import DEFERRED, Deferred, is_large

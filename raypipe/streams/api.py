@@ -12,7 +12,7 @@ from raypipe.state.ids import check_ids
 from raypipe.state.ops import validate_ops
 
 if TYPE_CHECKING:
-    from raypipe.context import Origin
+    from raypipe.runtime_protocols import Origin
 
 __all__ = ["ItemChange", "StreamAPI", "StreamStore", "Streams"]
 

@@ -19,10 +19,10 @@ from typing import Any
 from raypipe import constants
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
-from raypipe.context import Origin
 from raypipe.effects import EffectLog
 from raypipe.engine.once import Once
 from raypipe.models import StreamEvent, StreamTriggerInput
+from raypipe.runtime_protocols import Origin
 from raypipe.shared_types import Groups, Ops
 from raypipe.shared_types import StreamItems as Items
 from raypipe.state.backend import StateBackend

@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 import httpx
 
 from raypipe.app import App
-from raypipe.context import publish
 from raypipe.engine.clock import FakeClock
+from raypipe.enqueue import publish
 from raypipe.http.routes import build_http_app
 from raypipe.loader import load_app
 from raypipe.settings import load_settings

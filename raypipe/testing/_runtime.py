@@ -16,7 +16,7 @@ from raypipe import constants
 from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
-from raypipe.context import FlowContext, Ids, Origin
+from raypipe.context import FlowContext
 from raypipe.engine.attempt import AttemptError, outcome_error
 from raypipe.engine.clock import Clock
 from raypipe.engine.delivery import Delivery
@@ -25,6 +25,7 @@ from raypipe.engine.journal import make_journal
 from raypipe.engine.outcomes import TraceOutcome
 from raypipe.execution import run_one
 from raypipe.messages import Message
+from raypipe.runtime_protocols import Ids, Origin
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import make_backend
 from raypipe.state.service import Answer, StateService
@@ -96,7 +97,7 @@ class _Hooks:
 
 
 class _State:
-    """The state service as a :class:`~raypipe.context.StateStore`: made with
+    """The state service as a :class:`~raypipe.runtime_protocols.StateStore`: made with
     ``defer_large=False``, its writes always answer their values."""
 
     def __init__(self, service: StateService) -> None:
@@ -154,7 +155,8 @@ class _DeadLetters:
 
 
 class LocalRuntime:
-    """A :class:`~raypipe.context.Runtime` of one process: everything on the running loop."""
+    """A :class:`~raypipe.runtime_protocols.Runtime` of one process: everything on the
+    running loop."""
 
     def __init__(self, app: App, clock: Clock) -> None:
         settings = app.settings

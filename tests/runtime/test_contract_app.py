@@ -60,7 +60,7 @@ def test_fan_out_fan_in_1000_completion_fires_once(contract: Any) -> None:
 
 
 def test_500_concurrent_increments_of_one_item(contract: Any) -> None:
-    from raypipe.context import publish
+    from raypipe.enqueue import publish
     from raypipe.loader import load_app_cached
     from raypipe.runtime.bridge import runtime_for
 
@@ -123,7 +123,7 @@ def test_openapi_documents_routes_and_schemas(contract: Any) -> None:
 
 
 def _send(contract: Any, topic: str, messages: list[dict[str, Any]]) -> None:
-    from raypipe.context import publish
+    from raypipe.enqueue import publish
     from raypipe.loader import load_app_cached
     from raypipe.runtime.bridge import runtime_for
 

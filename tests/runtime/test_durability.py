@@ -59,7 +59,7 @@ def test_state_actor_killed_mid_fan_out_loses_and_doubles_nothing(
 
 def test_dead_letters_survive_a_dispatcher_restart(deploy_app: Deploy, redis_url: str) -> None:
     from raypipe import constants
-    from raypipe.context import publish
+    from raypipe.enqueue import publish
     from raypipe.loader import load_app_cached
     from raypipe.runtime.bridge import runtime_for
 
@@ -129,9 +129,9 @@ def test_dispatcher_killed_mid_fan_out_completes_the_workflow(
 def test_stream_items_survive_a_streams_actor_restart(deploy_app: Deploy,
                                                       redis_url: str) -> None:
     from raypipe import constants
-    from raypipe.context import Origin
     from raypipe.effects import Effect
     from raypipe.runtime.bridge import runtime_for
+    from raypipe.runtime_protocols import Origin
 
     d = deploy_app(STREAMS, state=redis_url)
     streams = runtime_for(d.spec).streams

@@ -39,7 +39,7 @@ class Running:
 
     def send(self, topic: str, messages: list[dict[str, Any]],
              group: Any = None) -> None:
-        from raypipe.context import publish
+        from raypipe.enqueue import publish
 
         async def go() -> None:
             await asyncio.gather(*(publish(self.app, self.rt, topic, m, trace_id="t",
@@ -248,7 +248,7 @@ def test_a_large_item_written_by_a_delivery_sends_its_values_only_when_read(
 
 
 def _origin() -> Any:
-    from raypipe.context import Origin
+    from raypipe.runtime_protocols import Origin
 
     return Origin("test")
 

@@ -144,7 +144,7 @@ def test_redis_killed_mid_fifo_run_keeps_every_group_in_order(
         deploy_app: Deploy, own_redis: OwnRedis) -> None:
     import asyncio
 
-    from raypipe.context import publish
+    from raypipe.enqueue import publish
     from raypipe.loader import load_app_cached
     from raypipe.runtime.bridge import runtime_for
 

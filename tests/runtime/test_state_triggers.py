@@ -36,7 +36,7 @@ def seen(rt: Any, key: str) -> list[dict[str, Any]]:
 
 
 def test_created_updated_deleted_in_commit_order(triggers_app: Any) -> None:
-    from raypipe.context import Origin
+    from raypipe.runtime_protocols import Origin
 
     rt, _ = triggers_app
     origin = Origin("trace-1", None)
@@ -61,7 +61,7 @@ def test_created_updated_deleted_in_commit_order(triggers_app: Any) -> None:
 
 
 def test_group_filter_and_raising_condition(triggers_app: Any) -> None:
-    from raypipe.context import Origin
+    from raypipe.runtime_protocols import Origin
 
     rt, _ = triggers_app
     run(rt.state.set("elsewhere", "b", 1, Origin("t")))
@@ -75,7 +75,7 @@ def test_group_filter_and_raising_condition(triggers_app: Any) -> None:
 
 
 def test_queue_condition_gets_input_and_ctx(triggers_app: Any) -> None:
-    from raypipe.context import publish
+    from raypipe.enqueue import publish
     from raypipe.loader import load_app_cached
 
     rt, spec = triggers_app
@@ -95,8 +95,8 @@ def test_queue_condition_gets_input_and_ctx(triggers_app: Any) -> None:
 
 def test_two_apps_never_collide(deploy_app: Deploy, triggers_app: Any) -> None:
     """Each app's actors live in its own namespace: state written in one is not in another."""
-    from raypipe.context import Origin
     from raypipe.runtime.bridge import runtime_for
+    from raypipe.runtime_protocols import Origin
 
     rt, _ = triggers_app
     run(rt.state.set("isolation", "x", "mine", Origin("t")))

@@ -35,7 +35,7 @@ def ws_url(d: Any, query: str = "") -> str:
 
 
 def origin() -> Any:
-    from raypipe.context import Origin
+    from raypipe.runtime_protocols import Origin
 
     return Origin("test")
 

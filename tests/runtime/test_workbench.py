@@ -109,7 +109,7 @@ def test_flow_endpoint_trace_and_logs_of_the_parallel_workflow(deploy_app: Deplo
 
 
 def test_dead_letter_inspected_and_replayed(deploy_app: Deploy, page: Any) -> None:
-    from raypipe.context import publish
+    from raypipe.enqueue import publish
     from raypipe.loader import load_app_cached
     from raypipe.runtime.bridge import runtime_for
 

@@ -176,8 +176,8 @@ def test_cross_origin_websockets_are_refused(deploy_app: Deploy) -> None:
 
 
 def test_can_access_holds_on_every_surface(deploy_app: Deploy) -> None:
-    from raypipe.context import Origin
     from raypipe.runtime.bridge import runtime_for
+    from raypipe.runtime_protocols import Origin
 
     d = deploy_app(STREAMS, dev=False, admin_token=TOKEN)
     rt = runtime_for(d.spec)
@@ -343,8 +343,8 @@ def _replica_rss(app_name: str) -> int:
 
 def test_a_websocket_that_joins_5000_times_and_never_reads_stays_bounded(
         deploy_app: Deploy) -> None:
-    from raypipe.context import Origin
     from raypipe.runtime.bridge import runtime_for
+    from raypipe.runtime_protocols import Origin
 
     d = deploy_app(STREAMS, dev=False)
     rt = runtime_for(d.spec)

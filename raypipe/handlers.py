@@ -1,0 +1,71 @@
+"""Calling a handler: with the arguments it takes, on the loop or in a thread, as the current
+context."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from raypipe.calls import current
+
+if TYPE_CHECKING:
+    from raypipe.context import FlowContext
+
+__all__ = ["call_handler", "handler_args", "invoke"]
+
+
+async def invoke(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
+    """``fn(*args)``: on this loop if it is async, in a thread if it is a plain ``def``
+    (its ctx calls then return their results), its result awaited if it is awaitable."""
+    if inspect.iscoroutinefunction(fn):
+        result = await fn(*args)
+    else:
+        # to_thread copies the contextvars: the thread sees the current context.
+        result = await asyncio.to_thread(fn, *args)
+    if inspect.isawaitable(result):
+        result = await result
+    return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _positional(fn: Callable[..., Any]) -> int:
+    """How many positional arguments ``fn`` takes (2 for ``*args``): Motia calls a handler
+    with what it takes."""
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return 2
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 2
+    return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def handler_args(handler: Callable[..., Any], value: Any, ctx: FlowContext) -> tuple[Any, ...]:
+    """``(input, ctx)`` for a handler that takes both, ``(input,)`` or ``()`` for one that
+    takes fewer; a one-argument cron handler gets ``ctx`` (Motia 0.x's ``handler(context)``;
+    1.x's ``handler(input)`` is given ``None`` as cron input and ignores it)."""
+    n = _positional(handler)
+    if n >= 2:
+        return value, ctx
+    if n == 1:
+        return (ctx,) if ctx.is_cron() else (value,)
+    return ()
+
+
+async def call_handler(handler: Any, value: Any, ctx: FlowContext) -> Any:
+    """Run a handler with the arguments it takes, as the current context; its un-awaited
+    ctx calls are made before this returns, and dropped if it raised."""
+    ctx.input_value = value
+    token = current.set(ctx)
+    try:
+        result = await invoke(handler, handler_args(handler, value, ctx))
+        await ctx.settle()
+    except BaseException:
+        ctx._calls.discard()
+        raise
+    finally:
+        current.reset(token)
+    return result
