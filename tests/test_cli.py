@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from raypipe.cli import app
@@ -117,3 +119,15 @@ def test_watch_until_complete_waits_for_an_item_of_this_run() -> None:
     assert _complete(None, {"new"}, {**earlier, "new": True})
     assert _complete("old", set(), earlier)  # the one asked for, complete already
     assert not _complete("new", {"new"}, {"new": False})
+
+
+@pytest.mark.parametrize("command", [
+    [], ["dev"], ["start"], ["status"], ["stop"], ["enqueue"], ["watch"], ["flows"], ["create"],
+    ["state"], ["state", "get"], ["state", "list"], ["state", "set"], ["dlq"], ["dlq", "replay"],
+])
+def test_help_has_no_placeholders(command: list[str]) -> None:
+    result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": "120"})
+    assert result.exit_code == 0, result.output
+    # Typer 0.29 writes required arguments as {name} and kinds as <str>, <bool>.
+    assert not re.search(r"\{[a-z_]+\}|<(bool|str|int|path|float)>", result.output), \
+        result.output

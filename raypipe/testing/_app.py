@@ -266,9 +266,16 @@ class TestApp:
             wake = self.clock.next_at()
             if rt.busy or wake is None:
                 await asyncio.sleep(0.001)  # a handler waits on real time or I/O
-            else:
-                # Everything in flight waits on the clock (a backoff, a delay): skip to it.
-                await self.clock.advance(max(0.0, wake - self.clock.monotonic()))
+                continue
+            # Nothing runs on real time now, but a handler that just finished in its thread
+            # may have left its settling to the loop: let that run before time moves, or a
+            # cron tick would fire in a run with no backoff to wait for.
+            before = set(pending)
+            await self.clock.settle()
+            if rt.busy or set(rt.engine.outcomes.in_flight) != before:
+                continue
+            # Everything in flight waits on the clock (a backoff, a delay): skip to it.
+            await self.clock.advance(max(0.0, wake - self.clock.monotonic()))
 
     # --- what happened ------------------------------------------------------------------------
     @property
