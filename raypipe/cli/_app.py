@@ -48,9 +48,13 @@ def _fail(message: str, code: int = 1) -> NoReturn:
 
 
 def _json_arg(text: str, what: str) -> Any:
+    """A JSON argument as raypipe stores it (no NaN, nested at most as deep as a body)."""
+    from raypipe.errors import NotJSONError
+    from raypipe.jsonvalues import plain_json
+
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        return plain_json(json.loads(text), what)
+    except (ValueError, NotJSONError) as exc:  # JSONLimitError is a ValueError
         _fail(f"{what} is not valid JSON: {exc}", 2)
 
 

@@ -32,7 +32,6 @@ from redis.exceptions import WatchError
 
 from raypipe import constants
 from raypipe.effects import Effect
-from raypipe.jsonvalues import plain_json
 from raypipe.shared_types import Groups, Items
 from raypipe.state.backend import Removed, StateBackend
 from raypipe.state.backends.redis_items import (
@@ -277,14 +276,12 @@ class RedisBackend(StateBackend):
     async def set(
         self, group: str, key: str, value: Any, effect: Effect | None = None
     ) -> tuple[Any, Any]:
-        # As it will read back: a value stored is JSON (tuples are lists, keys are strings).
-        value = plain_json(value, f"the state item {group}/{key}")
+        # Checked as plain JSON where it entered (ctx.state, the admin API, the CLI), once.
         return await self._write(group, key, effect, lambda _old: value)
 
     async def update(
         self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None
     ) -> tuple[Any, Any]:
-        ops = plain_json(list(ops), f"the update of {group}/{key}")
         return await self._write(group, key, effect, lambda old: apply_ops(old, ops),
                                  touched_by(ops), ops)
 
