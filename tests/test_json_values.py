@@ -56,6 +56,18 @@ def test_state_writes_of_values_that_are_not_json_raise_and_store_nothing(
     assert store.writes == []
 
 
+def test_a_state_write_reaches_the_store_as_json() -> None:
+    """Checked once, where it enters: the backends store what ctx.state passes on."""
+    store = Store()
+
+    async def write() -> None:
+        api = StateAPI(store, lambda target: Origin("t"), Calls())  # type: ignore[arg-type]
+        await api.set("g", "k", {"t": (1, 2), 3: "x", "p": Point(x=1)})
+
+    asyncio.run(write())
+    assert store.writes == [{"t": [1, 2], "3": "x", "p": {"x": 1}}]
+
+
 def test_models_and_number_keys_become_json() -> None:
     assert plain_json({"p": Point(x=1), 2: (1, 2), True: None}, "v") == {
         "p": {"x": 1}, "2": [1, 2], "true": None}

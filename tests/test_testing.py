@@ -209,3 +209,20 @@ def test_an_app_that_does_not_load_leaves_nothing_running(tmp_path: Path) -> Non
     with pytest.raises(AppLoadError, match=r"broken_step\.py"), TestApp(tmp_path):
         pass
     assert threading.active_count() == before
+
+
+def test_the_services_refuse_ids_that_cannot_be_stored_whoever_calls() -> None:
+    """The CLI and the admin API reach the state and streams services without ctx.state's
+    own check: the services check ids too."""
+    from raypipe.errors import InvalidIdError
+    from raypipe.runtime_protocols import Origin
+
+    with TestApp(EXAMPLES / "parallel-workflow") as app:
+        rt = app.runtime
+        for call in (rt.state_service.set("g", "x" * 1025, 1, Origin("t")),
+                     rt.state_service.get("bad\ud800", "k"),
+                     rt.state_service.list("g" * 1025),
+                     rt.streams.set("workflows", "g", "i" * 2000, {}, Origin("t"))):
+            with pytest.raises(InvalidIdError):
+                app._call(call)
+        assert app.state.list_groups() == []

@@ -14,6 +14,7 @@ from raypipe.runtime_protocols import Origin
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import StateBackend
 from raypipe.state.change import DEFERRED, Deferred, is_large
+from raypipe.state.ids import check_ids
 
 __all__ = ["Answer", "StateService"]
 
@@ -59,18 +60,23 @@ class StateService:
         return list(await asyncio.gather(*(one(m, a) for m, a in calls)))
 
     # --- the StateStore protocol ------------------------------------------------------------
+    # Ids are checked here, where every caller's call lands (handlers, the admin API, the
+    # CLI); ctx.state checks them first too, to fail in the handler without a round trip.
     async def get(self, group: str, key: str) -> Any:
+        check_ids(group=group, item=key)
         return await self.backend.get(group, key)
 
     # A write whose effect was already applied (a retried delivery repeating it) changes
     # nothing: the backend returns the first result. Triggers see it again, but the trigger
     # delivery is named after the effect, so the engine does not run it twice.
     async def set(self, group: str, key: str, value: Any, origin: Origin) -> Answer:
+        check_ids(group=group, item=key)
         old, new = await self.backend.set(group, key, value, origin.effect)
         await self._committed(group, key, old, new, origin)
         return self._answer(old, new, origin)
 
     async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> Answer:
+        check_ids(group=group, item=key)
         old, new = await self.backend.update(group, key, ops, origin.effect)
         await self._committed(group, key, old, new, origin)
         return self._answer(old, new, origin)
@@ -83,17 +89,20 @@ class StateService:
         return first
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:
+        check_ids(group=group, item=key)
         old = await self.backend.delete(group, key, origin.effect)
         await self._committed(group, key, old, None, origin)
         return old
 
     async def list(self, group: str) -> Items:
+        check_ids(group=group)
         return await self.backend.list(group)
 
     async def list_groups(self) -> Groups:
         return await self.backend.list_groups()
 
     async def clear(self, group: str, origin: Origin) -> None:
+        check_ids(group=group)
         for key, old in await self.backend.clear(group, origin.effect):
             await self._committed(group, key, old, None, origin)
 

@@ -26,6 +26,7 @@ from raypipe.runtime_protocols import Origin
 from raypipe.shared_types import Groups, Ops
 from raypipe.shared_types import StreamItems as Items
 from raypipe.state.backend import StateBackend
+from raypipe.state.ids import check_ids
 from raypipe.streams.hub import Events, Key, StreamHub
 
 __all__ = ["StreamsService"]
@@ -67,10 +68,12 @@ class StreamsService:
 
     # --- items --------------------------------------------------------------------------------
     async def get(self, stream: str, group: str, item_id: str) -> Any:
+        check_ids(stream=stream, group=group, item=item_id)
         await self._load()
         return self.hub.get(stream, group, item_id)
 
     async def list(self, stream: str, group: str) -> Items:
+        check_ids(stream=stream, group=group)
         await self._load()
         return self.hub.list(stream, group)
 
@@ -99,6 +102,7 @@ class StreamsService:
     async def _write(self, stream: str, group: str, item_id: str, origin: Origin,
                      compute: Callable[[], Any]) -> tuple[Any, Any]:
         """``compute()`` gives the item's new value (``None`` deletes it) from the current one."""
+        check_ids(stream=stream, group=group, item=item_id)
         await self._load()
         # A repeat of an effect already applied (a retried delivery) changes nothing.
         if self.effects.seen(origin.effect):

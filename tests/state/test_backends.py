@@ -209,16 +209,6 @@ async def test_a_repeated_effect_is_applied_once(backend: StateBackend) -> None:
     assert await backend.get("fx", "s") == 3
 
 
-async def test_values_pass_between_redis_writes_as_stored(
-        redis_app: tuple[StateBackend, str]) -> None:
-    """Writes committed together: the next one sees what was stored (JSON), as it would
-    reading the item back, not the object the one before computed."""
-    backend, _ = redis_app
-    results = await asyncio.gather(backend.set("j", "k", {"t": (1, 2), 3: "x"}),
-                                   backend.update("j", "k", []))
-    assert results[1][0] == {"t": [1, 2], "3": "x"}
-
-
 async def test_effects_survive_a_new_backend_on_the_same_redis(
         redis_app: tuple[StateBackend, str], redis_url: str) -> None:
     """A restarted state actor must still recognise the effects its predecessor applied."""
