@@ -9,6 +9,3 @@ __all__ = ["_complete", "app", "main"]
 
 app.registered_commands.sort(
     key=lambda c: COMMAND_ORDER.index(c.name or getattr(c.callback, "__name__", "")))
-
-if __name__ == "__main__":
-    main()

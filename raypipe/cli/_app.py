@@ -128,7 +128,7 @@ def _skipped(loaded: Any) -> str:
 
 def main() -> None:
     try:
-        app()
+        app(prog_name="raypipe")
     except RaypipeError as exc:  # pragma: no cover - commands report their own
         typer.secho(str(exc), fg=typer.colors.RED, err=True)
         sys.exit(1)
