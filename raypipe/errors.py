@@ -63,7 +63,7 @@ class ConfigError(RaypipeError):
 
 class ConfigFieldError(RaypipeError):
     """A step config problem at ``field`` (a path such as ``triggers[0].expression``), as
-    :func:`raypipe.steps.check_config` raises it; the loader adds the file."""
+    :func:`raypipe.step_configs.check_config` raises it; the loader adds the file."""
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field

@@ -33,7 +33,8 @@ from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.errors import AppLoadError, StepLoadError
 from raypipe.settings import Settings, load_settings
-from raypipe.steps import ConfigFieldError, Step, check_config
+from raypipe.step_configs import ConfigFieldError, check_config
+from raypipe.steps import Step
 from raypipe.streams.config import StreamConfig
 from raypipe.streams.handle import Stream
 

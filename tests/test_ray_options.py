@@ -12,7 +12,7 @@ from raypipe.engine.batching import Batcher
 from raypipe.logger import StepLogger, _py_logger
 from raypipe.ray_options import demand
 from raypipe.settings import LogFormat, Settings
-from raypipe.steps import ConfigFieldError, check_config
+from raypipe.step_configs import ConfigFieldError, check_config
 
 
 def test_options_from_stepconfig_and_dicts() -> None:

@@ -10,7 +10,8 @@ from pydantic import BaseModel
 from raypipe import QueueConfig, StepConfig, cron, http, queue, state, stream
 from raypipe import triggers as t
 from raypipe.schemas import Schema
-from raypipe.steps import ConfigFieldError, Step, check_config
+from raypipe.step_configs import ConfigFieldError, check_config
+from raypipe.steps import Step
 
 
 class Body(BaseModel):

@@ -17,7 +17,7 @@ import pytest
 import raypipe
 from raypipe import trigger_kind
 from raypipe.errors import ConfigFieldError
-from raypipe.steps import check_config
+from raypipe.step_configs import check_config
 from raypipe.trigger_kind import TriggerKind
 
 PACKAGE = Path(raypipe.__file__).resolve().parent

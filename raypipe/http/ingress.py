@@ -9,7 +9,7 @@ from typing import Any
 from ray import serve
 
 from raypipe import constants
-from raypipe.http.routes import build_http_app
+from raypipe.http.app import build_http_app
 from raypipe.runtime import registry, shipping
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec

@@ -1,4 +1,5 @@
-"""Build the FastAPI app that serves an app's http steps.
+"""An http step's route: its body read and validated, its middleware and handler run, its
+answer checked and rendered (:mod:`raypipe.http.app` puts the routes in the FastAPI app).
 
 Bodies are validated here, before any handler runs, so invalid input gets FastAPI's own 422
 shape (``{"detail": [{"loc": ["body", field], "msg", "type"}]}``). Ray-free: the runtime is
@@ -10,33 +11,26 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import CodeType
 from typing import Any, cast
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import HTTPException, Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
-from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.routing import APIRoute
-from fastapi_offline import FastAPIOffline
 
-from raypipe import __version__ as raypipe_version
 from raypipe import constants
 from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.calls import current
 from raypipe.context import FlowContext
-from raypipe.errors import BackendUnavailableError, InvalidIdError, SchemaValidationError
+from raypipe.errors import BackendUnavailableError, SchemaValidationError
 from raypipe.handlers import call_handler
-from raypipe.http.admin import admin_router
-from raypipe.http.guard import Guard
 from raypipe.http.streaming import ResponseStream
-from raypipe.http.streams import streams_router
-from raypipe.http.workbench import mount_workbench, workbench_router
+from raypipe.http.unavailable import unavailable
 from raypipe.jsonvalues import JSONLimitError, parse_json
 from raypipe.messages import new_id
 from raypipe.models import ApiRequest, ApiResponse
@@ -46,10 +40,9 @@ from raypipe.state.change import StateChange
 from raypipe.steps import Step
 from raypipe.trigger_kind import TriggerKind
 
-__all__ = ["build_http_app"]
+__all__ = ["StepRoute", "endpoint"]
 
 log = logging.getLogger("raypipe.http")
-_REF = "#/components/schemas/{model}"
 
 
 def _query_params(request: Request) -> dict[str, str | list[str]]:
@@ -176,7 +169,7 @@ def _may_stream(handler: Any) -> bool:
     return code is None or names(code)
 
 
-def _endpoint(app: App, step: Step, tr: t.HttpTrigger,
+def endpoint(app: App, step: Step, tr: t.HttpTrigger,
               runtime: Callable[[], Runtime]) -> Callable[[Request], Awaitable[Response]]:
     streams = _may_stream(step.handler)
 
@@ -280,7 +273,7 @@ def _check_response(step: Step, tr: t.HttpTrigger, resp: ApiResponse[Any],
                         errors=str(exc))
 
 
-class _StepRoute(APIRoute):
+class StepRoute(APIRoute):
     """An http step's route: in the OpenAPI document like any FastAPI route, but its endpoint
     takes the request and makes the response itself, so FastAPI's per-request dependency
     solving and response serialisation, with nothing to do here, are skipped (FastAPI's
@@ -288,108 +281,3 @@ class _StepRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         return cast(Callable[[Request], Coroutine[Any, Any, Response]], self.endpoint)
-
-
-class _Components:
-    """JSON schemas of every model used, for the OpenAPI document's ``components``."""
-
-    def __init__(self) -> None:
-        self.schemas: dict[str, Any] = {}
-
-    def ref(self, schema: Schema) -> dict[str, Any]:
-        js = schema.json_schema(ref_template=_REF)
-        self.schemas.update(js.pop("$defs", {}))
-        if schema.is_model:
-            self.schemas[schema.name] = js
-            return {"$ref": _REF.format(model=schema.name)}
-        return js
-
-
-def _openapi_extra(
-    tr: t.HttpTrigger, comps: _Components
-) -> tuple[dict[str, Any], dict[int | str, Any]]:
-    extra: dict[str, Any] = {}
-    params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
-              for n in re.findall(r"\{([^}:]+)", tr.path)]
-    for qp in tr.query_params:
-        q = qp if isinstance(qp, Mapping) else {"name": str(qp)}
-        params.append({"name": q["name"], "in": "query", "required": False,
-                       "description": q.get("description", ""), "schema": {"type": "string"}})
-    if params:
-        extra["parameters"] = params
-    if tr.body_schema is not None:
-        extra["requestBody"] = {"required": False, "content": {
-            "application/json": {"schema": comps.ref(tr.body_schema)}}}
-    responses: dict[int | str, Any] = {}
-    rs = tr.response_schema
-    items = rs.items() if isinstance(rs, Mapping) else ([(200, rs)] if rs is not None else [])
-    for status, schema in items:
-        responses[int(status)] = {"description": f"{status}", "content": {
-            "application/json": {"schema": comps.ref(schema)}}}
-    return extra, responses
-
-
-#: Where /docs and /redoc find their assets (under /docs, which those pages already own).
-DOCS_ASSETS = "/docs/assets"
-
-#: Seconds a client is told to wait before it asks again after a 503 (``Retry-After``).
-RETRY_AFTER_SECONDS = 5
-
-
-def unavailable(exc: BackendUnavailableError, headers: dict[str, str] | None = None
-                ) -> JSONResponse:
-    """503 naming the part that did not answer: what needs it waits for it to be back."""
-    return JSONResponse({"error": "Service Unavailable", "detail": str(exc), "part": exc.part},
-                        503, {"retry-after": str(RETRY_AFTER_SECONDS), **(headers or {})})
-
-
-async def _unavailable_handler(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, BackendUnavailableError)
-    return unavailable(exc)
-
-
-async def _invalid_id_handler(request: Request, exc: Exception) -> Response:
-    return JSONResponse({"detail": str(exc)}, 422)
-
-
-def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
-    """One route per http trigger; ``runtime`` is called per request (it may connect lazily)."""
-    # /docs and /redoc with their assets served by the app (fastapi-offline), not a CDN:
-    # FastAPI's own pages were blank on a machine without internet.
-    api = FastAPIOffline(title=app.name, description=f"raypipe app `{app.name}` on raypipe "
-                         f"{raypipe_version}", version=app.version or "local",
-                         static_url=DOCS_ASSETS)
-    comps = _Components()
-    routes = [(step, tr) for step in app.with_trigger(t.HttpTrigger)
-              for tr in step.triggers_of(t.HttpTrigger)]
-    # Starlette takes the first route that matches: a static segment must come before a
-    # parameter in its place (GET /greetings/summary before /greetings/{name}).
-    routes.sort(key=lambda route: [seg.startswith("{") for seg in route[1].path.split("/")])
-    for step, tr in routes:
-        extra, responses = _openapi_extra(tr, comps)
-        api.router.add_api_route(
-            tr.path, _endpoint(app, step, tr, runtime), methods=[tr.method],
-            name=step.name, summary=step.name, description=step.config.description,
-            tags=list(step.config.flows) or None, openapi_extra=extra or None,
-            responses=responses or None, route_class_override=_StepRoute,
-        )
-
-    api.include_router(admin_router(app, runtime))
-    api.include_router(workbench_router(app, runtime))
-    if app.streams:
-        api.include_router(streams_router(app, runtime))
-    mount_workbench(api)
-
-    def openapi() -> dict[str, Any]:
-        if api.openapi_schema is None:
-            doc = get_openapi(title=api.title, version=api.version, description=api.description,
-                              routes=api.routes)
-            doc.setdefault("components", {}).setdefault("schemas", {}).update(comps.schemas)
-            api.openapi_schema = doc
-        return api.openapi_schema
-
-    api.openapi = openapi  # type: ignore[method-assign]
-    api.add_exception_handler(BackendUnavailableError, _unavailable_handler)
-    api.add_exception_handler(InvalidIdError, _invalid_id_handler)
-    api.add_middleware(Guard, settings=app.settings)
-    return api

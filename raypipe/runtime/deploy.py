@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -242,10 +243,12 @@ def _actor_classes() -> list[tuple[Any, str]]:
             (StreamsActor, constants.STREAMS_ACTOR), (Dispatcher, constants.DISPATCHER_ACTOR)]
 
 
-def start_actors(spec: AppSpec, *, replace: bool = False) -> None:
+def start_actors(spec: AppSpec, *, replace: bool = False) -> list[Any]:
     """Start the app's detached actors (telemetry, state, streams, dispatcher), or, where they
     run already, move them to ``spec``'s version in place: state, streams, dead letters and
     deliveries in flight stay. ``replace`` restarts them instead (a change of state backend).
+    Returns what to wait on for new actors to be ready (``ray.get`` it): the caller may start
+    the ingress meanwhile.
 
     The caller checked the app first (:mod:`raypipe.runtime.preflight`)."""
     bridge.forget(spec)
@@ -258,10 +261,10 @@ def start_actors(spec: AppSpec, *, replace: bool = False) -> None:
         ray.get([running[name].reload.remote(spec) for _, name in _actor_classes()])
         # Recorded once every actor runs it: until then a restarted actor runs the last one.
         registry.record(spec)
-        return
+        return []
     registry.record(spec)  # what the new actors read as they start
     actors = [_start_actor(cls, name, spec) for cls, name in _actor_classes()]
-    ray.get([a.ready.remote() for a in actors])
+    return [a.ready.remote() for a in actors]
 
 
 def ingress(spec: AppSpec) -> Any:
@@ -289,11 +292,18 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
     app's path (a local Ray)."""
     host = host or spec.settings.host
     port = port or spec.settings.port
-    start_serve(host, port, spec.settings)
-    preflight.check(spec, change_state=change_state)
+    # Serve's controller and proxy start while the app is checked, and the actors start while
+    # the ingress replica does: on a new cluster those are most of a deploy's time.
+    with ThreadPoolExecutor(1, thread_name_prefix="raypipe-serve-start") as pool:
+        serving = pool.submit(start_serve, host, port, spec.settings)
+        try:
+            preflight.check(spec, change_state=change_state, serve=False)
+        finally:
+            serving.result()
+    preflight.route_prefix_free(spec)  # Serve's apps are known once it runs
     if ship:
         spec = shipping.ship(spec)
-    start_actors(spec, replace=change_state)
+    starting = start_actors(spec, replace=change_state)
     # Serve keeps the address it was first started with; report where the app really is.
     asked = (host, port)
     host, port = _serve_address(host, port)
@@ -306,9 +316,14 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
     prefix = spec.settings.route_prefix
     serve.run(ingress(spec), name=constants.serve_app_name(spec.settings.name),
               route_prefix=prefix)
+    ray.get(starting)  # an actor that failed to start says so here
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     deployment = Deployment(spec, f"http://{shown}:{port}{'' if prefix == '/' else prefix}")
     wait_routable(deployment.url)
+    if starting:
+        # Task workers start once the app answers: on a small machine they would compete
+        # with its start-up, and they are there for its first workflow.
+        ray.get_actor(constants.DISPATCHER_ACTOR, namespace=spec.namespace).warm.remote()
     return deployment
 
 

@@ -160,7 +160,6 @@ class Dispatcher:
         if not self._exporting:
             self._exporting = True
             self.engine.spawn(self._export())
-            self.executor.warm()
 
     async def _export(self) -> None:
         while True:
@@ -171,6 +170,12 @@ class Dispatcher:
     async def ready(self) -> bool:
         await self._started()
         return True
+
+    async def warm(self) -> None:
+        """Start the task workers the app's steps will run in (a deploy asks once the app
+        answers)."""
+        await self._started()
+        self.executor.warm()
 
     async def reload(self, spec: AppSpec) -> str:
         """A redeploy: new deliveries run the new version; those in flight finish on the

@@ -33,11 +33,13 @@ log = logging.getLogger("raypipe.deploy")
 STATE_TIMEOUT = 5.0
 
 
-def check(spec: AppSpec, *, change_state: bool = False) -> App:
-    """Every check, in order; returns the loaded app."""
+def check(spec: AppSpec, *, change_state: bool = False, serve: bool = True) -> App:
+    """Every check, in order; returns the loaded app. ``serve=False`` leaves out the one
+    that asks Serve (:func:`route_prefix_free`), for a caller still starting it."""
     app = load(spec)
     schedulable(app, spec)
-    route_prefix_free(spec)
+    if serve:
+        route_prefix_free(spec)
     state_reachable(spec)
     if not change_state:
         same_state(spec)

@@ -16,7 +16,7 @@ import httpx
 from raypipe.app import App
 from raypipe.engine.clock import FakeClock
 from raypipe.enqueue import publish
-from raypipe.http.routes import build_http_app
+from raypipe.http.app import build_http_app
 from raypipe.loader import load_app
 from raypipe.settings import load_settings
 from raypipe.testing._runtime import LocalRuntime

@@ -1,4 +1,4 @@
-"""The flow graph of a loaded app: which step feeds which, drawn as text, Mermaid or JSON.
+"""The flow graph of a loaded app: which step feeds which (drawn by the modules beside this).
 
 Pure: this module reads a loaded :class:`~raypipe.app.App` and never touches Ray, so
 ``raypipe flows`` works without a cluster.
@@ -18,7 +18,6 @@ path makes it real.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -27,18 +26,7 @@ from raypipe import trigger_kind
 from raypipe.app import App
 from raypipe.steps import Step
 
-__all__ = [
-    "FlowEdge",
-    "FlowGraph",
-    "FlowNode",
-    "NodeKind",
-    "build_graph",
-    "mermaid_ids",
-    "to_json",
-    "to_mermaid",
-    "to_text",
-    "trigger_label",
-]
+__all__ = ["FlowEdge", "FlowGraph", "FlowNode", "NodeKind", "build_graph", "trigger_label"]
 
 #: A step's node has its first trigger's kind (a :class:`~raypipe.trigger_kind.TriggerKind`)
 #: or ``"noop"``; pseudo nodes are ``"topic"`` or ``"source"``.
@@ -253,139 +241,3 @@ def build_graph(app: App, flow: str | None = None) -> FlowGraph:
         flow=flow,
         app_name=graph.app_name,
     )
-
-
-# --- text -------------------------------------------------------------------------------------
-
-NO_FLOW = "(no flow)"
-
-
-def _edge_line(graph: FlowGraph, edge: FlowEdge) -> str:
-    target = edge.target
-    notes = []
-    if graph.node(target).kind == TOPIC:
-        notes.append("no subscriber")
-    if edge.virtual:
-        notes.append("virtual")
-    suffix = f"  ({', '.join(notes)})" if notes else ""
-    return f"    -> {edge.topic} -> {target}{suffix}"
-
-
-def to_text(graph: FlowGraph) -> str:
-    """One section per flow: each step with its kind and triggers, then one
-    ``-> topic -> target`` line per edge leaving it. Steps in no flow come last."""
-    sections: list[tuple[str, list[FlowNode]]] = [
-        (f, [n for n in graph.steps if f in n.flows]) for f in graph.flows
-    ]
-    loose = [n for n in graph.steps if not n.flows]
-    if loose and graph.flow is None:
-        sections.append((NO_FLOW, loose))
-    lines: list[str] = []
-    if graph.app_name:
-        lines.append(f"app {graph.app_name}")
-    if not sections:
-        lines.append("(no steps)")
-    for title, members in sections:
-        if lines:
-            lines.append("")
-        lines.append(f"flow {title}" if title != NO_FLOW else title)
-        for node in members:
-            triggers = ", ".join(node.labels)
-            ray = " ".join(f"{k}={v}" for k, v in node.ray)
-            lines.append(f"  {node.name} [{node.kind}]" + (f" {triggers}" if triggers else "")
-                         + (f"  (ray: {ray})" if ray else ""))
-            lines.extend(_edge_line(graph, e) for e in graph.outgoing(node.name))
-    return "\n".join(lines) + "\n"
-
-
-# --- Mermaid ----------------------------------------------------------------------------------
-
-_SHAPES: dict[str, tuple[str, str]] = {
-    NOOP: ('(["', '"])'),  # stadium
-    TOPIC: ('>"', '"]'),  # flag
-    SOURCE: ('[("', '")]'),  # cylinder: where state and stream changes come from
-}
-
-
-def _shape(kind: str) -> tuple[str, str]:
-    spec = trigger_kind.lookup(kind)
-    return spec.shape if spec is not None else _SHAPES[kind]
-
-
-#: Topic node names already start with ``topic:``.
-_ID_PREFIX = {TOPIC: "", SOURCE: "src_"}
-_ESCAPES = {'"': "#quot;", "#": "#35;", "<": "#lt;", ">": "#gt;", "`": "#96;", "\n": " "}
-
-
-def _escape(text: str) -> str:
-    """Text safe inside a quoted Mermaid label."""
-    return "".join(_ESCAPES.get(ch, ch) for ch in text)
-
-
-def mermaid_ids(graph: FlowGraph) -> dict[str, str]:
-    """Node name -> Mermaid id (letters, digits, underscores; unique; never a keyword)."""
-    ids: dict[str, str] = {}
-    used: set[str] = set()
-    for node in graph.nodes:
-        base = _ID_PREFIX.get(node.kind, "step_") + re.sub(r"[^A-Za-z0-9_]", "_", node.name)
-        mid, i = base, 1
-        while mid in used:
-            i += 1
-            mid = f"{base}_{i}"
-        used.add(mid)
-        ids[node.name] = mid
-    return ids
-
-
-def to_mermaid(graph: FlowGraph) -> str:
-    """A Mermaid ``flowchart LR``: node shapes by kind, edges labelled by topic, virtual edges
-    dashed."""
-    ids = mermaid_ids(graph)
-    lines = ["flowchart LR"]
-    for node in graph.nodes:
-        opening, closing = _shape(node.kind)
-        # A step shows its name over its triggers; a pseudo node shows what it stands for.
-        parts = [node.name, *node.labels] if node.is_step else list(node.labels[:1] or [node.name])
-        label = "<br/>".join(_escape(p) for p in parts)
-        lines.append(f"    {ids[node.name]}{opening}{label}{closing}")
-    for edge in graph.edges:
-        arrow = "-.->" if edge.virtual else "-->"
-        lines.append(f'    {ids[edge.source]} {arrow}|"{_escape(edge.topic)}"| {ids[edge.target]}')
-    return "\n".join(lines) + "\n"
-
-
-# --- JSON -------------------------------------------------------------------------------------
-
-def to_json(graph: FlowGraph) -> dict[str, Any]:
-    """The graph as plain JSON values: flows, steps, edges, topics, and the pseudo nodes the
-    edges name (``"state"``, ``"stream:<name>"``, ``"topic:<name>"``)."""
-    return {
-        "app": graph.app_name,
-        "flow": graph.flow,
-        "flows": list(graph.flows),
-        "steps": [
-            {
-                "name": n.name,
-                "file": n.file,
-                "kind": n.kind,
-                "triggers": list(n.labels),
-                "flows": list(n.flows),
-                "description": n.description,
-                "enqueues": list(n.enqueues),
-                "subscribes": list(n.subscribes),
-                "virtual_enqueues": list(n.virtual_enqueues),
-                "virtual_subscribes": list(n.virtual_subscribes),
-                "ray": dict(n.ray),
-            }
-            for n in graph.steps
-        ],
-        "pseudo_nodes": [
-            {"name": n.name, "kind": n.kind, "label": n.labels[0] if n.labels else n.name}
-            for n in graph.nodes if not n.is_step
-        ],
-        "edges": [
-            {"source": e.source, "target": e.target, "topic": e.topic, "virtual": e.virtual}
-            for e in graph.edges
-        ],
-        "topics": graph.topics,
-    }
