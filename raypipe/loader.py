@@ -1,17 +1,11 @@
-"""Finding and importing an app's step files (``*_step.py``, ``*.step.py``) and stream files
-(``*_stream.py``, ``*.stream.py``).
-
-Each file is imported once per process under a stable module name, so every Ray worker that
-runs a step imports the same file under the same name, and never again for the next call.
-Every folder is a package (``raypipe_app.<app>.<folders>``; a folder's ``__init__.py`` runs as
-Python would run it), so steps use relative imports as in Motia apps. Before the files, the
-app's ``.env`` is loaded (never overriding the environment) and, where no ``motia`` package is
-installed, ``import motia`` is answered by :mod:`raypipe.motia`.
+"""Loading an app: its files found (:mod:`raypipe.app_files`) and imported
+(:mod:`raypipe.app_modules`), each step's config checked, every problem reported at once.
+Before the files, the app's ``.env`` is loaded (never overriding the environment) and, where
+no ``motia`` package is installed, ``import motia`` is answered by :mod:`raypipe.motia`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -20,8 +14,7 @@ import os
 import re
 import sys
 import threading
-import traceback
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +24,8 @@ import dotenv
 from raypipe import constants
 from raypipe import triggers as t
 from raypipe.app import App
+from raypipe.app_files import discover, discover_foreign, foreign_streams
+from raypipe.app_modules import app_package, ensure_package, import_file
 from raypipe.errors import AppLoadError, StepLoadError
 from raypipe.settings import Settings, load_settings
 from raypipe.step_configs import ConfigFieldError, check_config
@@ -44,154 +39,9 @@ __all__ = ["discover", "discover_foreign", "install_motia", "load_app", "load_ap
 log = logging.getLogger("raypipe.loader")
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Every file of the app, sorted, skipping hidden folders, ``__pycache__``, virtual
-    environments and ``node_modules``."""
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d for d in dirnames
-            if not d.startswith(".") and d not in constants.SKIPPED_DIRS
-            and not (Path(dirpath, d) / "pyvenv.cfg").exists()
-        )
-        for name in sorted(filenames):
-            yield Path(dirpath, name)
-
-
-def discover(root: Path) -> tuple[list[Path], list[Path]]:
-    """Step files and stream files under ``root``."""
-    steps: list[Path] = []
-    streams: list[Path] = []
-    for path in _walk(root):
-        if path.name.endswith(constants.STEP_SUFFIXES):
-            steps.append(path)
-        elif path.name.endswith(constants.STREAM_SUFFIXES):
-            streams.append(path)
-    return steps, streams
-
-
-def discover_foreign(root: Path) -> tuple[list[Path], list[Path]]:
-    """Step and stream files of a Motia app in its other languages (TypeScript,
-    JavaScript): steps raypipe does not run, and streams it knows by name."""
-    steps: list[Path] = []
-    streams: list[Path] = []
-    for path in _walk(root):
-        name = path.name
-        if any(name.endswith(f"{sep}step{ext}") for sep in "._"
-               for ext in constants.FOREIGN_SUFFIXES):
-            steps.append(path)
-        elif any(name.endswith(f".stream{ext}") for ext in constants.FOREIGN_SUFFIXES):
-            streams.append(path)
-    return steps, streams
-
-
-#: The ``name`` of a Motia stream config written in TypeScript or JavaScript.
-_FOREIGN_STREAM_NAME = re.compile(r"""\bname\s*:\s*['"`]([A-Za-z0-9_.-]+)['"`]""")
-
-
-def _foreign_streams(root: Path, paths: list[Path]) -> tuple[dict[str, StreamConfig],
-                                                              list[StepLoadError]]:
-    """Streams a ``*.stream.ts`` declares, by the ``name`` of its config (items unchecked:
-    its schema is TypeScript's), so Python steps that write them work."""
-    found: dict[str, StreamConfig] = {}
-    errors: list[StepLoadError] = []
-    for path in paths:
-        match = _FOREIGN_STREAM_NAME.search(path.read_text(errors="replace"))
-        if match is None:
-            errors.append(StepLoadError(str(path.relative_to(root)), "config.name",
-                                        "no stream name found in its config"))
-            continue
-        found.setdefault(match.group(1), StreamConfig(match.group(1)))
-    return found, errors
-
-
-def _identifier(part: str) -> str:
-    safe = re.sub(r"\W", "_", part)
-    return f"_{safe}" if safe[:1].isdigit() else safe
-
-
-def _app_package(root: Path, version: str) -> str:
-    """``raypipe_app.<folder>_<hash of its path and version>``: apps in one process never
-    share modules, and a new version of an app is imported afresh beside the old one."""
-    digest = hashlib.blake2b(f"{root}|{version}".encode(), digest_size=4).hexdigest()
-    return f"{constants.STEP_MODULE_PACKAGE}.{_identifier(root.name)}_{digest}"
-
-
-def _module_name(package: str, root: Path, path: Path) -> str:
-    rel = path.relative_to(root)
-    stem = rel.name[: -len(".py")]
-    return ".".join([package, *map(_identifier, rel.parts[:-1]), _identifier(stem)])
-
-
-def _package(name: str, folder: Path) -> None:
-    """The package ``name`` for ``folder``: its ``__init__.py`` run, or an empty one."""
-    cached = sys.modules.get(name)
-    if cached is not None and list(getattr(cached, "__path__", ())) == [str(folder)]:
-        return
-    init = folder / "__init__.py"
-    if init.is_file():
-        spec = importlib.util.spec_from_file_location(
-            name, init, submodule_search_locations=[str(folder)])
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-        return
-    module = ModuleType(name)
-    module.__path__ = [str(folder)]
-    module.__package__ = name
-    sys.modules[name] = module
-
-
-def _packages(package: str, root: Path, path: Path, rel: str) -> None:
-    """Every package above a step file's module, the app's own first."""
-    _package(package, root)
-    name, folder = package, root
-    for part in path.relative_to(root).parts[:-1]:
-        name, folder = f"{name}.{_identifier(part)}", folder / part
-        try:
-            _package(name, folder)
-        except Exception as exc:
-            raise StepLoadError(rel, None, f"its folder's __init__.py failed: "
-                                f"{type(exc).__name__}: {exc}") from exc
-
-
-def _import(package: str, root: Path, path: Path, rel: str) -> ModuleType:
-    name = _module_name(package, root, path)
-    cached = sys.modules.get(name)
-    if cached is not None and getattr(cached, "__file__", None) == str(path):
-        return cached
-    _packages(package, root, path, rel)
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:  # pragma: no cover - a .py file always has one
-        raise StepLoadError(rel, None, "cannot be imported")
-    module = importlib.util.module_from_spec(spec)
-    # Registered before exec so that pickling and dataclasses find the module by name.
-    sys.modules[name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        del sys.modules[name]
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == str(path)]
-        line = f" (line {frames[-1].lineno})" if frames else ""
-        raise StepLoadError(rel, None, f"import failed{line}: {type(exc).__name__}: {exc}") from exc
-    return module
-
-
-def _ensure_package() -> None:
-    # A parent package makes ``raypipe_app.x`` a valid dotted name for importlib and pickle.
-    if constants.STEP_MODULE_PACKAGE not in sys.modules:
-        pkg = ModuleType(constants.STEP_MODULE_PACKAGE)
-        pkg.__path__ = []
-        sys.modules[constants.STEP_MODULE_PACKAGE] = pkg
-
-
 def _load_step(package: str, root: Path, path: Path, settings: Settings) -> Step:
     rel = str(path.relative_to(root))
-    module = _import(package, root, path, rel)
+    module = import_file(package, root, path, rel)
     raw: Any = getattr(module, "config", None)
     if raw is None:
         # Motia 1.x: the file's step(...) definition holds the config and the handler.
@@ -242,7 +92,7 @@ def _in_code_streams(module: ModuleType) -> list[StreamConfig]:
 
 def _load_stream(package: str, root: Path, path: Path) -> StreamConfig:
     rel = str(path.relative_to(root))
-    module = _import(package, root, path, rel)
+    module = import_file(package, root, path, rel)
     raw = getattr(module, "config", None)
     if isinstance(raw, dict):
         # Motia's dict configs spell the access check canAccess.
@@ -295,13 +145,13 @@ def load_app(root: str | Path, settings: Settings | None = None, version: str = 
     settings = settings or load_settings(root)
     load_env(root)
     install_motia()
-    _ensure_package()
+    ensure_package()
     # So that step files can import helpers from the app's top folder.
     if str(root) not in sys.path:
         sys.path.insert(0, str(root))
     step_files, stream_files = discover(root)
     foreign_steps, foreign_stream_files = discover_foreign(root)
-    package = _app_package(root, version)
+    package = app_package(root, version)
     errors: list[StepLoadError] = []
     steps: list[Step] = []
     in_code: dict[str, StreamConfig] = {}
@@ -327,7 +177,7 @@ def load_app(root: str | Path, settings: Settings | None = None, version: str = 
             errors.append(StepLoadError(str(path.relative_to(root)), "config.name",
                                         f"duplicate stream name {stream.name!r}"))
         streams[stream.name] = stream
-    foreign, foreign_errors = _foreign_streams(root, foreign_stream_files)
+    foreign, foreign_errors = foreign_streams(root, foreign_stream_files)
     errors.extend(foreign_errors)
     for name, declared in foreign.items():
         streams.setdefault(name, declared)  # a Python declaration wins
