@@ -35,11 +35,13 @@ from raypipe.errors import (
 from raypipe.models import (
     ApiRequest,
     ApiResponse,
+    Form,
     StateTriggerInput,
     StreamEvent,
     StreamTriggerInput,
+    UploadedFile,
 )
-from raypipe.ray_options import RayOptions
+from raypipe.ray_options import Batch, RayOptions
 from raypipe.steps import StepConfig
 from raypipe.streams.config import StreamConfig
 from raypipe.streams.handle import Stream
@@ -65,12 +67,14 @@ __all__ = [
     "ApiResponse",
     "AppLoadError",
     "BackendUnavailableError",
+    "Batch",
     "ConfigError",
     "ConfigFieldError",
     "DeployError",
     "EnqueueError",
     "EnqueueValidationError",
     "FlowContext",
+    "Form",
     "InvalidIdError",
     "JSONLimitError",
     "LimitError",
@@ -91,6 +95,7 @@ __all__ = [
     "TriggerKind",
     "UnsafePathError",
     "UpdateOpError",
+    "UploadedFile",
     "UsageError",
     "__version__",
     "cron",

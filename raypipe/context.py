@@ -167,6 +167,10 @@ class FlowContext:
                            f"{sorted(k for k in handlers if k != 'default')}")
 
     # --- the run of a handler ------------------------------------------------------------
+    def discard(self) -> None:
+        """Drop the calls the handler left un-awaited (it failed)."""
+        self._calls.discard()
+
     async def settle(self) -> None:
         """Run the calls the handler left un-awaited (see :mod:`raypipe.calls`)."""
         await self._calls.settle()

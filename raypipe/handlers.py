@@ -14,7 +14,22 @@ from raypipe.calls import current
 if TYPE_CHECKING:
     from raypipe.context import FlowContext
 
-__all__ = ["call_handler", "handler_args", "invoke"]
+__all__ = ["call_handler", "handler_args", "instance", "invoke"]
+
+#: Class handlers made in this process, by class (a version's class is a class of its own).
+_instances: dict[type, Any] = {}
+
+
+def instance(handler: Any) -> Any:
+    """What runs a step: its function, or, for a class handler, the one instance of it in
+    this process (made on first use: a model is loaded once per worker or actor, not per
+    delivery)."""
+    if not inspect.isclass(handler):
+        return handler
+    made = _instances.get(handler)
+    if made is None:
+        made = _instances[handler] = handler()
+    return made
 
 
 async def invoke(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -64,7 +79,7 @@ async def call_handler(handler: Any, value: Any, ctx: FlowContext) -> Any:
         result = await invoke(handler, handler_args(handler, value, ctx))
         await ctx.settle()
     except BaseException:
-        ctx._calls.discard()
+        ctx.discard()
         raise
     finally:
         current.reset(token)

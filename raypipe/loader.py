@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import importlib.metadata
 import importlib.util
+import inspect
 import logging
 import os
 import re
@@ -65,7 +66,16 @@ def _load_step(package: str, root: Path, path: Path, settings: Settings) -> Step
     if handler is None and not config.is_noop:
         raise StepLoadError(rel, "handler", f"step {config.name!r} has triggers but no `handler`")
     if handler is not None and not callable(handler):
-        raise StepLoadError(rel, "handler", "must be a function")
+        raise StepLoadError(rel, "handler", "must be a function or a class")
+    if inspect.isclass(handler) and not any("__call__" in vars(k)
+                                            for k in handler.__mro__[:-1]):
+        raise StepLoadError(rel, "handler", "a class handler needs a __call__ method")
+    if config.ray.batch is not None and not inspect.isclass(handler):
+        raise StepLoadError(rel, "config.ray.batch", "batches go to a class handler whose "
+                            "__call__(inputs, ctxs) returns one outcome per input")
+    if config.ray.batch is not None and any(
+            not isinstance(tr, t.QueueTrigger) for tr in config.triggers):
+        raise StepLoadError(rel, "config.ray.batch", "only queue steps take batches")
     return Step(config=config, handler=handler, file=rel, module=module.__name__,
                 lenient=not settings.strict and motia_shaped(raw_definition, module))
 

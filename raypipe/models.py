@@ -12,10 +12,12 @@ __all__ = [
     "ApiRequest",
     "ApiResponse",
     "EventType",
+    "Form",
     "RequestBody",
     "StateTriggerInput",
     "StreamEvent",
     "StreamTriggerInput",
+    "UploadedFile",
 ]
 
 
@@ -31,7 +33,8 @@ class ApiRequest(Generic[TBody]):
     """An HTTP request as an http step sees it.
 
     ``body`` is the validated model instance when the trigger has a ``body_schema`` that is a
-    pydantic type, else the parsed JSON (``None`` for an empty body).
+    pydantic type, else the parsed JSON (``None`` for an empty body); for a body of a media type
+    the trigger ``accepts``, a :class:`Form` (``multipart/form-data``) or the bytes.
 
     It also answers as Motia's request shapes do: as a dict in 0.x's key names
     (``req.get("pathParams")``, ``req["queryParams"]``; middleware may add keys with
@@ -95,6 +98,35 @@ class ApiRequest(Generic[TBody]):
         value = getattr(self, attr)
         # Motia 0.x's rawBody is the body as text.
         return value.decode(errors="replace") if attr == "raw_body" else value
+
+
+@dataclass(frozen=True)
+class UploadedFile:
+    """A file of a ``multipart/form-data`` body."""
+
+    #: The form field it came in.
+    field: str
+    #: The name the client gave it (not a path to trust).
+    filename: str
+    content_type: str
+    data: bytes
+
+    @property
+    def size(self) -> int:
+        return len(self.data)
+
+
+@dataclass(frozen=True)
+class Form:
+    """A ``multipart/form-data`` body: its text fields (validated against the trigger's
+    ``body_schema`` if it has one) and its files, in the order sent."""
+
+    fields: Any = field(default_factory=dict)
+    files: tuple[UploadedFile, ...] = ()
+
+    def file(self, name: str) -> UploadedFile | None:
+        """The first file sent in the field ``name``."""
+        return next((f for f in self.files if f.field == name), None)
 
 
 class RequestBody:

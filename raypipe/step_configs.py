@@ -29,7 +29,8 @@ _TOP_KEYS_0X = {"type", "name", "description", "flows", "ray", "emits", "virtual
                 "virtualSubscribes", "virtual_subscribes", "subscribes", "input", "method",
                 "path", "bodySchema", "body_schema", "responseSchema", "response_schema",
                 "queryParams", "query_params", "middleware", "cron", "infrastructure",
-                "condition", "enqueues", "virtualEnqueues", "virtual_enqueues"}
+                "condition", "enqueues", "virtualEnqueues", "virtual_enqueues", "accepts",
+                "maxBodyBytes", "max_body_bytes"}
 
 
 def _strings(value: Any, where: str) -> tuple[str, ...]:

@@ -9,14 +9,14 @@ import raypipe
 from raypipe import errors
 
 PUBLIC = {
-    "ApiRequest", "ApiResponse", "AppLoadError", "BackendUnavailableError", "ConfigError",
-    "ConfigFieldError", "DeployError", "EnqueueError", "EnqueueValidationError", "FlowContext",
-    "InvalidIdError", "JSONLimitError", "LimitError", "NotJSONError", "QueueConfig",
-    "RayOptions", "RaypipeError", "RuntimeNotRunningError", "SchemaValidationError",
-    "StateLayoutError", "StateTriggerInput", "StepConfig", "StepLoadError", "Stream",
-    "StreamConfig", "StreamEvent", "StreamTriggerInput", "TriggerKind", "UnsafePathError",
-    "UpdateOpError", "UsageError", "__version__", "cron", "http", "queue", "state", "stream",
-    "subscribe",
+    "ApiRequest", "ApiResponse", "AppLoadError", "BackendUnavailableError", "Batch",
+    "ConfigError", "ConfigFieldError", "DeployError", "EnqueueError", "EnqueueValidationError",
+    "FlowContext", "Form", "InvalidIdError", "JSONLimitError", "LimitError", "NotJSONError",
+    "QueueConfig", "RayOptions", "RaypipeError", "RuntimeNotRunningError",
+    "SchemaValidationError", "StateLayoutError", "StateTriggerInput", "StepConfig",
+    "StepLoadError", "Stream", "StreamConfig", "StreamEvent", "StreamTriggerInput",
+    "TriggerKind", "UnsafePathError", "UpdateOpError", "UploadedFile", "UsageError",
+    "__version__", "cron", "http", "queue", "state", "stream", "subscribe",
 }
 
 

@@ -226,3 +226,17 @@ def test_the_services_refuse_ids_that_cannot_be_stored_whoever_calls() -> None:
             with pytest.raises(InvalidIdError):
                 app._call(call)
         assert app.state.list_groups() == []
+
+
+def test_the_image_pipeline_example_runs_in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGE_MODEL_MB", "2")
+    with TestApp(EXAMPLES / "image-pipeline") as app:
+        r = app.client.post("/jobs", json={"images": 70, "size": 48})
+        assert r.status_code == 202, r.text
+        job = r.json()["jobId"]
+        app.run_until_idle()
+        assert app.client.get(f"/jobs/{job}").json() == {
+            "total": 70, "done": 70, "status": "completed"}
+        assert len(app.state.get("jobs", job)["norms"]) == 70
+        assert app.streams.get("jobs", "all", job) == {
+            "id": job, "total": 70, "done": 70, "status": "completed"}

@@ -107,6 +107,12 @@ def status(app_dir: AppArg = Path(".")) -> None:
             age = f"{oldest[step]:.1f}s" if step in oldest else "-"
             typer.echo(f"{step:32} " + " ".join(f"{steps[step].get(c, 0):>15}" for c in cols)
                        + f" {age:>17}")
+    pools = stats.get("pools") or {}
+    if pools:
+        cols = ("actors", "starting", "busy", "backlog", "min", "max")
+        typer.echo(f"\n{'actor pool':32} " + " ".join(f"{c:>9}" for c in cols))
+        for step in sorted(pools):
+            typer.echo(f"{step:32} " + " ".join(f"{pools[step].get(c, 0):>9}" for c in cols))
 
 
 @command()

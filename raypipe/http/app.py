@@ -16,7 +16,7 @@ from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.errors import BackendUnavailableError, InvalidIdError
 from raypipe.http.admin import admin_router
-from raypipe.http.guard import Guard
+from raypipe.http.guard import BodyLimits, Guard
 from raypipe.http.openapi import Components, openapi_extra
 from raypipe.http.routes import StepRoute, endpoint
 from raypipe.http.streams import streams_router
@@ -69,5 +69,8 @@ def build_http_app(app: App, runtime: Callable[[], Runtime]) -> FastAPI:
     api.openapi = openapi  # type: ignore[method-assign]
     api.add_exception_handler(BackendUnavailableError, unavailable_handler)
     api.add_exception_handler(InvalidIdError, invalid_id_handler)
-    api.add_middleware(Guard, settings=app.settings)
+    limits = BodyLimits(app.settings.max_body_bytes, [
+        (tr.method, tr.path, tr.max_body_bytes) for _, tr in routes
+        if tr.max_body_bytes is not None])
+    api.add_middleware(Guard, settings=app.settings, body_limits=limits)
     return api

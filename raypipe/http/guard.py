@@ -9,7 +9,8 @@ front of every route.
 - Stream subscriptions (``/streams``) and the admin surface refuse browser ``Origin`` s other
   than the app's own and ``allowed_origins``, and ``Host`` values outside ``allowed_hosts``.
 - Every request body, whatever the request's method, is read here first, within
-  ``max_body_bytes`` (413, before anything parses it) and ``body_timeout_seconds`` (408).
+  ``max_body_bytes`` (an http step's own, for its route; 413, before anything parses it) and
+  ``body_timeout_seconds`` (408).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import asyncio
 import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+import re
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,10 +62,38 @@ def _host_name(value: str) -> str:
     return value.rsplit(":", 1)[0] if value.count(":") == 1 else value
 
 
+_PARAM = re.compile(r"\{[^}]*\}")
+
+
+class BodyLimits:
+    """The body limit of each route that sets its own (an http step's ``max_body_bytes``);
+    ``default`` (the app's ``max_body_bytes``) for every other request. Routes are tried in
+    the order the app's router tries them (a static segment before a parameter)."""
+
+    def __init__(self, default: int, routes: Iterable[tuple[str, str, int]] = ()) -> None:
+        self.default = default
+        ordered = sorted(routes, key=lambda r: [seg.startswith("{") for seg in r[1].split("/")])
+        self._routes = [(method, re.compile(_pattern(path)), limit)
+                        for method, path, limit in ordered]
+
+    def __call__(self, method: str, path: str) -> int:
+        for route_method, pattern, limit in self._routes:
+            if route_method == method and pattern.fullmatch(path):
+                return limit
+        return self.default
+
+
+def _pattern(path: str) -> str:
+    parts = _PARAM.split(path)
+    return "[^/]+".join(re.escape(p) for p in parts)
+
+
 class Guard:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings,
+                 body_limits: BodyLimits | None = None) -> None:
         self.app = app
         self.settings = settings
+        self.body_limits = body_limits or BodyLimits(settings.max_body_bytes)
         self.mode = admin_mode(settings)
         self._token = (settings.admin_secret or "").encode()
         hosts = set(map(str.lower, settings.allowed_hosts))
@@ -90,7 +120,8 @@ class Guard:
             await _refuse(scope, receive, send, status, detail, extra)
             return
         if kind == "http" and _may_have_body(scope, headers):
-            body = await self._read_body(scope, receive, send, headers)
+            limit = self.body_limits(scope.get("method", ""), path)
+            body = await self._read_body(scope, receive, send, headers, limit)
             if body is None:
                 return
             receive = _replay(body, receive)
@@ -139,9 +170,9 @@ class Guard:
         return urlsplit(origin).netloc == headers.get("host", "").lower()
 
     async def _read_body(self, scope: Scope, receive: Receive, send: Send,
-                         headers: dict[str, str]) -> bytes | None:
-        """The whole body within the limits, or ``None`` once the refusal is sent."""
-        limit = self.settings.max_body_bytes
+                         headers: dict[str, str], limit: int) -> bytes | None:
+        """The whole body within ``limit`` and the time limit, or ``None`` once the refusal
+        is sent."""
         declared = headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _refuse(scope, receive, send, 413, f"the body is larger than {limit} bytes",

@@ -10,6 +10,7 @@ from typing import Any
 
 from raypipe import triggers as t
 from raypipe.schemas import Schema
+from raypipe.trigger_kinds.http import MULTIPART
 
 __all__ = ["Components", "openapi_extra"]
 
@@ -43,9 +44,19 @@ def openapi_extra(
                        "description": q.get("description", ""), "schema": {"type": "string"}})
     if params:
         extra["parameters"] = params
+    content: dict[str, Any] = {}
     if tr.body_schema is not None:
-        extra["requestBody"] = {"required": False, "content": {
-            "application/json": {"schema": comps.ref(tr.body_schema)}}}
+        content["application/json"] = {"schema": comps.ref(tr.body_schema)}
+    for media in tr.accepts:
+        if media == MULTIPART:
+            # The form's text fields; its files are in the request as parts of their own.
+            fields = comps.ref(tr.body_schema) if tr.body_schema is not None else {
+                "type": "object"}
+            content[media] = {"schema": fields}
+        else:
+            content[media] = {"schema": {"type": "string", "format": "binary"}}
+    if content:
+        extra["requestBody"] = {"required": False, "content": content}
     responses: dict[int | str, Any] = {}
     rs = tr.response_schema
     items = rs.items() if isinstance(rs, Mapping) else ([(200, rs)] if rs is not None else [])

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from types import CodeType
 from typing import Any, cast
 
-from fastapi import HTTPException, Request, Response
+from fastapi import Request, Response
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -29,9 +29,9 @@ from raypipe.calls import current
 from raypipe.context import FlowContext
 from raypipe.errors import BackendUnavailableError, SchemaValidationError
 from raypipe.handlers import call_handler
+from raypipe.http.bodies import read_body
 from raypipe.http.streaming import ResponseStream
 from raypipe.http.unavailable import unavailable
-from raypipe.jsonvalues import JSONLimitError, parse_json
 from raypipe.messages import new_id
 from raypipe.models import ApiRequest, ApiResponse
 from raypipe.runtime_protocols import Runtime, TelemetrySink
@@ -53,35 +53,6 @@ def _query_params(request: Request) -> dict[str, str | list[str]]:
         values = request.query_params.getlist(key)
         out[key] = values[0] if len(values) == 1 else values
     return out
-
-
-def _is_json(content_type: str) -> bool:
-    media = content_type.split(";", 1)[0].strip().lower()
-    return media == "application/json" or (media.startswith("application/")
-                                           and media.endswith("+json"))
-
-
-def _parse_body(raw: bytes, schema: Schema | None, content_type: str | None,
-                max_depth: int) -> Any:
-    if not raw.strip():
-        # An empty body validates as {} so that a schema whose fields all have defaults works
-        # with a bare POST, as in Motia's `request.body ?? {}`.
-        return schema.validate({}, what="body") if schema else None
-    if schema is not None and not _is_json(content_type or ""):
-        # Only JSON reaches a schema: a cross-site form or "simple" request cannot send it.
-        raise HTTPException(415, f"this endpoint takes application/json, not "
-                                 f"{content_type or 'a body without a Content-Type'}")
-    try:
-        data = parse_json(raw, max_depth)
-    except JSONLimitError as exc:
-        raise RequestValidationError(
-            [{"loc": ["body"], "msg": str(exc), "type": "json_invalid"}]) from None
-    except ValueError as exc:
-        if schema is None:
-            return raw.decode(errors="replace")
-        raise RequestValidationError(
-            [{"loc": ["body"], "msg": f"invalid JSON: {exc}", "type": "json_invalid"}]) from exc
-    return schema.validate(data, what="body") if schema else data
 
 
 def _response_schema(tr: t.HttpTrigger, status: int) -> Schema | None:
@@ -177,8 +148,7 @@ def endpoint(app: App, step: Step, tr: t.HttpTrigger,
         trace_id = request.headers.get(constants.TRACE_HEADER) or new_id()
         raw = await request.body()
         try:
-            body = _parse_body(raw, tr.body_schema, request.headers.get("content-type"),
-                               app.settings.max_json_depth)
+            body = await read_body(request, raw, tr, app.settings.max_json_depth)
         except SchemaValidationError as exc:
             raise RequestValidationError(
                 [{**e, "loc": ["body", *e["loc"]]} for e in exc.errors]) from None

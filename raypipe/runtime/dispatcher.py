@@ -218,4 +218,4 @@ class Dispatcher:
     async def stats(self) -> dict[str, Any]:
         await self._started()
         return {**self.engine.stats(), "state": redact_url(self.spec.settings.state),
-                "version": self.spec.version}
+                "version": self.spec.version, "pools": self.executor.pools()}

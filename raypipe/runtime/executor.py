@@ -24,6 +24,7 @@ from raypipe.engine.batching import MAX_BATCH, Batcher
 from raypipe.engine.delivery import Delivery
 from raypipe.engine.outcomes import Outcomes
 from raypipe.ray_options import RayOptions, demand
+from raypipe.runtime.actor_pool import ActorPool
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.worker import run_batch, run_delivery, warm_worker
 from raypipe.steps import Step
@@ -70,12 +71,26 @@ class RayExecutor:
         #: Per (task function, step): its ``.options`` (building them costs more than a call).
         self._task_options: dict[tuple[Any, str], Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: The actor pools of the steps that run on actors, made on first use (or warm()).
+        self._pools: dict[str, ActorPool] = {}
+        #: Deliveries gathered for a pool step's next batch, and when that batch is cut.
+        self._gathered: dict[str, list[_Pending]] = {}
+        self._cut: dict[str, asyncio.Handle] = {}
+        self._timeouts: dict[str, float | None] = {}
 
     def reload(self, spec: AppSpec, app: App) -> None:
-        """Tasks from now on carry ``spec`` (the new version) and the new steps' options."""
+        """Tasks from now on carry ``spec`` (the new version) and the new steps' options;
+        actor pools are made afresh (their actors hold the old version's handlers)."""
         self.spec = spec
         self._use(app)
         self._task_options.clear()
+        for pool in self._pools.values():
+            pool.retire()
+        self._pools.clear()
+
+    def pools(self) -> dict[str, dict[str, int]]:
+        """Each actor pool: its actors, those starting and busy, the deliveries waiting."""
+        return {step: pool.stats() for step, pool in self._pools.items()}
 
     def _use(self, app: App) -> None:
         """The steps' Ray options, and what each needs beyond CPUs (worked out once here,
@@ -88,6 +103,11 @@ class RayExecutor:
     def warm(self, most: int = 4) -> None:
         """Start up to ``most`` task workers with the app imported (one per CPU of the
         cluster, at most ``most``), without waiting for them."""
+        for step, options in self._ray.items():
+            if options.actors is not None:
+                self._pool(step).start()
+        if all(options.actors is not None for options in self._ray.values()):
+            return
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
         for _ in range(max(1, min(most, cpus))):
             warm_worker.options(num_cpus=self.spec.settings.task_num_cpus,
@@ -100,6 +120,15 @@ class RayExecutor:
 
     async def run(self, step: Step, delivery: Delivery, cfg: t.QueueConfig, *,
                   alone: bool) -> None:
+        if step.config.ray.actors is not None:
+            mine: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._timeouts[step.name] = cfg.visibility_timeout
+            if alone:  # after a crash: a batch of its own
+                await self._on_pool(step.name, [(delivery, mine)])
+            else:
+                self._gather(step.name, (delivery, mine))
+            await mine
+            return
         if cfg.visibility_timeout is None and not alone:
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._batcher.add(step.name, (delivery, fut))
@@ -130,9 +159,93 @@ class RayExecutor:
         delivery, resolved as its batch answers."""
         loop = asyncio.get_running_loop()
         futures: list[asyncio.Future[None]] = [loop.create_future() for _ in deliveries]
+        on_pool = step.config.ray.actors is not None
+        if on_pool:
+            self._timeouts[step.name] = cfg.visibility_timeout
         for d, fut in zip(deliveries, futures, strict=True):
-            self._batcher.add(step.name, (d, fut))
+            if on_pool:
+                self._gather(step.name, (d, fut))
+            else:
+                self._batcher.add(step.name, (d, fut))
         return futures
+
+    # --- actor pools ----------------------------------------------------------------------
+    def _pool(self, step: str) -> ActorPool:
+        pool = self._pools.get(step)
+        if pool is None:
+            pool = self._pools[step] = ActorPool(self.spec, step, self._ray[step])
+        return pool
+
+    def _batch_shape(self, step: str) -> tuple[int, float]:
+        """A pool step's batches: most deliveries in one, and how long to gather them."""
+        options = self._ray[step]
+        if options.batch is not None:
+            return options.batch.max_size, options.batch.max_wait_s
+        return options.max_batch or MAX_BATCH, 0.0
+
+    def _gather(self, step: str, pending: _Pending) -> None:
+        """Into the step's next batch: cut when full, or ``max_wait_s`` after it began."""
+        gathered = self._gathered.setdefault(step, [])
+        gathered.append(pending)
+        self._pool(step).backlog += 1
+        most, wait = self._batch_shape(step)
+        if len(gathered) >= most:
+            self._cut_batch(step)
+        elif step not in self._cut:
+            loop = asyncio.get_running_loop()
+            self._cut[step] = (loop.call_later(wait, self._cut_batch, step) if wait > 0
+                               else loop.call_soon(self._cut_batch, step))
+
+    def _cut_batch(self, step: str) -> None:
+        handle = self._cut.pop(step, None)
+        if handle is not None:
+            handle.cancel()
+        chunk = self._gathered.pop(step, [])
+        if chunk:
+            self._pool(step).backlog -= len(chunk)
+            self._spawn(self._on_pool(step, chunk))
+
+    async def _on_pool(self, step: str, chunk: list[_Pending]) -> None:
+        """One batch on an actor of the step's pool: each delivery's future gets its own
+        outcome; the actor's death (or a call past the visibility timeout, which kills it)
+        fails them all."""
+        pool = self._pool(step)
+        pool.backlog += len(chunk)
+        try:
+            actor = await pool.acquire()
+        except Exception as exc:
+            pool.backlog -= len(chunk)
+            _fail_all(chunk, crash_error(exc))
+            return
+        pool.backlog -= len(chunk)
+        dead = False
+        timeout = self._timeouts.get(step)
+        try:
+            ref = actor.run.remote(self.spec, [d for d, _ in chunk])
+            self._tally.count(step, "tasks")
+            try:
+                outcomes = await (asyncio.wait_for(asyncio.shield(ref), timeout)
+                                  if timeout is not None else ref)
+            except asyncio.TimeoutError:
+                dead = True
+                _fail_all(chunk, AttemptError(
+                    f"step {step!r} ran past its visibility_timeout of {timeout}s; its "
+                    "actor was stopped", "", "timeout"))
+                return
+            except Exception as exc:  # the actor gave no result: it died
+                dead = True
+                _fail_all(chunk, crash_error(exc))
+                return
+            for (_, fut), outcome in zip(chunk, outcomes, strict=True):
+                if fut.done():
+                    continue
+                if outcome is None:
+                    fut.set_result(None)
+                else:
+                    fut.set_exception(outcome_error(outcome))
+        finally:
+            pool.release(actor, dead=dead)
+            _fail_all(chunk, AttemptError("the actor gave no outcome for this delivery"))
 
     # --- batches --------------------------------------------------------------------------
     async def _run_batch(self, step: str, chunk: list[_Pending]) -> None:

@@ -14,13 +14,15 @@ import ray
 
 from raypipe.engine.delivery import Delivery
 from raypipe.execution import Outcome, run_one
+from raypipe.execution import run_batch as run_batch_handler
 from raypipe.runtime import shipping
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec
 
-__all__ = ["run_batch", "run_delivery", "warm_worker"]
+__all__ = ["run_batch", "run_delivery", "run_here", "warm_worker"]
 
 _loop: asyncio.AbstractEventLoop | None = None
+
 
 def _worker_loop() -> asyncio.AbstractEventLoop:
     global _loop
@@ -30,11 +32,16 @@ def _worker_loop() -> asyncio.AbstractEventLoop:
     return _loop
 
 
-def _run(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
+def run_here(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
+    """Deliveries of one step in this process (a task's worker or a pool's actor): one call
+    of a batch handler, else each on the loop concurrently."""
     app = shipping.load(spec)
     rt = runtime_for(spec)
+    step = app.steps[deliveries[0].step]
 
     async def run_all() -> list[Outcome]:
+        if step.config.ray.batch is not None:
+            return await run_batch_handler(app, rt, deliveries)
         return list(await asyncio.gather(*(run_one(app, rt, d) for d in deliveries)))
 
     try:
@@ -47,7 +54,7 @@ def _run(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
 @ray.remote
 def run_delivery(spec: AppSpec, delivery: Delivery) -> Outcome:
     """Named after its step when submitted (``.options(name=step)``): the dashboard groups by it."""
-    return _run(spec, [delivery])[0]
+    return run_here(spec, [delivery])[0]
 
 
 @ray.remote
@@ -55,7 +62,7 @@ def run_batch(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
     """Several deliveries of one step in one task, concurrently on the worker's loop: one task
     submission and, through the runtime's batching, one state call per turn of that loop for
     all of them. Each gets its own outcome, so each is retried or dead-lettered on its own."""
-    return _run(spec, deliveries)
+    return run_here(spec, deliveries)
 
 
 @ray.remote

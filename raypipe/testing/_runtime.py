@@ -23,7 +23,7 @@ from raypipe.engine.delivery import Delivery
 from raypipe.engine.engine import DeliveryEngine
 from raypipe.engine.journal import make_journal
 from raypipe.engine.outcomes import TraceOutcome
-from raypipe.execution import run_one
+from raypipe.execution import run_batch, run_one
 from raypipe.messages import Message
 from raypipe.runtime_protocols import Ids, Origin
 from raypipe.shared_types import Groups, Items, Ops
@@ -59,8 +59,47 @@ class LocalExecutor:
         #: Attempts running now (their handlers may wait on real time or I/O).
         self.running = 0
 
+    def start_many(self, step: Step, deliveries: list[Delivery],
+                   cfg: t.QueueConfig) -> list[asyncio.Future[None]]:
+        """First attempts made ready together: a batch handler's in batches of its
+        ``max_size``, as a pool's actor gets them; any other step's each on its own."""
+        batch = step.config.ray.batch
+        loop = asyncio.get_running_loop()
+        if batch is None:
+            return [loop.create_task(self.run(step, d, cfg, alone=False)) for d in deliveries]
+        futures: list[asyncio.Future[None]] = [loop.create_future() for _ in deliveries]
+        for i in range(0, len(deliveries), batch.max_size):
+            chunk = list(zip(deliveries[i:i + batch.max_size],
+                             futures[i:i + batch.max_size], strict=True))
+            self._runtime.spawn(self._batch(chunk, cfg))
+        return futures
+
+    async def _batch(self, chunk: list[tuple[Delivery, asyncio.Future[None]]],
+                     cfg: t.QueueConfig) -> None:
+        self.running += 1
+        try:
+            try:
+                outcomes = await asyncio.wait_for(
+                    run_batch(self._runtime.app, self._runtime, [d for d, _ in chunk]),
+                    cfg.visibility_timeout)
+            except asyncio.TimeoutError:
+                outcomes = [{"error": "ran past its visibility_timeout", "traceback": "",
+                             "cause": "timeout"}] * len(chunk)
+        finally:
+            self.running -= 1
+        for (_, fut), outcome in zip(chunk, outcomes, strict=True):
+            if outcome is None:
+                fut.set_result(None)
+            else:
+                fut.set_exception(outcome_error(outcome))
+
     async def run(self, step: Step, delivery: Delivery, cfg: t.QueueConfig, *,
                   alone: bool) -> None:
+        if step.config.ray.batch is not None:  # a retry: a batch of one
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            await self._batch([(delivery, fut)], cfg)
+            await fut
+            return
         self.running += 1
         try:
             attempt = run_one(self._runtime.app, self._runtime, delivery)

@@ -18,10 +18,12 @@ from raypipe.trigger_kind import (
     pick,
 )
 
-__all__ = ["HTTP_METHODS", "HttpTrigger", "http", "normalize_path"]
+__all__ = ["HTTP_METHODS", "MULTIPART", "HttpTrigger", "accepted", "http", "normalize_path"]
 
 HTTP_METHODS = frozenset({"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"})
 _COLON_PARAM = re.compile(r":([A-Za-z_][A-Za-z0-9_]*)")
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]*/(\*|[a-z0-9][a-z0-9!#$&^_.+-]*)")
+MULTIPART = "multipart/form-data"
 
 
 def normalize_path(path: str) -> str:
@@ -40,11 +42,22 @@ class HttpTrigger:
     query_params: Sequence[Any] = ()
     middleware: Sequence[Callable[..., Any]] = ()
     condition: Condition | None = None
+    #: Media types the step takes besides JSON: ``"multipart/form-data"`` (the handler's
+    #: ``request.body`` is a :class:`~raypipe.models.Form`) or any other, such as
+    #: ``"application/octet-stream"``, ``"image/*"`` or ``"text/csv"`` (``request.body`` is
+    #: the bytes). Others answer 415.
+    accepts: Sequence[str] = ()
+    #: The step's largest request body in bytes (413 past it); the app's
+    #: ``max_body_bytes`` if unset.
+    max_body_bytes: int | None = None
     type: TriggerKind = field(default=TriggerKind.HTTP, init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "method", str(self.method).upper())
         object.__setattr__(self, "path", normalize_path(str(self.path)))
+        object.__setattr__(self, "accepts", tuple(
+            str(a).strip().lower() for a in ([self.accepts] if isinstance(self.accepts, str)
+                                             else self.accepts)))
 
 
 def http(
@@ -55,12 +68,23 @@ def http(
     query_params: Sequence[Any] | None = None,
     middleware: Sequence[Callable[..., Any]] | None = None,
     condition: Condition | None = None,
+    *,
+    accepts: Sequence[str] = (),
+    max_body_bytes: int | None = None,
 ) -> HttpTrigger:
-    """An HTTP route; ``path`` takes ``{param}`` or ``:param``."""
+    """An HTTP route; ``path`` takes ``{param}`` or ``:param``. ``accepts`` and
+    ``max_body_bytes`` take uploads: ``http("POST", "/images", accepts=["multipart/form-data"],
+    max_body_bytes=10 << 20)``."""
     return HttpTrigger(
         method, path, body_schema, response_schema, tuple(query_params or ()),
-        tuple(middleware or ()), condition,
+        tuple(middleware or ()), condition, tuple(accepts), max_body_bytes,
     )
+
+
+def accepted(trigger: HttpTrigger, media: str) -> bool:
+    """Whether the trigger takes a body of media type ``media`` (parameters stripped)."""
+    major = media.split("/", 1)[0]
+    return any(a == media or a == f"{major}/*" or a == "*/*" for a in trigger.accepts)
 
 
 class HttpKind(KindSpec):
@@ -75,6 +99,8 @@ class HttpKind(KindSpec):
             pick(d, "method", default="GET"), pick(d, "path", default=""),
             pick(d, "bodySchema", "body_schema"), pick(d, "responseSchema", "response_schema"),
             pick(d, "queryParams", "query_params"), pick(d, "middleware"), d.get("condition"),
+            accepts=pick(d, "accepts", default=()),
+            max_body_bytes=pick(d, "maxBodyBytes", "max_body_bytes"),
         )
 
     def check(self, trigger: HttpTrigger, where: str) -> HttpTrigger:
@@ -86,6 +112,14 @@ class HttpKind(KindSpec):
         for i, mw in enumerate(trigger.middleware):
             if not callable(mw):
                 raise ConfigFieldError(f"{where}.middleware[{i}]", "must be a function")
+        for i, media in enumerate(trigger.accepts):
+            if not _MEDIA_TYPE.fullmatch(media):
+                raise ConfigFieldError(f"{where}.accepts[{i}]",
+                                       f"{media!r} is not a media type (type/subtype)")
+        limit = trigger.max_body_bytes
+        if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool)
+                                  or limit < 1):
+            raise ConfigFieldError(f"{where}.max_body_bytes", "must be a number of bytes >= 1")
         return dataclasses.replace(
             trigger,
             body_schema=compile_schema(trigger.body_schema, f"{where}.body_schema"),

@@ -75,3 +75,19 @@ def test_user_registration_seed_curls(deploy_app: Deploy) -> None:
     assert "at least 2 characters" in fields["name"]
     assert "Invalid email" in fields["email"]
     assert "at least 8 characters" in fields["password"]
+
+
+def test_image_pipeline_runs_on_its_actor_pool(deploy_app: Deploy) -> None:
+    d = deploy_app(EXAMPLES / "image-pipeline")
+    r = httpx.post(f"{d.url}/jobs", json={"images": 200, "size": 64}, timeout=60)
+    assert r.status_code == 202, r.text
+    job = r.json()["jobId"]
+
+    def completed() -> Any:
+        got = httpx.get(f"{d.url}/jobs/{job}", timeout=30).json()
+        return got if got["status"] == "completed" else None
+
+    assert wait_for(completed, timeout=180, message="the image job to complete") == {
+        "total": 200, "done": 200, "status": "completed"}
+    stream = httpx.get(f"{d.url}/_raypipe/api/streams/jobs/all", timeout=30).json()
+    assert {"id": job, "total": 200, "done": 200, "status": "completed"} in stream

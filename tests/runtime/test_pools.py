@@ -1,0 +1,59 @@
+"""A class-handler step on a pool of 2 Ray actors, with batches: the model is made twice (once
+per actor), batches of up to 8 reach one call, a failed item is retried alone, and an actor
+killed mid-batch fails only the attempts it held, which run again on the actors left or a
+new one: every item counted exactly once, nothing in flight, nothing dead-lettered."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import ray
+
+from raypipe import constants
+from raypipe.runtime.bridge import runtime_for
+from tests.conftest import APPS, wait_for
+
+
+def _results(client: httpx.Client, run: str) -> dict[int, Any]:
+    items = client.get(f"/_raypipe/api/state/results-{run}").json()
+    return {int(i["id"]): i["data"] for i in items}
+
+
+def _stats(spec: Any) -> dict[str, Any]:
+    return ray.get(runtime_for(spec).dispatcher.stats.remote())  # type: ignore[no-any-return]
+
+
+def test_a_class_handler_on_an_actor_pool(deploy_app: Any) -> None:
+    d = deploy_app(APPS / "pool")
+    spec = d.spec
+    with httpx.Client(base_url=d.url, timeout=30) as client:
+        assert client.post("/start", json={"n": 40, "poison": 7}).status_code == 202
+        wait_for(lambda: len(_results(client, "a")) == 40, timeout=120,
+                 message=lambda: f"40 results, have {len(_results(client, 'a'))}")
+        results = _results(client, "a")
+        assert all(r["n"] == 1 and r["value"] == 2 * i for i, r in results.items())
+        assert len({r["model"] for r in results.values()}) <= 2
+        assert max(r["batch"] for r in results.values()) > 1  # batched
+        assert results[7]["attempt"] == 2 and results[7]["batch"] == 1  # retried alone
+        pool = _stats(spec)["pools"]["model"]
+        assert pool["actors"] == 2 and pool["min"] == pool["max"] == 2
+
+        # A kill mid-batch: each batch takes a second, so one is running when it comes.
+        assert client.post("/start", json={"n": 24, "slow": 1.0, "run": "b"}).status_code == 202
+        wait_for(lambda: _stats(spec)["pools"]["model"]["busy"] > 0, timeout=60,
+                 message="a batch running")
+        names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                 if a["namespace"] == spec.namespace
+                 and a["name"].startswith(constants.POOL_ACTOR_PREFIX)]
+        assert len(names) == 2
+        ray.kill(ray.get_actor(names[0], namespace=spec.namespace), no_restart=True)
+        wait_for(lambda: len(_results(client, "b")) == 24, timeout=180,
+                 message=lambda: f"24 results, have {len(_results(client, 'b'))}")
+        wait_for(lambda: _stats(spec)["in_flight"] == 0, timeout=60, message="nothing in flight")
+        results = _results(client, "b")
+        assert all(r["n"] == 1 for r in results.values()), results  # each item once
+        stats = _stats(spec)
+        assert stats["dead_letters"] == 0
+        assert stats["steps"]["model"].get("crashes", 0) >= 1  # the kill failed attempts
+        assert stats["pools"]["model"]["actors"] == 2  # replaced
