@@ -49,6 +49,9 @@ def crash_error(exc: BaseException) -> AttemptError:
                             str(exc), "crash")
     if isinstance(exc, rex.NodeDiedError):
         return AttemptError(f"the node running the worker died: {exc}", str(exc), "crash")
+    if isinstance(exc, rex.RayActorError):  # an actor of a step's pool
+        return AttemptError(f"the actor running the attempt died (a kill, OOM, its node going "
+                            f"away): {type(exc).__name__}: {exc}", str(exc), "crash")
     if isinstance(exc, (rex.WorkerCrashedError, rex.LocalRayletDiedError)):
         return AttemptError(
             "the worker process died during the attempt (os._exit, a signal such as SIGKILL or "
