@@ -235,5 +235,10 @@ async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, detai
     headers = [(b"content-type", b"application/json"),
                (b"content-length", str(len(body)).encode()),
                *((k.encode(), v.encode()) for k, v in extra.items())]
+    if status in (408, 413):
+        # The rest of the body is not wanted: closing the connection lets the server stop
+        # reading it (kept open, it reads it all, and Serve's proxy passes it on to the
+        # replica, which held tens of MB of a 150 MB body that way).
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
