@@ -29,8 +29,13 @@ HERE = Path(__file__).resolve().parent
 APP = HERE.parent / "examples" / "image-pipeline"
 sys.path.insert(0, str(APP / "steps"))
 
+import embed_step  # noqa: E402
 from _local import cpu_shares, cpu_snapshot, local_app, median, write_json  # noqa: E402
 from embed_step import FEATURES, Embedder, image, resize  # noqa: E402
+from ray import cloudpickle  # noqa: E402
+
+# Ray Data's workers cannot import the example's module by name: ship it by value.
+cloudpickle.register_pickle_by_value(embed_step)
 
 
 class RayDataEmbedder:
@@ -51,7 +56,9 @@ def ray_data_run(n: int, size: int) -> float:
 
     t0 = time.monotonic()
     ds = ray.data.range(n).map(lambda row: {"id": row["id"], "size": size})
-    out = ds.map_batches(RayDataEmbedder, batch_size=32, concurrency=2).materialize()
+    # The same footprint as the raypipe step's actors (the app's task_num_cpus, 0.25).
+    out = ds.map_batches(RayDataEmbedder, batch_size=32, concurrency=2,
+                         num_cpus=0.25).materialize()
     assert out.count() == n
     return time.monotonic() - t0
 
