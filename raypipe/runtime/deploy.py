@@ -76,6 +76,9 @@ LOCAL_DRAIN_ENV = {"RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "2"}
 #: (bench/results/report.md). Raising the limit itself (``RAY_num_workers_soft_limit``) is not
 #: the same: the raylet prestarts workers up to it for a long queue, and made plain Ray tasks
 #: 2-3x slower. Set where raypipe starts Ray itself; for a `ray start` cluster, an option.
+#: Seconds after a `raypipe dev` app first answers that its task workers are started.
+WARM_DELAY_DEV = 3.0
+
 WARM_WORKERS_ENV = {"RAY_idle_worker_killing_time_threshold_ms": "60000"}
 
 #: Ray's own fixed ports (its autoscaler's and dashboard's Prometheus endpoints), each given a
@@ -322,8 +325,11 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
     wait_routable(deployment.url)
     if starting:
         # Task workers start once the app answers: on a small machine they would compete
-        # with its start-up, and they are there for its first workflow.
-        ray.get_actor(constants.DISPATCHER_ACTOR, namespace=spec.namespace).warm.remote()
+        # with its start-up, and they are there for its first workflow. Under `raypipe dev`
+        # a moment later still: a save made as the app first answers reloads in a quarter
+        # of a second when they are not starting too, in two when they are.
+        ray.get_actor(constants.DISPATCHER_ACTOR, namespace=spec.namespace).warm.remote(
+            WARM_DELAY_DEV if spec.settings.dev else 0.0)
     return deployment
 
 

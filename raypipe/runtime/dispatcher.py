@@ -171,10 +171,11 @@ class Dispatcher:
         await self._started()
         return True
 
-    async def warm(self) -> None:
-        """Start the task workers the app's steps will run in (a deploy asks once the app
-        answers)."""
+    async def warm(self, delay: float = 0.0) -> None:
+        """Start the task workers the app's steps will run in, and its actor pools, after
+        ``delay`` seconds (a deploy asks once the app answers)."""
         await self._started()
+        await asyncio.sleep(delay)
         self.executor.warm()
 
     async def reload(self, spec: AppSpec) -> str:

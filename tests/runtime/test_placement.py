@@ -24,7 +24,7 @@ def cluster() -> Iterator[LocalCluster]:
     c = LocalCluster()
     try:
         c.start_head(num_cpus=2)
-        c.add_node(num_cpus=1, resources={"gpu_node": 1}, num_gpus=1)
+        c.add_node(num_cpus=1, resources={"gpu_node": 1}, num_gpus=2)
         yield c
     finally:
         c.stop()
@@ -47,6 +47,8 @@ def test_steps_run_where_their_resources_are(cluster: LocalCluster, tmp_path: Pa
     by_step = {s["name"]: s["ray"] for s in json.loads(flows.stdout)["steps"]}
     assert by_step["on-gpu"] == {"num_gpus": 1}
     assert by_step["on-tagged"] == {"resources": {"gpu_node": 1}, "max_batch": 4}
+    assert by_step["gpu-pool"] == {"num_gpus": 1, "actors": 1,
+                                   "batch": {"max_size": 4, "max_wait_s": 0.01}}
 
     n = 40
     assert httpx.post(f"{url}/go", json={"n": n}, timeout=60).status_code == 202
@@ -54,7 +56,7 @@ def test_steps_run_where_their_resources_are(cluster: LocalCluster, tmp_path: Pa
     def placed(step: str) -> dict[str, Any]:
         return httpx.get(f"{url}/placed/{step}", timeout=30).json()
 
-    for step in ("on-gpu", "on-tagged", "anywhere"):
+    for step in ("on-gpu", "on-tagged", "anywhere", "gpu-pool"):
         wait_for(lambda s=step: sum(placed(s).get("nodes", {}).values()) == n,  # type: ignore[misc]
                  timeout=180, message=f"{step}: all {n} deliveries")
     nodes = _nodes(cluster)
@@ -63,9 +65,14 @@ def test_steps_run_where_their_resources_are(cluster: LocalCluster, tmp_path: Pa
     assert len(gpu_nodes) == 1
     assert set(placed("on-gpu")["nodes"]) == gpu_nodes
     assert set(placed("on-tagged")["nodes"]) == gpu_nodes
-    # Ray hands the GPU step its device; the other steps get none.
-    assert set(placed("on-gpu")["cuda"].values()) == {"0"}
+    assert set(placed("gpu-pool")["nodes"]) == gpu_nodes
+    # Ray hands each GPU step its device: the pool's one actor holds one of the raylet's two
+    # GPUs for its life, so the GPU step's tasks get the other; the other steps get none.
+    [held] = set(placed("gpu-pool")["cuda"].values())
+    assert held in ("0", "1")
+    assert set(placed("on-gpu")["cuda"].values()) == {"1" if held == "0" else "0"}
     assert set(placed("anywhere")["cuda"].values()) <= {None, ""}
+    assert max(placed("gpu-pool")["batch"].values()) > 1  # batched
 
     # The CLI finds the cluster from the deploy's record when RAY_ADDRESS names none; with
     # neither, it says how to name one instead of joining whatever Ray runs on the host.
@@ -80,7 +87,7 @@ def test_steps_run_where_their_resources_are(cluster: LocalCluster, tmp_path: Pa
     greedy = tmp_path / "greedy"
     shutil.copytree(APP, greedy, ignore=shutil.ignore_patterns("__pycache__"))
     on_gpu = greedy / "steps" / "on_gpu_step.py"
-    on_gpu.write_text(on_gpu.read_text().replace("num_gpus=1", "num_gpus=2"))
+    on_gpu.write_text(on_gpu.read_text().replace("num_gpus=1", "num_gpus=3"))
     refused = cluster.run(RAYPIPE, "start", str(greedy), "--port", port, **home)
     assert refused.returncode == 1
     said = refused.stderr + refused.stdout
