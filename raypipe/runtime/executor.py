@@ -239,13 +239,7 @@ class RayExecutor:
                 dead = True
                 _fail_all(chunk, crash_error(exc))
                 return
-            for (_, fut), outcome in zip(chunk, outcomes, strict=True):
-                if fut.done():
-                    continue
-                if outcome is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(outcome_error(outcome))
+            _settle_all(chunk, outcomes)
         finally:
             pool.release(actor, dead=dead)
             _fail_all(chunk, AttemptError("the actor gave no outcome for this delivery"))
@@ -265,13 +259,7 @@ class RayExecutor:
             except Exception as exc:  # the task gave no result: its worker died
                 _fail_all(chunk, crash_error(exc))
                 return
-            for (_, fut), outcome in zip(chunk, outcomes, strict=True):
-                if fut.done():
-                    continue
-                if outcome is None:
-                    fut.set_result(None)
-                else:
-                    fut.set_exception(outcome_error(outcome))
+            _settle_all(chunk, outcomes)
         finally:
             # Nothing may wait forever: an attempt without an answer counts as failed.
             _fail_all(chunk, AttemptError("the batch task gave no outcome for this delivery"))
@@ -314,6 +302,17 @@ class RayExecutor:
                 name=step, max_retries=0, retry_exceptions=False,
                 **ray_options.task_options(self.spec.settings.task_num_cpus))
         return opts
+
+
+def _settle_all(pending: list[_Pending], outcomes: list[Any]) -> None:
+    """Each delivery's future gets its own outcome from a batch's answer."""
+    for (_, fut), outcome in zip(pending, outcomes, strict=True):
+        if fut.done():
+            continue
+        if outcome is None:
+            fut.set_result(None)
+        else:
+            fut.set_exception(outcome_error(outcome))
 
 
 def _fail_all(pending: list[_Pending], exc: Exception) -> None:
