@@ -27,7 +27,8 @@ def test_a_class_handler_takes_batches_and_retries_a_failed_item_alone() -> None
         # One model for the whole run; batches of up to 8 reached it.
         models = {r["model"] for r in results.values()}
         assert len(models) == 1
-        loaded = sys.modules[next(m for m in sys.modules if m.endswith(".model_step"))].LOADED
+        model_class = app.runtime.app.steps["model"].handler
+        loaded = sys.modules[model_class.__module__].LOADED
         assert loaded == list(models)
         assert max(r["batch"] for r in results.values()) == 8
         # The poisoned item alone went round again, in a batch of one.

@@ -72,7 +72,6 @@ def test_steps_run_where_their_resources_are(cluster: LocalCluster, tmp_path: Pa
     assert held in ("0", "1")
     assert set(placed("on-gpu")["cuda"].values()) == {"1" if held == "0" else "0"}
     assert set(placed("anywhere")["cuda"].values()) <= {None, ""}
-    assert max(placed("gpu-pool")["batch"].values()) > 1  # batched
 
     # The CLI finds the cluster from the deploy's record when RAY_ADDRESS names none; with
     # neither, it says how to name one instead of joining whatever Ray runs on the host.

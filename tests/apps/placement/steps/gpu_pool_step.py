@@ -20,8 +20,7 @@ class Model:
         for msg, ctx in zip(msgs, ctxs, strict=True):
             await ctx.state.update("placed", ctx.step.name, [
                 {"type": "increment", "path": f"nodes.{self.node}"},
-                {"type": "set", "path": f"cuda.{msg['i']}", "value": self.cuda},
-                {"type": "set", "path": f"batch.{msg['i']}", "value": len(msgs)}])
+                {"type": "set", "path": f"cuda.{msg['i']}", "value": self.cuda}])
         return [None] * len(msgs)
 
 
