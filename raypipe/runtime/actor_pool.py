@@ -111,14 +111,13 @@ class ActorPool:
         self._give(actor)
 
     def retire(self) -> None:
-        """A new version: idle actors go now, busy ones once their call ends."""
+        """A new version: idle actors go now, busy ones once their call ends, starting ones
+        once they have served a batch waiting for them (or at once if none is)."""
         self._retired = True
         for actor, _ in self._idle:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
         self._idle.clear()
-        for task in self._tasks:
-            task.cancel()
 
     def _add(self) -> None:
         self._starting += 1
@@ -140,7 +139,7 @@ class ActorPool:
                 if not waiter.done() and self.size == 0:
                     waiter.set_exception(exc)
             return
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the dispatcher is going away
             self._starting -= 1
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
@@ -155,6 +154,10 @@ class ActorPool:
                 self._busy.add(actor)
                 waiter.set_result(actor)
                 return
+        if self._retired:
+            with contextlib.suppress(Exception):
+                ray.kill(actor, no_restart=True)
+            return
         self._idle.append((actor, time.monotonic()))
 
     def _trim(self) -> None:

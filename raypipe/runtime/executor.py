@@ -93,7 +93,12 @@ class RayExecutor:
 
     def pools(self) -> dict[str, dict[str, int]]:
         """Each actor pool: its actors, those starting and busy, the deliveries waiting."""
-        return {step: pool.stats() for step, pool in self._pools.items()}
+        out = {}
+        for step, pool in self._pools.items():
+            stats = pool.stats()
+            stats["backlog"] += len(self._gathered.get(step, ()))
+            out[step] = stats
+        return out
 
     def _use(self, app: App) -> None:
         """The steps' Ray options, and what each needs beyond CPUs (worked out once here,
@@ -190,7 +195,6 @@ class RayExecutor:
         """Into the step's next batch: cut when full, or ``max_wait_s`` after it began."""
         gathered = self._gathered.setdefault(step, [])
         gathered.append(pending)
-        self._pool(step).backlog += 1
         most, wait = self._batch_shape(step)
         if len(gathered) >= most:
             self._cut_batch(step)
@@ -205,7 +209,6 @@ class RayExecutor:
             handle.cancel()
         chunk = self._gathered.pop(step, [])
         if chunk:
-            self._pool(step).backlog -= len(chunk)
             self._spawn(self._on_pool(step, chunk))
 
     async def _on_pool(self, step: str, chunk: list[_Pending]) -> None:
