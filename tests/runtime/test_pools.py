@@ -59,3 +59,39 @@ def test_a_class_handler_on_an_actor_pool(deploy_app: Any) -> None:
         # The killed actor is replaced (the pool keeps its min).
         wait_for(lambda: _stats(spec)["pools"]["model"]["actors"] == 2, timeout=60,
                  message=lambda: f"the pool back to 2 actors: {_stats(spec)['pools']}")
+
+
+def test_a_reload_moves_the_pool_to_the_new_version(deploy_app: Any, tmp_path: Any) -> None:
+    """`raypipe dev`'s reload while batches run and wait: the old pool's actors finish what
+    they hold and go, a new pool makes the new version's model, and every item is counted
+    once, nothing left waiting."""
+    import shutil
+
+    from raypipe.runtime.deploy import reload
+    from raypipe.runtime.spec import AppSpec
+
+    root = tmp_path / "pool"
+    shutil.copytree(APPS / "pool", root, ignore=shutil.ignore_patterns("__pycache__"))
+    d = deploy_app(root)
+    with httpx.Client(base_url=d.url, timeout=30) as client:
+        assert client.post("/start", json={"n": 24, "slow": 0.5, "run": "r"}).status_code == 202
+        wait_for(lambda: _stats(d.spec)["pools"]["model"]["busy"] > 0, timeout=60,
+                 message="a batch running")
+        model = root / "steps" / "model_step.py"
+        model.write_text(model.read_text().replace("[2] * 1000", "[3] * 1000"))
+        new = AppSpec.from_dir(root, name=d.spec.settings.name, port=d.spec.settings.port,
+                               dev=True)
+        running = reload(d.spec, new)
+        assert client.post("/start", json={"n": 8, "run": "s"}).status_code == 202
+        wait_for(lambda: len(_results(client, "r")) == 24 and len(_results(client, "s")) == 8,
+                 timeout=180, message="both runs")
+        wait_for(lambda: _stats(running)["in_flight"] == 0, timeout=60,
+                 message="nothing in flight")
+        first, second = _results(client, "r"), _results(client, "s")
+        assert all(r["n"] == 1 for r in [*first.values(), *second.values()])
+        # The run started after the reload ran on the new version's model only.
+        assert all(r["value"] == 3 * i for i, r in second.items())
+        old_models = {r["model"] for i, r in first.items() if r["value"] == 2 * i}
+        assert old_models  # the run under way when the reload came ran on the old model
+        assert {r["model"] for r in second.values()}.isdisjoint(old_models)
+        assert _stats(running)["dead_letters"] == 0
