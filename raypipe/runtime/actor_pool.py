@@ -102,17 +102,19 @@ class ActorPool:
     def release(self, actor: Any, *, dead: bool = False) -> None:
         """An actor's call ended; ``dead``: it failed (the actor is killed and replaced)."""
         self._busy.discard(actor)
-        if dead or self._retired:
+        if dead:
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)
-            if not self._retired and (self.size < self.min or self._waiters):
+            # Batches waiting are served even by a retired pool: they were gathered before
+            # the new version came, and nothing else will take them.
+            if self._waiters or (not self._retired and self.size < self.min):
                 self._add()
             return
-        self._give(actor)
+        self._give(actor)  # to a batch waiting; else idle, or gone if retired
 
     def retire(self) -> None:
-        """A new version: idle actors go now, busy ones once their call ends, starting ones
-        once they have served a batch waiting for them (or at once if none is)."""
+        """A new version: idle actors go now; busy and starting ones serve the batches
+        already waiting for this pool, then go."""
         self._retired = True
         for actor, _ in self._idle:
             with contextlib.suppress(Exception):
