@@ -24,34 +24,10 @@ __all__ = ["Outcome", "execute", "run_batch", "run_one"]
 Outcome = dict[str, str] | None
 
 
-async def execute(app: App, runtime: Runtime, d: Delivery) -> dict[str, Any]:
-    """Run the delivery; returns ``{"status": "done" | "skipped"}``. Handler errors propagate:
-    retrying them is the dispatcher's business."""
-    step = app.steps[d.step]
-    kind = trigger_kind.get(d.kind)
-    value, trigger = kind.handler_input(step, d)
-    ctx = FlowContext(app, runtime, step=step, trace_id=d.trace_id, trigger=trigger,
-                      message_id=d.message_id, delivery_id=d.id, attempt=d.attempt)
-    # The change kinds' conditions were checked where the change happened.
-    if kind.condition_at_run:
-        try:
-            ok = await trigger_kind.check_condition(trigger.condition, value, ctx)
-        except Exception as exc:
-            # A broken condition is the step's bug, not the message's: it must not be retried
-            # into the dead-letter queue, nor run the handler.
-            ctx.logger.error("trigger condition raised; treated as false",
-                             error=f"{type(exc).__name__}: {exc}")
-            return {"status": "skipped"}
-        if not ok:
-            return {"status": "skipped"}
-    await call_handler(instance(step.handler), value, ctx)
-    return {"status": "done"}
-
-
 async def _prepare(app: App, runtime: Runtime, d: Delivery
                    ) -> tuple[Any, FlowContext] | None:
-    """A delivery's input and context, or ``None`` when its condition says skip (a broken
-    condition is logged and skips too, as in :func:`execute`)."""
+    """A delivery's input and context, or ``None`` when its condition says skip. The change
+    kinds' conditions were checked where the change happened."""
     step = app.steps[d.step]
     kind = trigger_kind.get(d.kind)
     value, trigger = kind.handler_input(step, d)
@@ -63,10 +39,23 @@ async def _prepare(app: App, runtime: Runtime, d: Delivery
             if not await trigger_kind.check_condition(trigger.condition, value, ctx):
                 return None
         except Exception as exc:
+            # A broken condition is the step's bug, not the message's: it must not be retried
+            # into the dead-letter queue, nor run the handler.
             ctx.logger.error("trigger condition raised; treated as false",
                              error=f"{type(exc).__name__}: {exc}")
             return None
     return value, ctx
+
+
+async def execute(app: App, runtime: Runtime, d: Delivery) -> dict[str, Any]:
+    """Run the delivery; returns ``{"status": "done" | "skipped"}``. Handler errors propagate:
+    retrying them is the dispatcher's business."""
+    prepared = await _prepare(app, runtime, d)
+    if prepared is None:
+        return {"status": "skipped"}
+    value, ctx = prepared
+    await call_handler(instance(app.steps[d.step].handler), value, ctx)
+    return {"status": "done"}
 
 
 async def run_batch(app: App, rt: Runtime, deliveries: list[Delivery]) -> list[Outcome]:

@@ -89,8 +89,8 @@ def status(app_dir: AppArg = Path(".")) -> None:
     running = stats.get("version", "")
     # `raypipe dev` counts the app's .env in its version, `raypipe start` (unless ship_env)
     # does not: the files here are the running version if either way of counting says so.
-    here = {spec.version, _spec(app_dir, env_in_version=True).version}
-    typer.echo(f"version     {running}" + ("" if running in here else
+    same = running == spec.version or running == _spec(app_dir, env_in_version=True).version
+    typer.echo(f"version     {running}" + ("" if same else
                                           f" (the files here are {spec.version})"))
     typer.echo(f"actors      {', '.join(actors)}")
     typer.echo(f"in flight   {stats['in_flight']} (the queue depth)")

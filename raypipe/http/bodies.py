@@ -40,16 +40,16 @@ async def read_body(request: Request, raw: bytes, tr: HttpTrigger, max_depth: in
         if media == MULTIPART:
             return await _form(request, schema)
         return raw
-    return _json(raw, schema, content_type, max_depth, tr)
+    return _json(raw, schema, content_type, media, max_depth, tr)
 
 
-def _json(raw: bytes, schema: Schema | None, content_type: str | None, max_depth: int,
-          tr: HttpTrigger) -> Any:
+def _json(raw: bytes, schema: Schema | None, content_type: str | None, media: str,
+          max_depth: int, tr: HttpTrigger) -> Any:
     if not raw.strip():
         # An empty body validates as {} so that a schema whose fields all have defaults works
         # with a bare POST, as in Motia's `request.body ?? {}`.
         return schema.validate({}, what="body") if schema else None
-    if (schema is not None or tr.accepts) and not is_json(media_type(content_type)):
+    if (schema is not None or tr.accepts) and not is_json(media):
         # Only JSON reaches a schema: a cross-site form or "simple" request cannot send it.
         takes = ", ".join(["application/json", *tr.accepts])
         raise HTTPException(415, f"this endpoint takes {takes}, not "
