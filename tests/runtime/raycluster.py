@@ -11,9 +11,12 @@ import contextlib
 import json
 import os
 import random
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,10 +88,17 @@ class LocalCluster:
         # Serve's default data path, as a plain `ray start --head` has it (the session's own
         # Ray, like `raypipe dev`, runs the throughput-optimised one).
         base = {k: v for k, v in os.environ.items()
-                if k != "RAY_ADDRESS" and not k.startswith("RAY_SERVE_")}
-        self.base_env = base
-        # Ray 2.59+ turns token authentication on for local clusters: clients send the token.
-        self.env = {**base, "RAY_AUTH_MODE": "token", "RAY_API_SERVER_ADDRESS": self.api,
+                if k != "RAY_ADDRESS" and not k.startswith(("RAY_SERVE_", "RAY_AUTH_"))}
+        # Token authentication, as Ray 2.59+ has it for local clusters, with a token of the
+        # cluster's own: `ray start` turns it on only where ~/.ray/auth_token already exists
+        # (a `ray.init` made it), so leaning on that file made the cluster's mode depend on
+        # which tests ran before.
+        self.secrets = Path(tempfile.mkdtemp(prefix="raycluster-"))
+        token = self.secrets / "auth_token"
+        token.write_text(secrets.token_hex(32))
+        token.chmod(0o600)
+        self.base_env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+        self.env = {**self.base_env, "RAY_API_SERVER_ADDRESS": self.api,
                     "RAY_ADDRESS": f"127.0.0.1:{self.gcs}"}
 
     def start_head(self, num_cpus: int = 2) -> Node:
@@ -98,11 +108,21 @@ class LocalCluster:
             self.base_env, self._dashboard_up, 120, "ray start --head")
 
     def add_node(self, num_cpus: int, resources: dict[str, float], num_gpus: int = 0) -> Node:
-        before = self.alive_nodes()
+        """A worker node, returned once the cluster lists a new alive node holding what it
+        declares. A count of nodes is not enough: a listing that failed once counted none,
+        and the head alone then passed for the new node."""
+        before = wait_for(self.alive_node_resources, timeout=60, message="the node list")
+        declared = {"CPU": float(num_cpus), **resources, **({"GPU": num_gpus} if num_gpus else {})}
+
+        def joined() -> bool:
+            now = self.alive_node_resources() or {}
+            return any(i not in before and all(res.get(k, 0.0) >= v for k, v in declared.items())
+                       for i, res in now.items())
+
         return self._start_until(
             lambda: [f"--address=127.0.0.1:{self.gcs}", f"--num-cpus={num_cpus}",
                      f"--num-gpus={num_gpus}", f"--resources={json.dumps(resources)}"],
-            self.env, lambda: self.alive_nodes() > before, 180, "the worker node to join")
+            self.env, joined, 180, f"the worker node with {declared} to join")
 
     def _start_until(self, args: Callable[[], list[str]], env: dict[str, str],
                      ready: Callable[[], bool], timeout: float, what: str) -> Node:
@@ -128,12 +148,17 @@ class LocalCluster:
         self.nodes.append(node)
         return node
 
-    def alive_nodes(self) -> int:
-        out = self.run(RAY, "list", "nodes", "--format=json", "--address", self.api, timeout=60)
+    def alive_node_resources(self) -> dict[str, dict[str, float]] | None:
+        """Each alive node's total resources by node id; None when the listing failed (the
+        dashboard still starting, a timeout on a busy machine)."""
+        out = self.run(RAY, "list", "nodes", "--detail", "--format=json", "--address",
+                       self.api, timeout=60)
         try:
-            return sum(1 for n in json.loads(out.stdout) if n.get("state") == "ALIVE")
+            nodes = json.loads(out.stdout)
         except ValueError:
-            return 0
+            return None
+        return {n["node_id"]: n.get("resources_total", {}) for n in nodes
+                if n.get("state") == "ALIVE"}
 
     def _dashboard_up(self) -> bool:
         try:
@@ -157,6 +182,11 @@ class LocalCluster:
         current = Path("/tmp/ray/ray_current_cluster")
         if current.is_file() and current.read_text().strip().endswith(f":{self.gcs}"):
             current.unlink()
+
+    def close(self) -> None:
+        """After the last :meth:`stop`: the cluster's token goes too (a stopped cluster may
+        be started again on the same ports and token)."""
+        shutil.rmtree(self.secrets, ignore_errors=True)
 
     def run(self, *args: str, timeout: float = 300,
             **env: str) -> subprocess.CompletedProcess[str]:

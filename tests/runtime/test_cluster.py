@@ -23,6 +23,7 @@ def cluster() -> Iterator[LocalCluster]:
         yield c
     finally:
         c.stop()
+        c.close()
 
 
 def test_ray_job_submit_runs_a_workflow_to_completion(cluster: LocalCluster) -> None:

@@ -34,6 +34,7 @@ def cluster() -> Iterator[LocalCluster]:
         yield c
     finally:
         c.stop()
+        c.close()
 
 
 class App:

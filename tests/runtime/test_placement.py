@@ -28,6 +28,7 @@ def cluster() -> Iterator[LocalCluster]:
         yield c
     finally:
         c.stop()
+        c.close()
 
 
 def _nodes(cluster: LocalCluster) -> dict[str, dict[str, Any]]:
