@@ -24,6 +24,7 @@ from raypipe.errors import (
     LimitError,
     NotJSONError,
     RaypipeError,
+    RefGoneError,
     RuntimeNotRunningError,
     SchemaValidationError,
     StateLayoutError,
@@ -42,6 +43,7 @@ from raypipe.models import (
     UploadedFile,
 )
 from raypipe.ray_options import Batch, RayOptions
+from raypipe.refs import Ref
 from raypipe.steps import StepConfig
 from raypipe.streams.config import StreamConfig
 from raypipe.streams.handle import Stream
@@ -82,6 +84,8 @@ __all__ = [
     "QueueConfig",
     "RayOptions",
     "RaypipeError",
+    "Ref",
+    "RefGoneError",
     "RuntimeNotRunningError",
     "SchemaValidationError",
     "StateLayoutError",

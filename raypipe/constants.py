@@ -11,6 +11,8 @@ STATE_ACTOR = "raypipe:state"
 DISPATCHER_ACTOR = "raypipe:dispatcher"
 STREAMS_ACTOR = "raypipe:streams"
 TELEMETRY_ACTOR = "raypipe:telemetry"
+#: Owns the values put by reference (``ctx.put``); started on an app's first put.
+OBJECTS_ACTOR = "raypipe:objects"
 #: A step pool's actors: `raypipe:pool:<step>:<id>`, in the app's namespace.
 POOL_ACTOR_PREFIX = "raypipe:pool:"
 #: The Serve application (and the deployment inside it) serving an app's HTTP steps.

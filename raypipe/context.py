@@ -28,6 +28,7 @@ from raypipe.trigger_kind import TriggerKind
 
 if TYPE_CHECKING:
     from raypipe.app import App
+    from raypipe.refs import Ref
     from raypipe.steps import Step
     from raypipe.triggers import Trigger
 
@@ -110,6 +111,20 @@ class FlowContext:
             # outside the app) says the message is meant to leave it: no warning then.
             self.logger.warn("no step subscribes to this topic; the message is not delivered",
                              topic=topic)
+
+    # --- values by reference -------------------------------------------------------------
+    async def put(self, value: Any) -> Ref:
+        """Hold ``value`` (anything Ray can serialise: numpy arrays, bytes, Arrow tables,
+        frames) outside the message, as ``ray.put`` does, and answer its reference: a small
+        JSON value to enqueue, store in state or streams, and read back with :meth:`get`.
+        The value is held while anything that can still run or be read names the reference
+        (see :mod:`raypipe.objects`)."""
+        return await self._runtime.objects.put(value, self._origin("put"))
+
+    async def get(self, ref: Ref | Mapping[str, Any]) -> Any:
+        """The value of a reference from :meth:`put` (as ``ray.get``; a numpy array comes
+        back read-only, without a copy, on Ray)."""
+        return await self._runtime.objects.get(ref)
 
     @scheduled
     async def emit(self, event: Mapping[str, Any]) -> None:

@@ -22,6 +22,7 @@ The tree::
     ├── DeployError              a deploy refused before it touched the running app; ``.cause``
     ├── UnsafePathError          a folder raypipe would use is another user's or open; ``.path``
     ├── BackendUnavailableError  the state backend or dispatcher did not answer in time; ``.part``
+    ├── RefGoneError             no value is held for a reference any more; ``.ref_id``
     └── RuntimeNotRunningError   no raypipe runtime answers for this app
 """
 
@@ -43,6 +44,7 @@ __all__ = [
     "LimitError",
     "NotJSONError",
     "RaypipeError",
+    "RefGoneError",
     "RuntimeNotRunningError",
     "SchemaValidationError",
     "StateLayoutError",
@@ -138,6 +140,15 @@ class NotJSONError(RaypipeError, TypeError):
 
 class RuntimeNotRunningError(RaypipeError):
     """No raypipe runtime answers: start one with ``raypipe dev`` or ``raypipe start``."""
+
+
+class RefGoneError(RaypipeError, LookupError):
+    """``ctx.get(ref)`` found no value for the reference: freed after nothing named it, lost
+    with its holder (without a blob store), or never put in this app. ``ref_id`` names it."""
+
+    def __init__(self, ref_id: str, problem: str) -> None:
+        self.ref_id = ref_id
+        super().__init__(f"reference {ref_id}: {problem}")
 
 
 class DeployError(RaypipeError):

@@ -13,12 +13,13 @@ from raypipe.messages import Message
 from raypipe.shared_types import Groups, Items, Ops
 
 if TYPE_CHECKING:
+    from raypipe.refs import Ref
     from raypipe.state.change import StateChange
     from raypipe.streams.api import StreamStore
     from raypipe.streams.relay import Relay
 
-__all__ = ["Bus", "DeadLetters", "Ids", "Origin", "Runtime", "StateResult", "StateStore",
-           "TelemetrySink"]
+__all__ = ["Bus", "DeadLetters", "Ids", "ObjectStore", "Origin", "Runtime", "StateResult",
+           "StateStore", "TelemetrySink"]
 
 #: Dead-letter ids (``list`` is also a method name in the protocols below).
 Ids = list[str]
@@ -59,6 +60,13 @@ class DeadLetters(Protocol):
     async def replay(self, entry_ids: Sequence[str] | None = None) -> Ids: ...
 
 
+class ObjectStore(Protocol):
+    """Values passed by reference (``ctx.put`` / ``ctx.get``): see :mod:`raypipe.objects`."""
+
+    async def put(self, value: Any, origin: Origin) -> Ref: ...
+    async def get(self, ref: Any) -> Any: ...
+
+
 class TelemetrySink(Protocol):
     """Where log lines and spans go for the workbench; never waited on. A runtime may offer
     one as its ``telemetry`` attribute."""
@@ -76,4 +84,6 @@ class Runtime(Protocol):
     def dead_letters(self) -> DeadLetters: ...
     @property
     def streams(self) -> StreamStore: ...
+    @property
+    def objects(self) -> ObjectStore: ...
     def relay(self) -> Relay: ...

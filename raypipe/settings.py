@@ -91,6 +91,15 @@ class Settings(BaseModel):
     #: Browser origins (``scheme://host[:port]``) allowed to subscribe to streams and call the
     #: admin surface; the app's own origin always is.
     allowed_origins: tuple[str, ...] = ()
+    #: Seconds a value put by reference outside a delivery (an HTTP step's ``ctx.put``) is
+    #: held at least: no delivery holds it until its reference is enqueued or stored.
+    ref_grace_seconds: float = Field(default=60.0, ge=0)
+    #: Where values put by reference are also written, so that they outlive the cluster: a
+    #: folder or an fsspec URL (``s3://bucket/prefix``). Unset, with Redis state, a folder of
+    #: this user's on the node (see :mod:`raypipe.blobs`); with memory state, none.
+    blob_store: str | None = None
+    #: Signs what a blob store holds (needed for any store but a local folder).
+    blob_key: SecretStr | None = None
     #: Largest request body, in bytes (413 past it, before it is parsed).
     max_body_bytes: int = Field(default=1 << 20, ge=1)
     #: Deepest nesting of a JSON body or stored value (422 / an error past it).

@@ -12,7 +12,7 @@ PUBLIC = {
     "ApiRequest", "ApiResponse", "AppLoadError", "BackendUnavailableError", "Batch",
     "ConfigError", "ConfigFieldError", "DeployError", "EnqueueError", "EnqueueValidationError",
     "FlowContext", "Form", "InvalidIdError", "JSONLimitError", "LimitError", "NotJSONError",
-    "QueueConfig", "RayOptions", "RaypipeError", "RuntimeNotRunningError",
+    "QueueConfig", "RayOptions", "RaypipeError", "Ref", "RefGoneError", "RuntimeNotRunningError",
     "SchemaValidationError", "StateLayoutError", "StateTriggerInput", "StepConfig",
     "StepLoadError", "Stream", "StreamConfig", "StreamEvent", "StreamTriggerInput",
     "TriggerKind", "UnsafePathError", "UpdateOpError", "UploadedFile", "UsageError",

@@ -25,7 +25,7 @@ import functools
 import itertools
 import logging
 from collections import deque
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
 
 from raypipe.app import App
@@ -44,6 +44,7 @@ from raypipe.engine.records import FailedAttempt, RunningAttempt
 from raypipe.engine.retry import backoff_seconds, persist
 from raypipe.engine.stuck import StuckWatch
 from raypipe.messages import Message
+from raypipe.refs import ref_ids_in
 from raypipe.steps import Step
 from raypipe.trigger_kind import TriggerKind
 from raypipe.trigger_kinds.queue import QueueConfig
@@ -99,6 +100,8 @@ class DeliveryEngine:
         self.start = Once(self._recover)
         #: Steps a redeploy removed, while deliveries of theirs may still run.
         self._retired: dict[str, Step] = {}
+        #: Deliveries accepted and not yet done or dead-lettered (what references they hold).
+        self._open: dict[str, Delivery] = {}
 
     # --- life -------------------------------------------------------------------------------
     async def _recover(self) -> None:
@@ -208,6 +211,7 @@ class DeliveryEngine:
 
     def _accept(self, d: Delivery) -> None:
         step = self._step(d.step)
+        self._open[d.id] = d
         self.outcomes.started(d.id, step.name, d.trace_id, self.clock.monotonic())
         cfg = queue_config(step, d)
         if cfg.type == "fifo" and d.group_id is not None:
@@ -385,6 +389,7 @@ class DeliveryEngine:
         return [(True, None)] * len(ids)
 
     def _finished(self, step: Step, d: Delivery, dead: bool) -> None:
+        self._open.pop(d.id, None)
         outcome = self.outcomes.finished(d.id, d.trace_id, dead)
         if outcome is not None:
             self.hooks.workflow_finished(step.config.flows[0] if step.config.flows else "",
@@ -412,6 +417,19 @@ class DeliveryEngine:
         return self.stuck.check()
 
     # --- inspection ---------------------------------------------------------------------------
+    def refs_in_use(self, candidates: Mapping[str, str | None]) -> set[str]:
+        """Of these references (id -> the delivery that put it), those a delivery that can
+        still run holds: it put them and is in flight, or its message names them (in flight
+        or a dead letter, which may be replayed)."""
+        used = {ref_id for ref_id, holder in candidates.items() if holder in self._open}
+        rest = candidates.keys() - used
+        if rest:
+            for d in self._open.values():
+                used |= ref_ids_in(d.payload, rest)
+            for entry in self.dead_letters.entries.values():
+                used |= ref_ids_in(entry.delivery.payload, rest)
+        return used
+
     def stats(self) -> dict[str, Any]:
         """``in_flight``: deliveries accepted and not yet done or dead-lettered;
         ``oldest_in_flight``: per step, the age in seconds of its oldest one."""

@@ -12,8 +12,10 @@ import ray
 
 from raypipe import constants
 from raypipe.engine.loopbatch import LoopBatcher, Outcome
-from raypipe.errors import BackendUnavailableError, RuntimeNotRunningError
+from raypipe.errors import BackendUnavailableError, RefGoneError, RuntimeNotRunningError
 from raypipe.messages import Message
+from raypipe.objects import new_ref_id
+from raypipe.refs import Ref, as_ref, describe
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime_protocols import Ids, Origin
 from raypipe.shared_types import Groups, Items, Ops
@@ -155,6 +157,50 @@ class ActorDeadLetters:
         return await self._h.replay.remote(ids)  # type: ignore[no-any-return]
 
 
+class ActorObjects:
+    """Values by reference through the app's object keeper (started on the first put): the
+    value goes from this process to the object store, and the keeper owns it from there;
+    a read fetches it from the object store into this process."""
+
+    def __init__(self, spec: AppSpec) -> None:
+        self._spec = spec
+        self._handle: Any = None
+
+    def _keeper(self) -> Any:
+        if self._handle is None:
+            from raypipe.runtime.object_keeper import keeper
+
+            self._handle = keeper(self._spec)
+        return self._handle
+
+    async def put(self, value: Any, origin: Origin) -> Ref:
+        type_name, size = describe(value)
+        ref = Ref(new_ref_id(), type_name, size)
+        holder = origin.effect.owner if origin.effect else None
+        boxed = [ray.put(value)]
+        try:
+            await self._keeper().put.remote(boxed, dict(ref), holder)
+        except ray.exceptions.RayActorError:
+            self._handle = None  # the keeper went (the app restarted): a new one owns it
+            await self._keeper().put.remote(boxed, dict(ref), holder)
+        return ref
+
+    async def get(self, ref: Any) -> Any:
+        found = as_ref(ref)
+        if found is None:
+            raise TypeError(f"ctx.get() takes a reference from ctx.put(), not {ref!r}")
+        try:
+            boxed = await self._keeper().lookup.remote(found.id)
+        except ray.exceptions.RayActorError:
+            # The keeper went (the app restarted): a new one reads the blob store, if any.
+            self._handle = None
+            boxed = await self._keeper().lookup.remote(found.id)
+        if boxed is None:
+            raise RefGoneError(found.id, "no value is held for it (freed after nothing named "
+                                         "it, or never put in this app)")
+        return await boxed[0]
+
+
 #: How long log lines and spans wait to be sent together: a busy Serve replica or dispatcher
 #: then makes one telemetry call per interval, not one per request or delivery.
 TELEMETRY_INTERVAL = 0.05
@@ -261,6 +307,7 @@ class RayRuntime:
         self.bus = ActorBus(dispatcher)
         self.dead_letters = ActorDeadLetters(dispatcher)
         self.streams = ActorStreamStore(streams)
+        self.objects = ActorObjects(spec)
         self.telemetry = TelemetryClient(actor(constants.TELEMETRY_ACTOR, ns))
         self._relays: dict[asyncio.AbstractEventLoop, Relay] = {}
 

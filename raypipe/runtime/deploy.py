@@ -266,6 +266,10 @@ def start_actors(spec: AppSpec, *, replace: bool = False) -> list[Any]:
         registry.record(spec)
         return []
     registry.record(spec)  # what the new actors read as they start
+    # A keeper of the last run holds values no new actor names: it goes, and the first put
+    # starts a new one.
+    with contextlib.suppress(ValueError):
+        ray.kill(ray.get_actor(constants.OBJECTS_ACTOR, namespace=spec.namespace))
     actors = [_start_actor(cls, name, spec) for cls, name in _actor_classes()]
     return [a.ready.remote() for a in actors]
 
@@ -427,7 +431,7 @@ def teardown(spec: AppSpec) -> None:
     except Exception:  # Serve may already be gone with the cluster
         log.debug("serve.delete failed", exc_info=True)
     for name in (constants.DISPATCHER_ACTOR, constants.STREAMS_ACTOR, constants.STATE_ACTOR,
-                 constants.TELEMETRY_ACTOR):
+                 constants.TELEMETRY_ACTOR, constants.OBJECTS_ACTOR):
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=spec.namespace), no_restart=True)
     with contextlib.suppress(Exception):

@@ -216,6 +216,10 @@ class Dispatcher:
         await self._started()
         return await self.engine.replay(entry_ids)
 
+    async def refs_in_use(self, candidates: dict[str, str | None]) -> set[str]:
+        await self._started()
+        return self.engine.refs_in_use(candidates)
+
     async def stats(self) -> dict[str, Any]:
         await self._started()
         return {**self.engine.stats(), "state": redact_url(self.spec.settings.state),

@@ -5,11 +5,14 @@ shell over it; :mod:`raypipe.testing` runs it in-process."""
 from __future__ import annotations
 
 import asyncio
+import builtins
+from collections.abc import Mapping
 from typing import Any
 
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.effects import Effect
 from raypipe.models import EventType, StateTriggerInput
+from raypipe.refs import ref_ids_in
 from raypipe.runtime_protocols import Origin
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import StateBackend
@@ -100,6 +103,14 @@ class StateService:
 
     async def list_groups(self) -> Groups:
         return await self.backend.list_groups()
+
+    async def refs_in_use(self, candidates: Mapping[str, str | None]) -> builtins.set[str]:
+        """Of these references, those a state item names (a sweep of
+        :mod:`raypipe.objects` asks)."""
+        used: builtins.set[str] = builtins.set()
+        for group in await self.backend.list_groups():
+            used |= ref_ids_in(await self.backend.list(group), candidates)
+        return used
 
     async def clear(self, group: str, origin: Origin) -> None:
         check_ids(group=group)

@@ -14,11 +14,12 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from raypipe.errors import SchemaValidationError
+from raypipe.refs import ref_ids_in
 from raypipe.schemas import Schema, dump_json
 from raypipe.shared_types import Groups, StreamItems
 from raypipe.state.ops import apply_ops
@@ -95,6 +96,10 @@ class StreamHub:
         self._check(stream)
         items = self._items.get((stream, group), {})
         return [items[k] for k in sorted(items)]
+
+    def ref_ids(self, among: Collection[str]) -> set[str]:
+        """Of ``among``, the references any item of any stream names."""
+        return ref_ids_in([list(items.values()) for items in self._items.values()], among)
 
     def list_groups(self, stream: str) -> Groups:
         self._check(stream)

@@ -13,7 +13,7 @@ clients subscribe again.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from raypipe import constants
@@ -76,6 +76,12 @@ class StreamsService:
         check_ids(stream=stream, group=group)
         await self._load()
         return self.hub.list(stream, group)
+
+    async def refs_in_use(self, candidates: Mapping[str, str | None]) -> set[str]:
+        """Of these references, those a stream item names (a sweep of
+        :mod:`raypipe.objects` asks)."""
+        await self._load()
+        return self.hub.ref_ids(candidates)
 
     async def list_groups(self, stream: str) -> Groups:
         await self._load()

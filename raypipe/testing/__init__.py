@@ -4,10 +4,12 @@ and triggers as the actors host, with a fake clock. See docs/testing.md."""
 
 from raypipe.testing._app import (
     DeadLettersView,
+    ObjectsView,
     PendingWorkError,
     StateView,
     StreamsView,
     TestApp,
 )
 
-__all__ = ["DeadLettersView", "PendingWorkError", "StateView", "StreamsView", "TestApp"]
+__all__ = ["DeadLettersView", "ObjectsView", "PendingWorkError", "StateView", "StreamsView",
+           "TestApp"]

@@ -18,6 +18,7 @@ from raypipe.engine.clock import FakeClock
 from raypipe.enqueue import publish
 from raypipe.http.app import build_http_app
 from raypipe.loader import load_app
+from raypipe.objects import MISSES_TO_FREE
 from raypipe.settings import load_settings
 from raypipe.testing._runtime import LocalRuntime
 
@@ -119,6 +120,18 @@ class DeadLettersView(_View):
             None if entry_id is None else [entry_id]))
 
 
+class ObjectsView(_View):
+    """Values put by reference (``ctx.put``): ``get(ref)``, and ``stats()`` (``objects``
+    and ``bytes`` held). Freed as on a cluster, when :meth:`TestApp.run_until_idle` ends
+    and nothing names them."""
+
+    def get(self, ref: Any) -> Any:
+        return self._app._call(self._rt.objects.get(ref))
+
+    def stats(self) -> dict[str, Any]:
+        return self._rt.objects.stats()
+
+
 class TestApp:
     """An app run in-process, as ``raypipe dev`` would run it but with no Ray and no port::
 
@@ -149,6 +162,7 @@ class TestApp:
         self.state = StateView(self)
         self.streams = StreamsView(self)
         self.dead_letters = DeadLettersView(self)
+        self.objects = ObjectsView(self)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._async = False
@@ -257,6 +271,10 @@ class TestApp:
             await self.clock.settle()
             pending = rt.engine.outcomes.in_flight
             if not pending and not rt.busy:
+                # What the finished workflows held by reference goes, as a cluster's
+                # sweeps would free it.
+                for _ in range(MISSES_TO_FREE):
+                    await rt.objects.sweep()
                 return
             if loop.time() > deadline:
                 by_step: dict[str, int] = {}

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from raypipe import constants
@@ -25,6 +25,7 @@ from raypipe.engine.journal import make_journal
 from raypipe.engine.outcomes import TraceOutcome
 from raypipe.execution import run_batch, run_one
 from raypipe.messages import Message
+from raypipe.objects import LocalObjects
 from raypipe.runtime_protocols import Ids, Origin
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import make_backend
@@ -215,6 +216,8 @@ class LocalRuntime:
         self.streams = StreamsService(app, store, self._triggers(ChangeSource.STREAM))
         self.bus = _Bus(self.engine)
         self.dead_letters = _DeadLetters(self.engine)
+        self.objects = LocalObjects(settings.ref_grace_seconds, clock.monotonic,
+                                    self.refs_in_use)
         self._relay: Relay | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -244,6 +247,12 @@ class LocalRuntime:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def refs_in_use(self, candidates: Mapping[str, str | None]) -> set[str]:
+        """What a sweep of :attr:`objects` asks: the engine, state and streams, in turn."""
+        return (self.engine.refs_in_use(candidates)
+                | await self.state_service.refs_in_use(candidates)
+                | await self.streams.refs_in_use(candidates))
 
     async def release(self, delivery_ids: list[str]) -> None:
         await self.state_service.release(delivery_ids)
