@@ -1,11 +1,13 @@
 """The image pipeline (examples/image-pipeline) against the same work in Ray Data, measured in
-the same run on the same local Ray: N images made from their seeds, resized to 32x32 and
-multiplied by a fixed random weight matrix held in each of 2 actors, in batches of 32.
+the same run on the same local Ray: N images loaded (made from their seeds) in chunks of 64
+by tasks that put the pixels into the object store, then resized to 32x32 and multiplied by
+a fixed random weight matrix held in each of 2 actors, in batches of 32.
 
 raypipe is timed from ``POST /jobs`` to the job's completion (its state-trigger fan-in);
-Ray Data from building the dataset to the last batch's result (``map_batches`` over an actor
-pool of the same size and batch size, ``materialize``). Medians of ``--repeat``, with the CPU
-each kind of process used per image.
+Ray Data from building the dataset to the last batch's result (a ``map_batches`` task stage
+that loads the chunks, then ``map_batches`` over an actor pool of the same size and batch
+size, ``materialize``). Medians of ``--repeat``, with the CPU each kind of process used per
+image.
 
     python bench/image_pipeline.py [--n 10000] [--size 147] [--repeat 3] [--json out.json]
 
@@ -30,12 +32,16 @@ APP = HERE.parent / "examples" / "image-pipeline"
 sys.path.insert(0, str(APP / "steps"))
 
 import embed_step  # noqa: E402
+import load_step  # noqa: E402
 from _local import cpu_shares, cpu_snapshot, local_app, median, write_json  # noqa: E402
-from embed_step import FEATURES, Embedder, image, resize  # noqa: E402
+from embed_step import FEATURES, Embedder, resize  # noqa: E402
+from load_step import chunk  # noqa: E402
 from ray import cloudpickle  # noqa: E402
+from start_job_step import CHUNK  # noqa: E402
 
-# Ray Data's workers cannot import the example's module by name: ship it by value.
+# Ray Data's workers cannot import the example's modules by name: ship them by value.
 cloudpickle.register_pickle_by_value(embed_step)
+cloudpickle.register_pickle_by_value(load_step)
 
 
 class RayDataEmbedder:
@@ -45,8 +51,7 @@ class RayDataEmbedder:
         self.weights = Embedder().weights
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        size = int(batch["size"][0])
-        pixels = np.stack([resize(image(int(i), size)) for i in batch["id"]])
+        pixels = np.stack([resize(img) for img in batch["pixels"]])
         x = pixels.reshape(len(pixels), FEATURES).astype(np.float32) / 255.0
         return {"norm": np.linalg.norm(x @ self.weights, axis=1)}
 
@@ -54,8 +59,12 @@ class RayDataEmbedder:
 def ray_data_run(n: int, size: int) -> float:
     import ray.data
 
+    def load(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        ids = batch["id"]
+        return {"pixels": chunk(int(ids[0]), len(ids), size)}
+
     t0 = time.monotonic()
-    ds = ray.data.range(n).map(lambda row: {"id": row["id"], "size": size})
+    ds = ray.data.range(n).map_batches(load, batch_size=CHUNK, num_cpus=0.25)
     # The same footprint as the raypipe step's actors (the app's task_num_cpus, 0.25).
     out = ds.map_batches(RayDataEmbedder, batch_size=32, concurrency=2,
                          num_cpus=0.25).materialize()

@@ -45,6 +45,9 @@ class RayOptions:
     actors: int | tuple[int, int] | None = None
     #: A class handler's batches (:class:`Batch`, or its ``max_size``).
     batch: Batch | None = None
+    #: Seconds an actor above the pool's ``min`` may stay idle before it goes (60 if
+    #: ``None``).
+    idle_s: float | None = None
 
     @property
     def pool_size(self) -> tuple[int, int] | None:
@@ -105,7 +108,8 @@ _KEYS = {"num_cpus": "num_cpus", "numCpus": "num_cpus", "num_gpus": "num_gpus",
          "numGpus": "num_gpus", "memory": "memory", "accelerator_type": "accelerator_type",
          "acceleratorType": "accelerator_type", "resources": "resources",
          "runtime_env": "runtime_env", "runtimeEnv": "runtime_env", "max_batch": "max_batch",
-         "maxBatch": "max_batch", "actors": "actors", "batch": "batch"}
+         "maxBatch": "max_batch", "actors": "actors", "batch": "batch", "idle_s": "idle_s",
+         "idleSeconds": "idle_s"}
 
 
 def _batch(value: Any) -> Batch | None:
@@ -161,7 +165,7 @@ def ray_options_from(value: Any) -> RayOptions:
             raise ValueError("batch max_size must be an integer >= 1")
         if not isinstance(b.max_wait_s, (int, float)) or b.max_wait_s < 0:
             raise ValueError("batch max_wait_s must be a number of seconds >= 0")
-    for name in ("num_cpus", "num_gpus", "memory"):
+    for name in ("num_cpus", "num_gpus", "memory", "idle_s"):
         v = getattr(opts, name)
         if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0):
             raise ValueError(f"{name} must be a number >= 0")

@@ -1,7 +1,8 @@
 """A step's pool of Ray actors (``RayOptions(actors=...)``): each loads the app and makes the
 step's class handler once (its model stays loaded), then runs batches of deliveries, one at a
 time. The pool starts ``min`` actors, adds one while batches wait for an actor (up to
-``max``), and lets an actor idle past :data:`IDLE_SECONDS` go (down to ``min``). An actor
+``max``), and lets an actor idle past the step's ``idle_s`` (:data:`IDLE_SECONDS` by default)
+go (down to ``min``). An actor
 that dies fails the attempts it held; the engine retries them, on the actors left or a new
 one."""
 
@@ -57,6 +58,7 @@ class ActorPool:
         size = options.pool_size
         assert size is not None
         self.min, self.max = size
+        self.idle_s = IDLE_SECONDS if options.idle_s is None else options.idle_s
         self.step = step
         self._spec = spec
         # Ray never restarts an actor or retries a call: the engine's attempts are the retries.
@@ -161,12 +163,16 @@ class ActorPool:
                 ray.kill(actor, no_restart=True)
             return
         self._idle.append((actor, time.monotonic()))
+        if self.size > self.min:
+            # Trimmed on time, not only when a batch comes: a pool no batch reaches lets its
+            # extra actors (and their GPUs) go too.
+            asyncio.get_running_loop().call_later(self.idle_s + 0.01, self._trim)
 
     def _trim(self) -> None:
-        """Let actors idle past IDLE_SECONDS go, down to ``min``."""
+        """Let actors idle past ``idle_s`` go, down to ``min``."""
         now = time.monotonic()
         while (self._idle and self.size > self.min
-               and now - self._idle[0][1] > IDLE_SECONDS):
+               and now - self._idle[0][1] >= self.idle_s):
             actor, _ = self._idle.popleft()
             with contextlib.suppress(Exception):
                 ray.kill(actor, no_restart=True)

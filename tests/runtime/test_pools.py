@@ -95,3 +95,37 @@ def test_a_reload_moves_the_pool_to_the_new_version(deploy_app: Any, tmp_path: A
         assert old_models  # the run under way when the reload came ran on the old model
         assert {r["model"] for r in second.values()}.isdisjoint(old_models)
         assert _stats(running)["dead_letters"] == 0
+
+
+def test_a_pool_grows_with_its_backlog_and_shrinks_when_idle(deploy_app: Any) -> None:
+    """actors=(1, 3), idle_s=2: a burst of slow batches grows the pool to 3 actors and no
+    further; two idle seconds after the burst it is back to 1, with no batch coming to
+    trigger it. Each item runs once."""
+    d = deploy_app(APPS / "pool-scaling")
+    def pool() -> dict[str, int]:
+        # Absent until the dispatcher starts it (just after the app answers).
+        return _stats(d.spec)["pools"].get("scaled", {"actors": 0, "starting": 0})
+
+    wait_for(lambda: pool()["actors"] == 1, timeout=60, message="the pool's min actor")
+    with httpx.Client(base_url=d.url, timeout=30) as client:
+        assert client.post("/burst", json={"n": 12, "slow": 1.0}).status_code == 202
+        seen: list[int] = []
+
+        def grown() -> bool:
+            now = pool()
+            seen.append(now["actors"] + now["starting"])
+            return now["actors"] == 3
+
+        wait_for(grown, timeout=120, message=lambda: f"3 actors, have {pool()}")
+
+        def items() -> dict[str, Any]:
+            return {i["id"]: i["data"] for i in
+                    client.get("/_raypipe/api/state/burst").json()}
+
+        wait_for(lambda: len(items()) == 12, timeout=120,
+                 message=lambda: f"12 items, have {len(items())}")
+        assert all(v["n"] == 1 for v in items().values())
+        assert len({v["pid"] for v in items().values()}) > 1  # spread over the actors
+        wait_for(lambda: pool()["actors"] == 1 and pool()["starting"] == 0, timeout=30,
+                 message=lambda: f"back to 1 actor, have {pool()}")
+        assert max(seen) <= 3

@@ -1,5 +1,6 @@
 """The model: a class handler on a pool of 2 actors, taking up to 32 images a call. Its
-weights are made once per actor; a batch of images is one matrix product."""
+weights are made once per actor; a batch of images is one matrix product. The pixels come
+from the object store, by the reference of the chunk each image was loaded in."""
 
 import os
 from typing import Any
@@ -19,11 +20,6 @@ SIDE = 32  # images are resized to SIDE x SIDE x 3
 FEATURES = 3 * SIDE * SIDE
 
 
-def image(seed: int, size: int) -> np.ndarray:
-    """The image a real pipeline would read from storage: made from its seed here."""
-    return np.random.default_rng(seed).integers(0, 256, (size, size, 3), dtype=np.uint8)
-
-
 def resize(img: np.ndarray) -> np.ndarray:
     """Nearest-neighbour to SIDE x SIDE."""
     rows = np.linspace(0, img.shape[0] - 1, SIDE).astype(int)
@@ -39,7 +35,12 @@ class Embedder:
             (FEATURES, outputs), dtype=np.float32)
 
     async def __call__(self, items: list[dict[str, Any]], ctxs: list[FlowContext]) -> list[Any]:
-        pixels = np.stack([resize(image(it["index"], it["size"])) for it in items])
+        chunks: dict[str, np.ndarray] = {}
+        for it, ctx in zip(items, ctxs, strict=True):
+            ref = it["chunk"]
+            if ref["id"] not in chunks:  # a batch's images mostly share a chunk: one read
+                chunks[ref["id"]] = await ctx.get(ref)
+        pixels = np.stack([resize(chunks[it["chunk"]["id"]][it["offset"]]) for it in items])
         x = pixels.reshape(len(items), FEATURES).astype(np.float32) / 255.0
         vectors = x @ self.weights  # the batch in one product
         norms = np.linalg.norm(vectors, axis=1)

@@ -1,10 +1,13 @@
-"""Starts a job: one message per image (its seed and size) to the embed step."""
+"""Starts a job: one message per chunk of images to the load step."""
 
 import uuid
 
 from pydantic import BaseModel, Field
 
 from raypipe import ApiRequest, FlowContext, StepConfig, http
+
+#: Images loaded, and put into the object store, together.
+CHUNK = 64
 
 
 class JobRequest(BaseModel):
@@ -15,7 +18,7 @@ class JobRequest(BaseModel):
 config = StepConfig(
     name="start-job",
     triggers=[http("POST", "/jobs", body_schema=JobRequest)],
-    enqueues=["image.ready"],
+    enqueues=["images.load"],
     flows=["images"],
 )
 
@@ -25,6 +28,7 @@ async def handler(request: ApiRequest[JobRequest], ctx: FlowContext) -> dict:
     n, size = request.body.images, request.body.size
     await ctx.state.set("jobs", job, {"total": n, "done": 0, "status": "running"})
     await ctx.streams.jobs.set("all", job, {"total": n, "done": 0, "status": "running"})
-    for i in range(n):
-        ctx.enqueue("image.ready", {"job": job, "index": i, "size": size})
+    for first in range(0, n, CHUNK):
+        ctx.enqueue("images.load", {"job": job, "first": first,
+                                    "count": min(CHUNK, n - first), "size": size})
     return {"status": 202, "body": {"jobId": job, "images": n}}
