@@ -164,7 +164,7 @@ class Dispatcher:
     async def _export(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            self.metrics.flush()
+            self.metrics.flush(self.executor.pools())
             self._tally.save()
 
     async def ready(self) -> bool:

@@ -57,6 +57,10 @@ class DeliveryMetrics:
         self._info = Gauge("raypipe_app_version", "1 for the version the app runs (its "
                            "`version` tag), 0 for the one before", tag_keys=("app", "version"))
         self._version = ""
+        self._pool = {key: Gauge(f"raypipe_pool_{key}", doc, tag_keys=tags) for key, doc in (
+            ("actors", "Actors of the step's pool that have started"),
+            ("busy", "Actors of the step's pool running a batch"),
+            ("backlog", "Deliveries waiting for an actor of the step's pool"))}
 
     def running(self, version: str) -> None:
         """The version the dispatcher runs now (a deploy or redeploy)."""
@@ -71,8 +75,12 @@ class DeliveryMetrics:
     def workflow(self, flow: str, outcome: str) -> None:
         self._workflows.inc(tags={"app": self.app, "flow": flow, "outcome": outcome})
 
-    def flush(self) -> None:
-        """Hand Ray what the tally gained since the last flush, and the gauges."""
+    def flush(self, pools: dict[str, dict[str, int]] | None = None) -> None:
+        """Hand Ray what the tally gained since the last flush, and the gauges (``pools``:
+        each actor pool's stats, by step)."""
+        for step, stats in (pools or {}).items():
+            for key, gauge in self._pool.items():
+                gauge.set(stats.get(key, 0), tags={"app": self.app, "step": step})
         for step, counts in self._outcomes.counts.items():
             for event, counter in self._counters.items():
                 n = counts.get(event, 0)

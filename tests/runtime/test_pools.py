@@ -13,6 +13,7 @@ import ray
 from raypipe import constants
 from raypipe.runtime.bridge import runtime_for
 from tests.conftest import APPS, wait_for
+from tests.runtime.test_metrics import scrape
 
 
 def _results(client: httpx.Client, run: str) -> dict[int, Any]:
@@ -129,3 +130,10 @@ def test_a_pool_grows_with_its_backlog_and_shrinks_when_idle(deploy_app: Any) ->
         wait_for(lambda: pool()["actors"] == 1 and pool()["starting"] == 0, timeout=30,
                  message=lambda: f"back to 1 actor, have {pool()}")
         assert max(seen) <= 3
+    # The Ray dashboard's metrics show the pool.
+    expected = {"ray_raypipe_pool_actors{step=scaled}": 1,
+                "ray_raypipe_pool_busy{step=scaled}": 0,
+                "ray_raypipe_pool_backlog{step=scaled}": 0}
+    name = d.spec.settings.name
+    wait_for(lambda: all(scrape(name).get(k) == v for k, v in expected.items()), timeout=60,
+             interval=1, message=lambda: f"{expected} in the metrics: {scrape(name)}")
