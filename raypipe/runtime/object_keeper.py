@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from typing import Any
@@ -139,7 +140,10 @@ def blob_store(spec: AppSpec) -> BlobStore | None:
     settings = spec.settings
     url = settings.blob_store
     if url is None and settings.state != "memory":
-        url = str(private_dir("blobs", settings.name))
+        # Named by the state too: the blobs belong with the items that name them, and two
+        # apps of one name on other Redis databases must not sweep each other's.
+        state = hashlib.sha256(settings.state.encode()).hexdigest()[:12]
+        url = str(private_dir("blobs", f"{settings.name}-{state}"))
     if url is None:
         return None
     key = settings.blob_key.get_secret_value().encode() if settings.blob_key else None
