@@ -27,7 +27,7 @@ from raypipe.errors import RefGoneError
 from raypipe.refs import Ref, as_ref, describe
 from raypipe.runtime_protocols import Origin
 
-__all__ = ["Held", "LocalObjects", "ObjectTable", "new_ref_id"]
+__all__ = ["Held", "LocalObjects", "ObjectTable", "holder_of", "new_ref", "parse_ref"]
 
 T = TypeVar("T")
 
@@ -35,8 +35,23 @@ T = TypeVar("T")
 MISSES_TO_FREE = 2
 
 
-def new_ref_id() -> str:
-    return secrets.token_hex(16)
+def new_ref(value: Any) -> Ref:
+    """A new reference for ``value``: a fresh id, its type and size."""
+    type_name, size = describe(value)
+    return Ref(secrets.token_hex(16), type_name, size)
+
+
+def holder_of(origin: Origin) -> str | None:
+    """The delivery that holds what ``origin`` puts (``None`` outside a delivery)."""
+    return origin.effect.owner if origin.effect else None
+
+
+def parse_ref(value: Any) -> Ref:
+    """``value`` as a reference, or a TypeError saying what ``ctx.get`` takes."""
+    found = as_ref(value)
+    if found is None:
+        raise TypeError(f"ctx.get() takes a reference from ctx.put(), not {value!r}")
+    return found
 
 
 @dataclass
@@ -100,16 +115,12 @@ class LocalObjects:
         self._in_use = in_use
 
     async def put(self, value: Any, origin: Origin) -> Ref:
-        type_name, size = describe(value)
-        ref = Ref(new_ref_id(), type_name, size)
-        self.table.hold(ref, value, origin.effect.owner if origin.effect else None,
-                        self._clock())
+        ref = new_ref(value)
+        self.table.hold(ref, value, holder_of(origin), self._clock())
         return ref
 
     async def get(self, ref: Any) -> Any:
-        found = as_ref(ref)
-        if found is None:
-            raise TypeError(f"ctx.get() takes a reference from ctx.put(), not {ref!r}")
+        found = parse_ref(ref)
         held = self.table.lookup(found.id)
         if held is None:
             raise RefGoneError(found.id, "no value is held for it (freed, or never put here)")
@@ -121,6 +132,11 @@ class LocalObjects:
             return []
         in_use = await self._in_use(self.table.candidates())
         return [h.ref.id for h in self.table.sweep(in_use, self._clock())]
+
+    async def settle(self) -> None:
+        """As many sweeps as freeing takes: what nothing names now goes now."""
+        for _ in range(MISSES_TO_FREE):
+            await self.sweep()
 
     def stats(self) -> dict[str, Any]:
         return self.table.stats()

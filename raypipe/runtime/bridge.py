@@ -14,8 +14,8 @@ from raypipe import constants
 from raypipe.engine.loopbatch import LoopBatcher, Outcome
 from raypipe.errors import BackendUnavailableError, RefGoneError, RuntimeNotRunningError
 from raypipe.messages import Message
-from raypipe.objects import new_ref_id
-from raypipe.refs import Ref, as_ref, describe
+from raypipe.objects import holder_of, new_ref, parse_ref
+from raypipe.refs import Ref
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime_protocols import Ids, Origin
 from raypipe.shared_types import Groups, Items, Ops
@@ -173,28 +173,23 @@ class ActorObjects:
             self._handle = keeper(self._spec)
         return self._handle
 
-    async def put(self, value: Any, origin: Origin) -> Ref:
-        type_name, size = describe(value)
-        ref = Ref(new_ref_id(), type_name, size)
-        holder = origin.effect.owner if origin.effect else None
-        boxed = [ray.put(value)]
+    async def _ask(self, method: str, *args: Any) -> Any:
         try:
-            await self._keeper().put.remote(boxed, dict(ref), holder)
+            return await getattr(self._keeper(), method).remote(*args)
         except ray.exceptions.RayActorError:
-            self._handle = None  # the keeper went (the app restarted): a new one owns it
-            await self._keeper().put.remote(boxed, dict(ref), holder)
+            # The keeper went (the app restarted): a new one owns what is put from now on
+            # and reads the blob store, if any, for what the last one held.
+            self._handle = None
+            return await getattr(self._keeper(), method).remote(*args)
+
+    async def put(self, value: Any, origin: Origin) -> Ref:
+        ref = new_ref(value)
+        await self._ask("put", [ray.put(value)], dict(ref), holder_of(origin), self._spec)
         return ref
 
     async def get(self, ref: Any) -> Any:
-        found = as_ref(ref)
-        if found is None:
-            raise TypeError(f"ctx.get() takes a reference from ctx.put(), not {ref!r}")
-        try:
-            boxed = await self._keeper().lookup.remote(found.id)
-        except ray.exceptions.RayActorError:
-            # The keeper went (the app restarted): a new one reads the blob store, if any.
-            self._handle = None
-            boxed = await self._keeper().lookup.remote(found.id)
+        found = parse_ref(ref)
+        boxed = await self._ask("lookup", found.id)
         if boxed is None:
             raise RefGoneError(found.id, "no value is held for it (freed after nothing named "
                                          "it, or never put in this app)")

@@ -67,11 +67,11 @@ class ObjectKeeper:
             self._sweeping = asyncio.get_running_loop().create_task(self._sweep_loop())
 
     async def put(self, boxed: list[ray.ObjectRef[Any]], ref: dict[str, Any],
-                  holder: str | None) -> None:
+                  holder: str | None, spec: AppSpec) -> None:
         """Own the value the caller put (``boxed``: its ObjectRef, boxed so that Ray hands
         it over unread), written to the blob store first where there is one. Read here with
-        the app loaded: its classes unpickle."""
-        shipping.load(registry.current(self.spec))
+        the caller's version of the app loaded (once per version): its classes unpickle."""
+        shipping.load(spec)
         value = await boxed[0]
         if self.blobs is not None:
             await asyncio.to_thread(self.blobs.write, ref["id"], value)

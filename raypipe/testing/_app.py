@@ -18,7 +18,6 @@ from raypipe.engine.clock import FakeClock
 from raypipe.enqueue import publish
 from raypipe.http.app import build_http_app
 from raypipe.loader import load_app
-from raypipe.objects import MISSES_TO_FREE
 from raypipe.settings import load_settings
 from raypipe.testing._runtime import LocalRuntime
 
@@ -273,8 +272,7 @@ class TestApp:
             if not pending and not rt.busy:
                 # What the finished workflows held by reference goes, as a cluster's
                 # sweeps would free it.
-                for _ in range(MISSES_TO_FREE):
-                    await rt.objects.sweep()
+                await rt.objects.settle()
                 return
             if loop.time() > deadline:
                 by_step: dict[str, int] = {}
