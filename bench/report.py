@@ -29,7 +29,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "seed_workflow": ("seed_workflow.py", ["--n", "2000", "10000", "--repeat", "2"],
                       ["--n", "500", "2000", "--repeat", "1"]),
     "reload": ("reload.py", ["--repeat", "5"], ["--repeat", "1"]),
-    "image_pipeline": ("image_pipeline.py", ["--n", "10000", "--repeat", "3"],
+    "image_pipeline": ("image_pipeline.py", ["--n", "10000", "--repeat", "5"],
                        ["--n", "1000", "--repeat", "1"]),
     "ref_payloads": ("ref_payloads.py", ["--n", "10000"], ["--n", "1000"]),
 }
@@ -356,6 +356,10 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
                 "| | seconds |", "| --- | --- |",
                 f"| raypipe, `POST /jobs` to the job's completion | {row['raypipe_s']:.2f} |",
                 f"| Ray Data, `map_batches` to `materialize` | {row['ray_data_s']:.2f} |",
+                "", "Each run (seconds, raypipe then Ray Data, one after the other; the ratio "
+                "of each pair): " + ", ".join(
+                    f"{a:.1f} / {b:.1f} ({a / b:.2f}x)"
+                    for a, b in zip(row["raypipe_runs"], row["ray_data_runs"], strict=True)),
                 "", "CPU per image (us), by process:", "",
                 "| process | raypipe | Ray Data |", "| --- | --- | --- |"]
         kinds = sorted(set(row["raypipe_cpu_us_per_image"]) | set(row["ray_data_cpu_us_per_image"]))

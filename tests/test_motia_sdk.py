@@ -189,6 +189,42 @@ def test_unawaited_calls_run_in_order_when_the_handler_returns() -> None:
     assert asyncio.run(run()) == ["b"] and done == ["b", "a", "c"]
 
 
+def test_unawaited_calls_to_one_target_start_together_and_targets_keep_their_order() -> None:
+    """A handler's un-awaited enqueues reach the bus in one turn of the loop (one actor call,
+    in their order) instead of one round trip each; a call to another target waits for the
+    run before it, and a failed run stops the runs after it."""
+    events: list[str] = []
+
+    async def call(name: str, fail: bool = False) -> str:
+        events.append(f"start {name}")
+        await asyncio.sleep(0)
+        events.append(f"end {name}")
+        if fail:
+            raise ValueError(name)
+        return name
+
+    async def run(fail: bool) -> None:
+        calls = Calls()
+        calls.run(call("set"), "StateAPI")
+        for i in range(3):
+            calls.run(call(f"enqueue {i}", fail=fail and i == 1), "FlowContext")
+        calls.run(call("update"), "StateAPI")
+        try:
+            await calls.settle()
+        finally:
+            calls.discard()
+
+    asyncio.run(run(fail=False))
+    assert events == ["start set", "end set",
+                      "start enqueue 0", "start enqueue 1", "start enqueue 2",
+                      "end enqueue 0", "end enqueue 1", "end enqueue 2",
+                      "start update", "end update"]
+    events.clear()
+    with pytest.raises(ValueError, match="enqueue 1"):
+        asyncio.run(run(fail=True))
+    assert "start update" not in events and "end enqueue 2" in events
+
+
 def test_requests_answer_dict_style_in_motia_key_names() -> None:
     req: ApiRequest[Any] = ApiRequest(body={"a": 1}, path_params={"id": "7"},
                                       query_params={"q": "x"}, raw_body=b'{"a": 1}')

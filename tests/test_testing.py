@@ -237,7 +237,7 @@ def test_the_image_pipeline_example_runs_in_process(monkeypatch: pytest.MonkeyPa
         app.run_until_idle()
         assert app.client.get(f"/jobs/{job}").json() == {
             "total": 70, "done": 70, "status": "completed"}
-        assert len(app.state.get("jobs", job)["norms"]) == 70
+        assert len(app.state.list(f"norms-{job}")) == 70
         # Two chunks' pixels went by reference, and went with the job.
         assert app.objects.stats() == {"objects": 0, "bytes": 0}
         assert app.streams.get("jobs", "all", job) == {

@@ -9,10 +9,10 @@ instead of one each, is what keeps a 10,000-step fan-out near raw Ray's speed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, Generic, TypeVar
 
-__all__ = ["LoopBatcher", "Outcome"]
+__all__ = ["LoopBatcher", "Outcome", "run_calls"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,3 +61,20 @@ class LoopBatcher(Generic[T, R]):
             else:
                 assert isinstance(value, BaseException)
                 fut.set_exception(value)
+
+
+async def run_calls(target: object, calls: Sequence[tuple[str, tuple[Any, ...]]],
+                    allowed: Collection[str]) -> list[Outcome[Any]]:
+    """The receiving end of a :class:`LoopBatcher`: each ``(method, args)`` of ``target``
+    (one of ``allowed``), answered ``(True, result)`` or ``(False, exception)`` on its own.
+    They were made concurrently and run so, started in the order they were made: writes to
+    one item apply in that order."""
+    async def one(method: str, args: tuple[Any, ...]) -> Outcome[Any]:
+        if method not in allowed:
+            return False, ValueError(f"{method!r} cannot be batched")
+        try:
+            return True, await getattr(target, method)(*args)
+        except Exception as exc:
+            return False, exc
+
+    return list(await asyncio.gather(*(one(m, a) for m, a in calls)))

@@ -103,24 +103,33 @@ class ActorBus:
 
 
 class ActorStreamStore:
-    """Both a StreamStore (for ``ctx.streams``) and a relay's HubClient."""
+    """Both a StreamStore (for ``ctx.streams``) and a relay's HubClient. Reads and writes
+    made in one turn of the caller's event loop go in one actor call, as the state's do."""
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
+        self._batcher: LoopBatcher[tuple[str, tuple[Any, ...]], Any] = LoopBatcher(
+            self._send)
+
+    async def _send(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Outcome[Any]]:
+        return await self._h.batch.remote(calls)  # type: ignore[no-any-return]
+
+    def _call(self, method: str, *args: Any) -> asyncio.Future[Any]:
+        return self._batcher.call((method, args))
 
     async def get(self, stream: str, group: str, item_id: str) -> Any:
-        return await self._h.get.remote(stream, group, item_id)
+        return await self._call("get", stream, group, item_id)
 
     async def set(self, stream: str, group: str, item_id: str, data: Any,
                   origin: Origin) -> tuple[Any, Any]:
-        return tuple(await self._h.set.remote(stream, group, item_id, data, origin))  # type: ignore[return-value]
+        return tuple(await self._call("set", stream, group, item_id, data, origin))  # type: ignore[return-value]
 
     async def update(self, stream: str, group: str, item_id: str, ops: Ops,
                      origin: Origin) -> tuple[Any, Any]:
-        return tuple(await self._h.update.remote(stream, group, item_id, ops, origin))  # type: ignore[return-value]
+        return tuple(await self._call("update", stream, group, item_id, ops, origin))  # type: ignore[return-value]
 
     async def delete(self, stream: str, group: str, item_id: str, origin: Origin) -> Any:
-        return await self._h.delete.remote(stream, group, item_id, origin)
+        return await self._call("delete", stream, group, item_id, origin)
 
     async def list(self, stream: str, group: str) -> Items:
         return await self._h.list.remote(stream, group)  # type: ignore[no-any-return]
@@ -209,14 +218,19 @@ class TelemetryClient:
     def __init__(self, handle: Any) -> None:
         self._h = handle
         self._lines: list[dict[str, Any]] = []
-        self._spans: list[dict[str, Any]] = []
+        #: Per attempt, its records merged as the actor merges them: an attempt that starts
+        #: and ends within one interval is sent once, not twice.
+        self._spans: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._lock = threading.Lock()
         self._scheduled = False
 
     def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[dict[str, Any]]) -> None:
         with self._lock:
             self._lines.extend(lines)
-            self._spans.extend(spans)
+            for span in spans:
+                key = (span["trace_id"], span["id"], span.get("attempt"))
+                before = self._spans.get(key)
+                self._spans[key] = span if before is None else {**before, **span}
             if self._scheduled:
                 return
             self._scheduled = True
@@ -227,8 +241,8 @@ class TelemetryClient:
 
     def flush(self) -> None:
         with self._lock:
-            lines, spans = self._lines, self._spans
-            self._lines, self._spans, self._scheduled = [], [], False
+            lines, spans = self._lines, list(self._spans.values())
+            self._lines, self._spans, self._scheduled = [], {}, False
         if lines or spans:
             # The actor gone (the app torn down): telemetry is best effort.
             with contextlib.suppress(Exception):

@@ -4,13 +4,13 @@ shell over it; :mod:`raypipe.testing` runs it in-process."""
 
 from __future__ import annotations
 
-import asyncio
 import builtins
 from collections.abc import Mapping
 from typing import Any
 
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.effects import Effect
+from raypipe.engine.loopbatch import run_calls
 from raypipe.models import EventType, StateTriggerInput
 from raypipe.refs import ref_ids_in
 from raypipe.runtime_protocols import Origin
@@ -48,19 +48,10 @@ class StateService:
         await self.backend.release(owners)
 
     async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
-        """Several calls from one process in one actor call; each answers ``(True, result)``
-        or ``(False, exception)`` on its own. They were made concurrently, and run so: started
-        in the order they were made, so writes to one item apply in that order, and the Redis
-        backend commits a batch's writes to one item together instead of one by one."""
-        async def one(method: str, args: tuple[Any, ...]) -> tuple[bool, Any]:
-            if method not in _BATCHED:
-                return False, ValueError(f"{method!r} cannot be batched")
-            try:
-                return True, await getattr(self, method)(*args)
-            except Exception as exc:
-                return False, exc
-
-        return list(await asyncio.gather(*(one(m, a) for m, a in calls)))
+        """Several calls from one process in one actor call (see
+        :func:`~raypipe.engine.loopbatch.run_calls`); the Redis backend commits a batch's
+        writes to one item together instead of one by one."""
+        return await run_calls(self, calls, _BATCHED)
 
     # --- the StateStore protocol ------------------------------------------------------------
     # Ids are checked here, where every caller's call lands (handlers, the admin API, the

@@ -13,6 +13,7 @@ clients subscribe again.
 from __future__ import annotations
 
 import asyncio
+import builtins
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ from raypipe import constants
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.effects import EffectLog
+from raypipe.engine.loopbatch import run_calls
 from raypipe.engine.once import Once
 from raypipe.models import StreamEvent, StreamTriggerInput
 from raypipe.runtime_protocols import Origin
@@ -31,6 +33,8 @@ from raypipe.streams.hub import Events, Key, StreamHub
 
 __all__ = ["StreamsService"]
 
+#: The calls :meth:`StreamsService.batch` takes.
+_BATCHED = frozenset({"get", "set", "update", "delete"})
 
 
 class StreamsService:
@@ -86,6 +90,13 @@ class StreamsService:
     async def list_groups(self, stream: str) -> Groups:
         await self._load()
         return self.hub.list_groups(stream)
+
+    async def batch(self, calls: builtins.list[tuple[str, tuple[Any, ...]]]
+                    ) -> builtins.list[tuple[bool, Any]]:
+        """Several writes from one process in one actor call (see
+        :func:`~raypipe.engine.loopbatch.run_calls`): a batch handler's progress updates
+        cost one call, not one each."""
+        return await run_calls(self, calls, _BATCHED)
 
     async def set(self, stream: str, group: str, item_id: str, data: Any,
                   origin: Origin) -> tuple[Any, Any]:

@@ -2,6 +2,7 @@
 weights are made once per actor; a batch of images is one matrix product. The pixels come
 from the object store, by the reference of the chunk each image was loaded in."""
 
+import asyncio
 import os
 from typing import Any
 
@@ -44,13 +45,20 @@ class Embedder:
         x = pixels.reshape(len(items), FEATURES).astype(np.float32) / 255.0
         vectors = x @ self.weights  # the batch in one product
         norms = np.linalg.norm(vectors, axis=1)
+        # Per image: its count, and its result as an item of its own (the job's item stays
+        # small, so a write to it costs the same for the last image as for the first). Each
+        # is its own effect, applied once however the image is retried; made together, the
+        # batch's writes go to the state and the stream in one call each.
+        writes = []
         for it, ctx, norm in zip(items, ctxs, norms, strict=True):
-            # One increment per image: its own effect, applied once however it is retried.
-            await ctx.state.update("jobs", it["job"], [
-                {"type": "increment", "path": "done", "by": 1},
-                {"type": "set", "path": f"norms.{it['index']}", "value": round(float(norm), 3)}])
-            await ctx.streams.jobs.update("all", it["job"], [
-                {"type": "increment", "path": "done", "by": 1}])
+            job = it["job"]
+            writes.append(ctx.state.set(f"norms-{job}", str(it["index"]),
+                                        round(float(norm), 3)))
+            writes.append(ctx.state.update("jobs", job, [
+                {"type": "increment", "path": "done", "by": 1}]))
+            writes.append(ctx.streams.jobs.update("all", job, [
+                {"type": "increment", "path": "done", "by": 1}]))
+        await asyncio.gather(*writes)
         return [None] * len(items)
 
 
