@@ -76,6 +76,20 @@ def ref_ids_in(value: Any, among: Collection[str] | None = None) -> set[str]:
     return found
 
 
+def names_a_ref(value: Any) -> bool:
+    """Whether a reference is anywhere in ``value`` (a JSON value); stops at the first."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get(REF_MARK) == _REF_KIND:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def describe(value: Any) -> tuple[str, int | None]:
     """``(type name, bytes)`` of a value: the bytes of buffers and of anything that says
     (``nbytes``: numpy arrays, Arrow tables), ``None`` otherwise."""

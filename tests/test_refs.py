@@ -4,15 +4,17 @@ tests/runtime/test_refs.py."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
 from raypipe import ConfigError, Ref, RefGoneError, UnsafePathError
 from raypipe.blobs import BlobStore
-from raypipe.objects import MISSES_TO_FREE, ObjectTable
+from raypipe.objects import MISSES_TO_FREE, ObjectTable, new_ref
 from raypipe.refs import as_ref, describe, ref_ids_in
 from raypipe.testing import TestApp
 from tests.conftest import APPS
@@ -114,3 +116,50 @@ def test_a_blob_store_not_ours_alone_is_refused(tmp_path: Path) -> None:
     shared.chmod(0o777)
     with pytest.raises(UnsafePathError, match="written by other users"):
         BlobStore(str(shared), None)
+
+
+
+def test_a_sweep_reads_only_the_state_groups_that_were_given_a_reference() -> None:
+    """The keeper sweeps every 2 s while it holds anything: reading every item of the app
+    each time grew with the app's state (10,000 result items a job in image-pipeline)."""
+    from raypipe.change_triggers import ChangeTriggers
+    from raypipe.loader import load_app
+    from raypipe.runtime_protocols import Origin
+    from raypipe.state.backends.memory import MemoryBackend
+    from raypipe.state.service import StateService
+    from raypipe.trigger_kind import ChangeSource
+
+    class Listing(MemoryBackend):
+        def __init__(self) -> None:
+            super().__init__()
+            self.listed: list[str] = []
+
+        async def list(self, group: str) -> Any:
+            self.listed.append(group)
+            return await super().list(group)
+
+    async def never(*_: Any) -> Any:
+        raise AssertionError("the refs app has no state trigger")
+
+    backend = Listing()
+    triggers = ChangeTriggers(load_app(APP), ChangeSource.STATE, invoke=never, context=never)
+    before, given = new_ref(b"before"), new_ref(b"given")
+    origin = Origin("t")
+
+    async def run() -> list[Any]:
+        await StateService(backend, triggers).set("old", "a", {"data": before}, origin)
+        service = StateService(backend, triggers)  # a new service: as after a restart
+        for i in range(50):
+            await service.set("plain", str(i), {"n": i}, origin)
+        first = await service.refs_in_use({before.id: None, given.id: None})
+        listed_first, backend.listed = sorted(set(backend.listed)), []
+        await service.update("new", "x", [{"type": "set", "path": "r", "value": given}],
+                             origin)
+        second = await service.refs_in_use({before.id: None, given.id: None})
+        return [first, listed_first, second, sorted(backend.listed)]
+
+    first, listed_first, second, listed = asyncio.run(run())
+    assert first == {before.id}
+    assert listed_first == ["old", "plain"]  # the first sweep reads every group, once
+    assert second == {before.id, given.id}
+    assert listed == ["new", "old"]  # then only those a reference was written into

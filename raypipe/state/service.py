@@ -12,7 +12,7 @@ from raypipe.change_triggers import ChangeTriggers
 from raypipe.effects import Effect
 from raypipe.engine.loopbatch import run_calls
 from raypipe.models import EventType, StateTriggerInput
-from raypipe.refs import ref_ids_in
+from raypipe.refs import names_a_ref, ref_ids_in
 from raypipe.runtime_protocols import Origin
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import StateBackend
@@ -37,6 +37,11 @@ class StateService:
         self.backend = backend
         self.triggers = triggers
         self._defer_large = defer_large
+        #: The groups a write put a reference into (the value or ops it wrote named one),
+        #: and, after the first sweep, those that held one before this service started: a
+        #: sweep reads these groups, not every item of the app.
+        self._ref_groups: builtins.set[str] = builtins.set()
+        self._scanned = False
 
     async def ping(self) -> bool:
         """Whether the backend answers (the health route asks)."""
@@ -65,12 +70,16 @@ class StateService:
     # delivery is named after the effect, so the engine does not run it twice.
     async def set(self, group: str, key: str, value: Any, origin: Origin) -> Answer:
         check_ids(group=group, item=key)
+        if names_a_ref(value):
+            self._ref_groups.add(group)
         old, new = await self.backend.set(group, key, value, origin.effect)
         await self._committed(group, key, old, new, origin)
         return self._answer(old, new, origin)
 
     async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> Answer:
         check_ids(group=group, item=key)
+        if names_a_ref(ops):
+            self._ref_groups.add(group)
         old, new = await self.backend.update(group, key, ops, origin.effect)
         await self._committed(group, key, old, new, origin)
         return self._answer(old, new, origin)
@@ -97,9 +106,17 @@ class StateService:
 
     async def refs_in_use(self, candidates: Mapping[str, str | None]) -> builtins.set[str]:
         """Of these references, those a state item names (a sweep of
-        :mod:`raypipe.objects` asks)."""
+        :mod:`raypipe.objects` asks). The first sweep reads every group once (items written
+        before this service started); later ones only the groups a write put a reference
+        into (a group stays on the list once on it: a write racing a sweep must not be
+        missed)."""
+        if not self._scanned:
+            for group in await self.backend.list_groups():
+                if names_a_ref(await self.backend.list(group)):
+                    self._ref_groups.add(group)
+            self._scanned = True
         used: builtins.set[str] = builtins.set()
-        for group in await self.backend.list_groups():
+        for group in sorted(self._ref_groups):
             used |= ref_ids_in(await self.backend.list(group), candidates)
         return used
 
