@@ -74,6 +74,15 @@ def workbench_router(app: App, runtime: Callable[[], Runtime]) -> APIRouter:
             raise HTTPException(404, f"no flow {flow!r}")
         return to_json(build_graph(app, flow))
 
+    @router.get("/status")
+    async def status() -> Json:
+        """What ``raypipe status`` shows: deliveries in flight, dead letters, each step's
+        tally, each actor pool (actors, starting, busy, backlog, min, max)."""
+        stats = getattr(runtime(), "stats", None)
+        if stats is None:
+            raise HTTPException(404, "this runtime keeps no status")
+        return await stats()  # type: ignore[no-any-return]
+
     @router.get("/logs")
     async def logs(after: int = 0, trace: str | None = None, step: str | None = None,
                    level: str | None = None, flow: str | None = None, wait: float = 0,

@@ -337,6 +337,11 @@ class RayRuntime:
                                                  probe(self.dispatcher.ping.remote()))
         return {"state": state, "dispatcher": dispatcher}
 
+    async def stats(self) -> dict[str, Any]:
+        """What ``raypipe status`` shows, from the dispatcher: deliveries in flight, dead
+        letters, each step's tally and each actor pool (actors, busy, backlog)."""
+        return await asyncio.wait_for(self.dispatcher.stats.remote(), HEALTH_TIMEOUT)  # type: ignore[no-any-return]
+
     def relay(self) -> Relay:
         """This process's stream relay (one per event loop: a relay's tasks live on one)."""
         loop = asyncio.get_running_loop()

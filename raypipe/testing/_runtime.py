@@ -243,6 +243,10 @@ class LocalRuntime:
             return {"state": f"{type(exc).__name__}: {exc}", "dispatcher": "ok"}
         return {"state": "ok", "dispatcher": "ok"}
 
+    async def stats(self) -> dict[str, Any]:
+        """As the dispatcher's: a pool step runs in-process here, so no pool is listed."""
+        return {**self.engine.stats(), "version": self.app.version, "pools": {}}
+
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)

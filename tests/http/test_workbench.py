@@ -70,3 +70,15 @@ def test_the_api_docs_page_and_its_assets_are_served_offline(client: Any) -> Non
     assert client.get("/openapi.json").json()["openapi"].startswith("3.1")
     assert client.get("/redoc").status_code == 200
     assert client.get("/docs/assets/redoc.standalone.js").status_code == 200
+
+
+def test_the_status_counts_each_steps_deliveries_for_the_admin_only() -> None:
+    with TestApp(SEED, settings={"admin_token": "t"}) as app:
+        assert app.client.get("/_raypipe/api/status").status_code == 401
+        app.client.headers["authorization"] = "Bearer t"
+        app.client.post("/api/workflow/start", json={"totalSteps": 3})
+        app.run_until_idle()
+        status = app.client.get("/_raypipe/api/status").json()
+    assert status["in_flight"] == 0 and status["dead_letters"] == 0
+    assert status["steps"]["process-workflow-step"]["done"] == 3
+    assert status["pools"] == {}  # pools run in-process here

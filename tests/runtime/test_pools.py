@@ -98,10 +98,11 @@ def test_a_reload_moves_the_pool_to_the_new_version(deploy_app: Any, tmp_path: A
         assert _stats(running)["dead_letters"] == 0
 
 
-def test_a_pool_grows_with_its_backlog_and_shrinks_when_idle(deploy_app: Any) -> None:
+def test_a_pool_grows_with_its_backlog_and_shrinks_when_idle(deploy_app: Any,
+                                                             page: Any) -> None:
     """actors=(1, 3), idle_s=2: a burst of slow batches grows the pool to 3 actors and no
     further; two idle seconds after the burst it is back to 1, with no batch coming to
-    trigger it. Each item runs once."""
+    trigger it. Each item runs once. The workbench's status page and the metrics show it."""
     d = deploy_app(APPS / "pool-scaling")
     def pool() -> dict[str, int]:
         # Absent until the dispatcher starts it (just after the app answers).
@@ -118,6 +119,11 @@ def test_a_pool_grows_with_its_backlog_and_shrinks_when_idle(deploy_app: Any) ->
             return now["actors"] == 3
 
         wait_for(grown, timeout=120, message=lambda: f"3 actors, have {pool()}")
+        # The workbench shows the pool as the dispatcher counts it (it polls every 2 s).
+        page.goto(f"{d.url}/_raypipe/#/status")
+        row = page.locator("[data-testid=pools] tr[data-pool=scaled]")
+        row.locator("td[data-col=max]").filter(has_text="3").wait_for()
+        assert client.get("/_raypipe/api/status").json()["pools"]["scaled"]["max"] == 3
 
         def items() -> dict[str, Any]:
             return {i["id"]: i["data"] for i in
@@ -130,6 +136,8 @@ def test_a_pool_grows_with_its_backlog_and_shrinks_when_idle(deploy_app: Any) ->
         wait_for(lambda: pool()["actors"] == 1 and pool()["starting"] == 0, timeout=30,
                  message=lambda: f"back to 1 actor, have {pool()}")
         assert max(seen) <= 3
+        row.locator("td[data-col=actors]").filter(has_text="1").wait_for()
+        assert row.locator("td[data-col=busy]").inner_text() == "0"
     # The Ray dashboard's metrics show the pool.
     expected = {"ray_raypipe_pool_actors{step=scaled}": 1,
                 "ray_raypipe_pool_busy{step=scaled}": 0,

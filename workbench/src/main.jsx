@@ -412,6 +412,38 @@ function StreamsView({ app, route }) {
 }
 
 // --- dead letters ----------------------------------------------------------------------------
+function StatusView() {
+  const [stats, error] = usePolling(() => api("api/status"), 2000, []);
+  const steps = Object.entries(stats?.steps || {}).filter(([s]) => s !== "*").sort();
+  const pools = Object.entries(stats?.pools || {}).sort();
+  const stepCols = ["accepted", "done", "retries", "failed_attempts", "crashes", "dead_lettered"];
+  const poolCols = ["actors", "starting", "busy", "backlog", "min", "max"];
+  return (
+    <section>
+      <ErrorNote error={error} />
+      {stats && <p data-testid="status-summary">
+        <strong>{stats.in_flight}</strong> in flight · <strong>{stats.dead_letters}</strong> dead letters · state <code>{stats.state || "memory"}</code>
+      </p>}
+      <h3>Actor pools</h3>
+      {pools.length ? (
+        <table data-testid="pools">
+          <thead><tr><th>step</th>{poolCols.map((c) => <th>{c}</th>)}</tr></thead>
+          <tbody>{pools.map(([step, p]) => (
+            <tr data-pool={step}><td>{step}</td>{poolCols.map((c) => <td data-col={c}>{p[c] ?? 0}</td>)}</tr>))}
+          </tbody>
+        </table>) : <p class="muted">No actor pool is running (a step with <code>RayOptions(actors=...)</code> starts one).</p>}
+      <h3>Steps</h3>
+      <table data-testid="step-tally">
+        <thead><tr><th>step</th>{stepCols.map((c) => <th>{c.replace("_", " ")}</th>)}<th>oldest in flight</th></tr></thead>
+        <tbody>{steps.map(([step, t]) => (
+          <tr data-step={step}><td>{step}</td>{stepCols.map((c) => <td>{t[c] ?? 0}</td>)}
+            <td>{step in (stats.oldest_in_flight || {}) ? `${stats.oldest_in_flight[step].toFixed(1)} s` : "-"}</td></tr>))}
+        </tbody>
+      </table>
+    </section>
+  );
+}
+
 function DeadLettersView({ route }) {
   const [letters, error] = usePolling(() => api("dlq"), 3000, [route.arg]);
   const [detail, setDetail] = useState(null);
@@ -550,6 +582,7 @@ const VIEWS = [
   ["flows", "Flows", FlowsView], ["logs", "Logs", LogsView], ["traces", "Traces", TracesView],
   ["state", "State", StateView], ["streams", "Streams", StreamsView],
   ["dlq", "Dead letters", DeadLettersView], ["endpoints", "Endpoints", EndpointsView],
+  ["status", "Status", StatusView],
 ];
 
 function TokenForm() {
