@@ -4,13 +4,18 @@
   `raypipe start` recovers the journal and the run completes, each task applied once and the
   completion fired once;
 - two nodes: tasks run on both; the second node killed mid-run: the run completes, nothing lost
-  or applied twice.
+  or applied twice;
+- a dead letter naming a value put by reference, replayed after the cluster was stopped and
+  started again (the object store and the object keeper gone with it): the value is read back
+  from the blob store.
 
 The app's state is read straight from Redis, so it can be checked while no cluster runs.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -25,6 +30,7 @@ from tests.conftest import wait_for
 from tests.runtime.raycluster import RAYPIPE, LocalCluster
 
 FAULTS = Path(__file__).resolve().parent.parent / "apps" / "faults"
+REFS = FAULTS.parent / "refs"
 
 
 @pytest.fixture
@@ -38,19 +44,24 @@ def cluster() -> Iterator[LocalCluster]:
 
 
 class App:
-    """The faults app under a unique name, deployed with `raypipe start`."""
+    """The faults app (or another) under a unique name, deployed with `raypipe start`."""
 
-    def __init__(self, cluster: LocalCluster, redis_url: str) -> None:
+    def __init__(self, cluster: LocalCluster, redis_url: str, app_dir: Path = FAULTS) -> None:
         self.cluster = cluster
-        self.name = f"faults-{uuid.uuid4().hex[:8]}"
+        self.app_dir = app_dir
+        self.name = f"{app_dir.name}-{uuid.uuid4().hex[:8]}"
         self.redis_url = redis_url
         self.redis = redis.Redis.from_url(redis_url, decode_responses=True)
         self.url = f"http://127.0.0.1:{cluster.serve_port}"
 
     def start(self) -> None:
-        out = self.cluster.run(RAYPIPE, "start", str(FAULTS), "--state", self.redis_url,
-                               "--port", str(self.cluster.serve_port), RAYPIPE_NAME=self.name)
+        self.cli("start", str(self.app_dir), "--state", self.redis_url,
+                 "--port", str(self.cluster.serve_port))
+
+    def cli(self, *args: str) -> str:
+        out = self.cluster.run(RAYPIPE, *args, RAYPIPE_NAME=self.name)
         assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
 
     def item(self, group: str, key: str) -> Any:
         from raypipe.state.backends.redis_items import read_item
@@ -134,3 +145,41 @@ def test_two_nodes_share_the_tasks_and_losing_one_loses_nothing(cluster: LocalCl
     run = app.check_complete(rid, n)
     assert len(run["nodes"]) == 2
     assert app.item("completions", rid) == {"n": 1}
+
+
+def test_a_dead_letter_replayed_after_a_cluster_restart_reads_its_value_from_the_blob_store(
+        cluster: LocalCluster, redis_url: str) -> None:
+    """With Redis state a put is written to the blob store before it answers: the cluster
+    stopped (the object store, the keeper and every worker SIGKILLed) and started again, a
+    dead letter replayed still finds its value, and the value goes once nothing names it."""
+    from raypipe.runtime.object_keeper import blob_store
+    from raypipe.runtime.spec import AppSpec
+
+    app = App(cluster, redis_url, REFS)
+    try:
+        cluster.start_head()
+        app.start()
+        r = httpx.post(f"{app.url}/refs/fragile", timeout=60,
+                       json={"id": "f", "text": "kept over a restart"})
+        assert r.status_code == 202, r.text
+        ref_id = r.json()["ref"]["id"]
+        wait_for(lambda: "fragile" in app.cli("dlq", "list", "--app", str(REFS)),
+                 timeout=120, interval=1, message="the fragile step's message dead-lettered")
+        store = blob_store(AppSpec.from_dir(REFS, name=app.name, state=redis_url))
+        assert store is not None and ref_id in store.ids()
+        cluster.stop()
+
+        cluster.start_head()
+        app.start()
+        app.cli("state", "set", "refs", "fixed", "true", "--app", str(REFS))
+        replayed = json.loads(app.cli("dlq", "replay", "--all", "--app", str(REFS)))
+        assert len(replayed["replayed"]) == 1
+        seen = wait_for(lambda: app.item("refs", "f"), timeout=120, interval=1,
+                        message="the replay's run")
+        assert seen == {"sha_seen": hashlib.sha256(b"kept over a restart").hexdigest()}
+        # Freed (and its blob deleted) once nothing names it, by the new cluster's keeper.
+        wait_for(lambda: ref_id not in store.ids(), timeout=120, interval=1,
+                 message="the value's blob deleted")
+        assert "in flight   0" in app.cli("status", str(REFS))
+    finally:
+        app.cleanup()
