@@ -9,7 +9,7 @@ JSON a reference is a plain dict again; :func:`as_ref` recognises it.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 __all__ = ["REF_MARK", "Ref", "as_ref", "describe", "ref_ids_in"]
@@ -57,37 +57,30 @@ def as_ref(value: Any) -> Ref | None:
     return None
 
 
-def ref_ids_in(value: Any, among: Collection[str] | None = None) -> set[str]:
-    """The ids of the references anywhere in ``value`` (a JSON value), only those in
-    ``among`` when given."""
-    found: set[str] = set()
+def _ref_ids(value: Any) -> Iterator[Any]:
+    """The ``id`` of each reference anywhere in ``value`` (a JSON value), as found."""
     stack = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, dict):
             if item.get(REF_MARK) == _REF_KIND:
-                ref_id = item.get("id")
-                if isinstance(ref_id, str) and (among is None or ref_id in among):
-                    found.add(ref_id)
+                yield item.get("id")
                 continue
             stack.extend(item.values())
         elif isinstance(item, list):
             stack.extend(item)
-    return found
+
+
+def ref_ids_in(value: Any, among: Collection[str] | None = None) -> set[str]:
+    """The ids of the references anywhere in ``value`` (a JSON value), only those in
+    ``among`` when given."""
+    return {ref_id for ref_id in _ref_ids(value)
+            if isinstance(ref_id, str) and (among is None or ref_id in among)}
 
 
 def names_a_ref(value: Any) -> bool:
     """Whether a reference is anywhere in ``value`` (a JSON value); stops at the first."""
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if item.get(REF_MARK) == _REF_KIND:
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+    return any(isinstance(ref_id, str) for ref_id in _ref_ids(value))
 
 
 def describe(value: Any) -> tuple[str, int | None]:
