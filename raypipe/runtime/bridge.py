@@ -38,10 +38,11 @@ def actor(name: str, namespace: str) -> Any:
             "`raypipe dev` or `raypipe start`") from exc
 
 
-class ActorStateStore:
-    """Calls the state actor. Reads and writes made in one turn of the caller's event loop (the
-    concurrent deliveries of a batch task, a handler's ``gather``) go in one actor call, and
-    are started there in the order they were made (writes to one item apply in that order)."""
+class _BatchedActor:
+    """Calls to an actor with a ``batch`` method (:func:`~raypipe.engine.loopbatch.run_calls`):
+    those made in one turn of the caller's event loop (the concurrent deliveries of a batch
+    task, a handler's ``gather``) go in one actor call, and are started there in the order
+    they were made (writes to one item apply in that order)."""
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
@@ -53,6 +54,10 @@ class ActorStateStore:
 
     def _call(self, method: str, *args: Any) -> asyncio.Future[Any]:
         return self._batcher.call((method, args))
+
+
+class ActorStateStore(_BatchedActor):
+    """Calls the state actor; gets and writes batched per loop turn."""
 
     async def get(self, group: str, key: str) -> Any:
         return await self._call("get", group, key)
@@ -102,20 +107,9 @@ class ActorBus:
         await self._batcher.call(messages)
 
 
-class ActorStreamStore:
-    """Both a StreamStore (for ``ctx.streams``) and a relay's HubClient. Reads and writes
-    made in one turn of the caller's event loop go in one actor call, as the state's do."""
-
-    def __init__(self, handle: Any) -> None:
-        self._h = handle
-        self._batcher: LoopBatcher[tuple[str, tuple[Any, ...]], Any] = LoopBatcher(
-            self._send)
-
-    async def _send(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Outcome[Any]]:
-        return await self._h.batch.remote(calls)  # type: ignore[no-any-return]
-
-    def _call(self, method: str, *args: Any) -> asyncio.Future[Any]:
-        return self._batcher.call((method, args))
+class ActorStreamStore(_BatchedActor):
+    """Both a StreamStore (for ``ctx.streams``) and a relay's HubClient; gets and writes
+    batched per loop turn, as the state's."""
 
     async def get(self, stream: str, group: str, item_id: str) -> Any:
         return await self._call("get", stream, group, item_id)
