@@ -326,6 +326,7 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
                        f"{s100['p99_ms']:.1f} ms"))
     loop = res.get("reload", {}).get("median")
     if loop:
+        running = loop.get("edit_http_running", float("nan"))
         out += ["## The edit loop (`raypipe dev`)", "",
                 f"Medians of {len(res['reload']['runs'])} runs of bench/reload.py: a copy of "
                 "the seed under `raypipe dev`, each edit timed from the file's write to the "
@@ -334,12 +335,17 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
                 f"| start to the first answer | {loop['start']:.2f} |",
                 f"| bare `ray.init()` + `serve.run()` of one FastAPI route | "
                 f"{loop['plain_serve_start']:.2f} |",
-                f"| an http step's response edited | {loop['edit_http']:.2f} |",
+                f"| an http step's response edited, as the app first answers | "
+                f"{loop['edit_http']:.2f} |",
+                f"| the same, once the app has run | {running:.2f} |",
                 f"| a new step file's route | {loop['new_route']:.2f} |",
                 f"| a queue step edited, to a workflow's result | {loop['edit_queue']:.2f} |",
                 ""]
-        checks.append(("An edit live within 2 s (http step)", loop["edit_http"] <= 2,
-                       f"{loop['edit_http']:.2f} s"))
+        checks.append(("An edit live within 2 s (http step, as the app first answers)",
+                       loop["edit_http"] <= 2, f"{loop['edit_http']:.2f} s"))
+        if loop.get("edit_http_running") is not None:
+            checks.append(("An edit live within 2 s (http step, once the app has run)",
+                           running <= 2, f"{running:.2f} s"))
         ratio = loop["start"] / loop["plain_serve_start"]
         checks.append(("raypipe dev start-up within 1.2x of ray.init + serve.run",
                        ratio <= 1.2, f"{ratio:.2f}x"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -17,6 +18,25 @@ from raypipe.runtime.ports import free_port
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 APPS = ROOT / "tests" / "apps"
+
+
+_HOME = pytest.StashKey[str]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Cluster records of the session's own: tests deploy the shipped examples from this
+    checkout, and with the user's ``~/.raypipe`` they overwrote, then deleted, the record of
+    the user's own `raypipe dev` of the same example (its CLI then found no cluster)."""
+    from raypipe.runtime import clusters
+
+    config.stash[_HOME] = home = tempfile.mkdtemp(prefix="raypipe-tests-home-")
+    os.environ[clusters.HOME_ENV] = home
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = config.stash.get(_HOME, None)
+    if home:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 #: Folders whose tests start Ray one way or another (the session's, `ray start`, `raypipe dev`).

@@ -129,8 +129,11 @@ def _reload_on_save(watcher: Any, overrides: dict[str, Any], running: Any, *,
     """Each save that changes the app's files (and one made while it deployed): the new
     version, live where it loads; a version that does not load is reported, and the running
     one keeps serving."""
-    from raypipe.runtime.deploy import reload
+    from raypipe.runtime.deploy import ready_to_reload, reload
     from raypipe.runtime.spec import AppSpec
+
+    with contextlib.suppress(Exception):  # only sooner: reload() connects anyway
+        ready_to_reload(running)
 
     # The version of the files as last read here. A shipped version leaves .env out, so it
     # is not comparable: then the files as read now (a save during that deploy is missed).

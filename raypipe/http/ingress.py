@@ -46,6 +46,10 @@ class Ingress:
                           file=settings.log_file)
         return self._build(self.spec)
 
+    async def version(self) -> str:
+        """The version this replica serves."""
+        return self.spec.version
+
     async def reload(self, spec: AppSpec) -> str:
         """Serve ``spec``'s version from now on, without a new replica: its routes replace
         the old ones for every request that starts after this returns (a request under way

@@ -40,6 +40,7 @@ __all__ = [
     "deploy",
     "ingress",
     "prepare_local_ray",
+    "ready_to_reload",
     "reload",
     "start_actors",
     "teardown",
@@ -351,13 +352,24 @@ def reload(running: AppSpec, spec: AppSpec, *, ship: bool = False) -> AppSpec:
     if ship:
         spec = shipping.ship(spec)
     start_actors(spec)
-    name = constants.serve_app_name(spec.settings.name)
     if spec.settings.ingress_replicas == 1 and not spec.settings.autoscaling_config:
-        handle = serve.get_deployment_handle(constants.INGRESS_DEPLOYMENT, name)
-        handle.reload.remote(spec).result(timeout_s=ROUTABLE_TIMEOUT)
+        _ingress_handle(spec).reload.remote(spec).result(timeout_s=ROUTABLE_TIMEOUT)
     else:  # a call reaches one replica: Serve replaces them all instead
-        serve.run(ingress(spec), name=name, route_prefix=spec.settings.route_prefix)
+        serve.run(ingress(spec), name=constants.serve_app_name(spec.settings.name),
+                  route_prefix=spec.settings.route_prefix)
     return spec
+
+
+def _ingress_handle(spec: AppSpec) -> Any:
+    return serve.get_deployment_handle(constants.INGRESS_DEPLOYMENT,
+                                       constants.serve_app_name(spec.settings.name))
+
+
+def ready_to_reload(spec: AppSpec) -> None:
+    """Connect this process to the ingress replica before the first save: the first call of
+    a process's handles waits for Serve's controller to tell it the replicas (a few tenths of
+    a second here), and the first reload would pay it."""
+    _ingress_handle(spec).version.remote().result(timeout_s=ROUTABLE_TIMEOUT)
 
 
 #: Times Serve's start is tried.
