@@ -120,12 +120,15 @@ def dev_session(app_dir: Path) -> dict[str, float]:
         out["start"] = time.monotonic() - t0
 
         step = app_dir / START_STEP
-        step.write_text(step.read_text().replace("Workflow started successfully",
-                                                 "Workflow started (edited)"))
-        out["edit_http"] = _until(
-            lambda: "edited" in httpx.post(f"{url}/api/workflow/start",
-                                           json={"totalSteps": 1}, timeout=5).text,
-            60, "the edited response")
+
+        def edit_response(old: str, new: str) -> float:
+            step.write_text(step.read_text().replace(old, new))
+            return _until(lambda: new in httpx.post(f"{url}/api/workflow/start",
+                                                    json={"totalSteps": 1}, timeout=5).text,
+                          60, f"the response {new!r}")
+
+        out["edit_http"] = edit_response("Workflow started successfully",
+                                         "Workflow started (edited)")
 
         (app_dir / "steps" / "added_step.py").write_text(
             "from raypipe import StepConfig, http\n"
@@ -153,12 +156,8 @@ def dev_session(app_dir: Path) -> dict[str, float]:
 
         # The same http edit on an app that has run (its task workers started): the first
         # one above also pays the workers the probe's own workflows start meanwhile.
-        step.write_text(step.read_text().replace("Workflow started (edited)",
-                                                 "Workflow started (edited again)"))
-        out["edit_http_running"] = _until(
-            lambda: "edited again" in httpx.post(f"{url}/api/workflow/start",
-                                                 json={"totalSteps": 1}, timeout=5).text,
-            60, "the response edited again")
+        out["edit_http_running"] = edit_response("Workflow started (edited)",
+                                                 "Workflow started (edited again)")
     finally:
         _stop(proc)
     return out
