@@ -3,7 +3,9 @@
 Ray-free: the telemetry actor hosts one :class:`Telemetry`. Log lines come from ``ctx.logger``
 in every process (workers, Serve replicas), spans from the dispatcher (one per delivery
 attempt) and the ingress (one per HTTP step call), each sent in batches without waiting for an
-answer. Both are bounded: the oldest lines and traces are forgotten first.
+answer. Both are bounded: the oldest lines and traces are forgotten first, and a trace keeps
+its first :data:`MAX_SPANS` attempts and the failed ones after them, and counts the rest (a
+record ``{"trace_id", "dropped": n}``): :class:`AttemptSpans` does not send those at all.
 """
 
 from __future__ import annotations
@@ -17,12 +19,20 @@ from typing import Any, Protocol
 
 from raypipe.engine.delivery import Delivery
 
-__all__ = ["AttemptSpans", "LogFilter", "Span", "SpanSink", "Telemetry", "TelemetryService"]
+__all__ = ["MAX_SPANS", "MAX_TRACES", "AttemptSpans", "LogFilter", "Span", "SpanSink",
+           "Telemetry", "TelemetryService"]
 
 #: ``{"trace_id", "id", "step", "kind", "attempt", "start", "end", "outcome", "error", ...}``;
 #: times in epoch milliseconds; ``outcome`` is ``ok``, ``error`` or ``dead``.
 Span = dict[str, Any]
 LogFilter = dict[str, str | None]
+
+#: Attempts a trace keeps (a 10,000-step fan-out keeps its first ones and counts the rest).
+MAX_SPANS = 2_000
+#: Traces kept, the oldest forgotten first.
+MAX_TRACES = 1_000
+#: The outcomes of attempts kept beyond :data:`MAX_SPANS`.
+_FAILED = frozenset({"error", "dead"})
 
 
 def _matches(line: dict[str, Any], f: LogFilter) -> bool:
@@ -36,13 +46,12 @@ def _matches(line: dict[str, Any], f: LogFilter) -> bool:
 
 
 class Telemetry:
-    def __init__(self, max_lines: int = 20_000, max_traces: int = 1_000,
-                 max_spans: int = 2_000) -> None:
+    def __init__(self, max_lines: int = 20_000, max_traces: int = MAX_TRACES,
+                 max_spans: int = MAX_SPANS) -> None:
         self._lines: deque[dict[str, Any]] = deque(maxlen=max_lines)
         self._seq = 0
         self._traces: OrderedDict[str, list[Span]] = OrderedDict()
         self.max_traces = max_traces
-        #: Per trace: a 10,000-step fan-out keeps its first spans, and counts the rest.
         self.max_spans = max_spans
         self._dropped: dict[str, int] = {}
         #: Per trace, where each (delivery, attempt) is in its list: an end finds its start.
@@ -55,6 +64,10 @@ class Telemetry:
             self._lines.append({**line, "seq": self._seq})
         for span in spans:
             trace_id = span["trace_id"]
+            if "dropped" in span:  # attempts its sender left out
+                if trace_id in self._traces:
+                    self._dropped[trace_id] = self._dropped.get(trace_id, 0) + span["dropped"]
+                continue
             trace = self._traces.get(trace_id)
             if trace is None:
                 trace = self._traces[trace_id] = []
@@ -70,10 +83,10 @@ class Telemetry:
             at = where.get(key)
             if at is not None:
                 trace[at] = {**trace[at], **span}
-            elif len(trace) < self.max_spans:
+            elif len(trace) < self.max_spans or span.get("outcome") in _FAILED:
                 where[key] = len(trace)
                 trace.append(span)
-            elif span.get("end") is None:
+            elif "start" in span and span.get("end") is None:  # not a worker's timing alone
                 self._dropped[trace_id] = self._dropped.get(trace_id, 0) + 1
         if lines:
             self._wake.set()
@@ -157,24 +170,47 @@ class SpanSink(Protocol):
 class AttemptSpans:
     """A span per delivery attempt, sent to the sink as the attempt starts and again as it
     ends (the workbench shows a running attempt): what the dispatcher and the in-process
-    runtime of :mod:`raypipe.testing` both record."""
+    runtime of :mod:`raypipe.testing` both record.
 
-    def __init__(self, sink: Callable[[], SpanSink]) -> None:
+    Past a trace's first ``max_spans`` attempts, an attempt is sent only if it fails (as it
+    ends), and the others are counted: the telemetry actor would keep no more, and sending
+    them cost the dispatcher and the actor about as much as the rest of a delivery's
+    bookkeeping."""
+
+    def __init__(self, sink: Callable[[], SpanSink], *, max_spans: int = MAX_SPANS,
+                 max_traces: int = MAX_TRACES) -> None:
         self._sink = sink
-        self._open: dict[tuple[str, int], Span] = {}
+        self._open: dict[tuple[str, int], tuple[Span, bool]] = {}
+        #: Per recent trace, the attempts sent as they started.
+        self._sent: OrderedDict[str, int] = OrderedDict()
+        self.max_spans = max_spans
+        self.max_traces = max_traces
 
     def started(self, step: str, d: Delivery) -> None:
         span = {"trace_id": d.trace_id, "id": d.id, "step": step, "kind": d.kind,
                 "topic": d.topic, "attempt": d.attempt, "start": time.time() * 1000,
                 "end": None, "outcome": None, "error": None}
-        self._open[d.id, d.attempt] = span
-        self._sink().record((), [span])
+        sent = self._sent.get(d.trace_id)
+        if sent is None:
+            sent = 0
+            while len(self._sent) >= self.max_traces:
+                self._sent.popitem(last=False)
+        keep = sent < self.max_spans
+        self._open[d.id, d.attempt] = (span, keep)
+        if keep:
+            self._sent[d.trace_id] = sent + 1
+            self._sink().record((), [span])
 
     def finished(self, d: Delivery, outcome: str, error: str | None) -> None:
-        span = self._open.pop((d.id, d.attempt), None)
-        if span is not None:
+        opened = self._open.pop((d.id, d.attempt), None)
+        if opened is None:
+            return
+        span, kept = opened
+        if kept or outcome in _FAILED:
             self._sink().record((), [{**span, "end": time.time() * 1000, "outcome": outcome,
                                       "error": error}])
+        else:
+            self._sink().record((), [{"trace_id": d.trace_id, "dropped": 1}])
 
 
 class TelemetryService:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from raypipe.telemetry import Telemetry
+from raypipe.engine.delivery import Delivery
+from raypipe.runtime.bridge import TelemetryClient
+from raypipe.telemetry import AttemptSpans, Telemetry
+from raypipe.trigger_kind import TriggerKind
 
 
 def line(msg: str, trace: str = "t1", step: str = "a", level: str = "info",
@@ -94,3 +97,70 @@ def test_a_workers_timing_joins_its_attempts_span_in_either_order() -> None:
     lonely = Telemetry()
     lonely.record((), [span(run_start=1.0, run_end=2.0)])
     assert lonely.traces() == []  # a worker's timing alone is not a span yet
+
+
+def _delivery(i: int, trace: str = "t", attempt: int = 1) -> Delivery:
+    return Delivery(id=f"d{i}", step="s", kind=TriggerKind.QUEUE, payload={}, trace_id=trace,
+                    topic="x", attempt=attempt)
+
+
+def test_past_its_budget_a_trace_is_sent_only_its_failures_and_a_count() -> None:
+    """The dispatcher's spans: a 10,000-step fan-out sends its first attempts, then only
+    those that fail, and the number it left out; the actor shows exactly that."""
+    sent: list[dict[str, object]] = []
+    store = Telemetry(max_spans=3)
+
+    class Sink:
+        def record(self, lines: object, spans: list[dict[str, object]]) -> None:
+            sent.extend(spans)
+            store.record((), spans)
+
+    spans = AttemptSpans(Sink, max_spans=3)
+    for i in range(6):
+        spans.started("s", _delivery(i))
+    for i in range(6):
+        spans.finished(_delivery(i), "error" if i == 4 else "ok", "boom" if i == 4 else None)
+    spans.started("s", _delivery(4, attempt=2))  # its retry: past the budget, and it passes
+    spans.finished(_delivery(4, attempt=2), "ok", None)
+    assert [(s.get("id"), s.get("outcome")) for s in sent] == [
+        ("d0", None), ("d1", None), ("d2", None),
+        ("d0", "ok"), ("d1", "ok"), ("d2", "ok"),
+        (None, None), ("d4", "error"), (None, None), (None, None)]
+    assert [s["dropped"] for s in sent if "dropped" in s] == [1, 1, 1]
+    trace = store.trace("t")
+    assert trace is not None
+    assert [(s["id"], s["outcome"]) for s in trace["spans"]] == [
+        ("d0", "ok"), ("d1", "ok"), ("d2", "ok"), ("d4", "error")]
+    assert trace["dropped_spans"] == 3  # d3, d5 and d4's passing retry
+    assert store.traces()[0]["outcome"] == "error"
+
+
+def test_a_workers_timing_of_an_attempt_left_out_is_not_counted_again() -> None:
+    t = Telemetry(max_spans=1)
+    t.record((), [{"trace_id": "t", "id": "d0", "attempt": 1, "start": 1.0, "end": 2.0,
+                   "outcome": "ok"}])
+    t.record((), [{"trace_id": "t", "id": "d1", "attempt": 1, "run_start": 1.0, "run_end": 2.0},
+                  {"trace_id": "t", "dropped": 1}])
+    trace = t.trace("t")
+    assert trace is not None and trace["dropped_spans"] == 1
+
+
+async def test_the_telemetry_client_sends_an_attempts_records_merged_and_counts_added(
+) -> None:
+    calls: list[tuple[object, list[dict[str, object]]]] = []
+
+    class Handle:  # the telemetry actor's handle: only its `record.remote`
+        class record:
+            @staticmethod
+            def remote(lines: object, spans: list[dict[str, object]]) -> None:
+                calls.append((lines, spans))
+
+    client = TelemetryClient(Handle())
+    start = {"trace_id": "t", "id": "d0", "attempt": 1, "start": 1.0, "end": None}
+    client.record((), [start, {"trace_id": "t", "dropped": 1}])
+    client.record((), [{**start, "end": 2.0, "outcome": "ok"},
+                       {"trace_id": "t", "dropped": 1}, {"trace_id": "t", "dropped": 1}])
+    client.flush()  # what its timer, 50 ms on, does (then with nothing left to send)
+    await asyncio.sleep(0.1)
+    assert calls == [([], [{**start, "end": 2.0, "outcome": "ok"},
+                           {"trace_id": "t", "dropped": 3}])]

@@ -222,9 +222,14 @@ class TelemetryClient:
         with self._lock:
             self._lines.extend(lines)
             for span in spans:
-                key = (span["trace_id"], span["id"], span.get("attempt"))
+                key = (span["trace_id"], span.get("id"), span.get("attempt"))
                 before = self._spans.get(key)
-                self._spans[key] = span if before is None else {**before, **span}
+                if before is None:
+                    self._spans[key] = span
+                elif "dropped" in span:  # a count of attempts left out: they add up
+                    self._spans[key] = {**before, "dropped": before["dropped"] + span["dropped"]}
+                else:
+                    self._spans[key] = {**before, **span}
             if self._scheduled:
                 return
             self._scheduled = True
