@@ -173,9 +173,8 @@ class AttemptSpans:
     runtime of :mod:`raypipe.testing` both record.
 
     Past a trace's first ``max_spans`` attempts, an attempt is sent only if it fails (as it
-    ends), and the others are counted: the telemetry actor would keep no more, and sending
-    them cost the dispatcher and the actor about as much as the rest of a delivery's
-    bookkeeping."""
+    ends), and the others are only counted: the telemetry actor keeps no more of a trace than
+    that, and a fan-out of 10,000 sent it 16,000 records to drop."""
 
     def __init__(self, sink: Callable[[], SpanSink], *, max_spans: int = MAX_SPANS,
                  max_traces: int = MAX_TRACES) -> None:

@@ -365,11 +365,11 @@ def _ingress_handle(spec: AppSpec) -> Any:
                                        constants.serve_app_name(spec.settings.name))
 
 
-def ready_to_reload(spec: AppSpec) -> None:
+def ready_to_reload(spec: AppSpec, timeout: float = 5.0) -> None:
     """Connect this process to the ingress replica before the first save: the first call of
     a process's handles waits for Serve's controller to tell it the replicas (a few tenths of
-    a second here), and the first reload would pay it."""
-    _ingress_handle(spec).version.remote().result(timeout_s=ROUTABLE_TIMEOUT)
+    a second here), and the first reload would pay it. Short: saves wait until it returns."""
+    _ingress_handle(spec).version.remote().result(timeout_s=timeout)
 
 
 #: Times Serve's start is tried.
