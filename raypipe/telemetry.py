@@ -174,7 +174,7 @@ class AttemptSpans:
 
     Past a trace's first ``max_spans`` attempts, an attempt is sent only if it fails (as it
     ends), and the others are only counted: the telemetry actor keeps no more of a trace than
-    that, and a fan-out of 10,000 sent it 16,000 records to drop."""
+    that, and a fan-out of 10,000 sent it the 8,000 attempts past them only to be dropped."""
 
     def __init__(self, sink: Callable[[], SpanSink], *, max_spans: int = MAX_SPANS,
                  max_traces: int = MAX_TRACES) -> None:
