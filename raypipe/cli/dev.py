@@ -131,6 +131,7 @@ def _reload_on_save(watcher: Any, overrides: dict[str, Any], running: Any, *,
     one keeps serving."""
     from raypipe.runtime.deploy import ready_to_reload, reload
     from raypipe.runtime.spec import AppSpec
+    from raypipe.runtime.watch import changed_names
 
     with contextlib.suppress(Exception):  # only sooner: reload() connects anyway
         ready_to_reload(running)
@@ -148,7 +149,7 @@ def _reload_on_save(watcher: Any, overrides: dict[str, Any], running: Any, *,
             burst = watcher.next(timeout=0.5)  # short: Ctrl-C is seen between waits
             continue
         t0 = time.monotonic()
-        names = sorted({Path(p).name for _, p in burst}) or ["the app"]
+        names = changed_names(burst) or ["the app"]
         burst = None
         try:
             spec = AppSpec.from_dir(watcher.root, env_in_version=True, **overrides)

@@ -12,7 +12,7 @@ from watchfiles import Change, DefaultFilter, watch
 
 from raypipe import constants
 
-__all__ = ["AppFilter", "AppWatcher"]
+__all__ = ["AppFilter", "AppWatcher", "changed_names"]
 
 #: Milliseconds of quiet before a burst of writes (an editor's save) counts as one change:
 #: watchfiles' default of 1.6 s alone would exceed the 2 s an edit has to be live.
@@ -68,3 +68,14 @@ class AppWatcher:
 
     def stop(self) -> None:
         self._stop.set()
+
+
+def changed_names(burst: set[tuple[Change, str]]) -> list[str]:
+    """The names of the files a burst changed, as ``raypipe dev`` reports them: not those it
+    made and removed again (``sed -i`` and some editors write a temporary file beside the
+    one they save, then rename it over it)."""
+    kinds: dict[str, set[Change]] = {}
+    for change, path in burst:
+        kinds.setdefault(path, set()).add(change)
+    return sorted({Path(path).name for path, seen in kinds.items()
+                   if Path(path).exists() or seen == {Change.deleted}})
