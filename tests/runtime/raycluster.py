@@ -97,7 +97,15 @@ class LocalCluster:
         token = self.secrets / "auth_token"
         token.write_text(secrets.token_hex(32))
         token.chmod(0o600)
-        self.base_env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+        self.base_env = {**base, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token),
+                         # The nodes share this host, so their Serve proxies share one port
+                         # (SO_REUSEPORT) and the kernel hands each connection to any of them.
+                         # Serve stops the proxy of a node left without a replica 30 s after it
+                         # starts draining, and drops the connections already handed to it
+                         # ("Server disconnected without sending a response" after a
+                         # redeploy moved the replica). On a real cluster each node has its own
+                         # address and a load balancer stops sending to a draining proxy.
+                         "RAY_SERVE_PROXY_MIN_DRAINING_PERIOD_S": "3600"}
         self.env = {**self.base_env, "RAY_API_SERVER_ADDRESS": self.api,
                     "RAY_ADDRESS": f"127.0.0.1:{self.gcs}"}
 
