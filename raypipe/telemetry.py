@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from raypipe.engine.delivery import Delivery
 
 __all__ = ["MAX_SPANS", "MAX_TRACES", "AttemptSpans", "LogFilter", "Span", "SpanSink",
-           "Telemetry", "TelemetryService"]
+           "Telemetry", "TelemetryService", "merged", "span_key"]
 
 #: ``{"trace_id", "id", "step", "kind", "attempt", "start", "end", "outcome", "error", ...}``;
 #: times in epoch milliseconds; ``outcome`` is ``ok``, ``error`` or ``dead``.
@@ -33,6 +33,21 @@ MAX_SPANS = 2_000
 MAX_TRACES = 1_000
 #: The outcomes of attempts kept beyond :data:`MAX_SPANS`.
 _FAILED = frozenset({"error", "dead"})
+
+
+def span_key(span: Span) -> tuple[Any, Any, Any]:
+    """What the records of one attempt share (a count of attempts left out has no ``id``)."""
+    return span["trace_id"], span.get("id"), span.get("attempt")
+
+
+def merged(before: Span | None, span: Span) -> Span:
+    """Two records of one key as one: an attempt's later fields win; counts of attempts left
+    out add up."""
+    if before is None:
+        return span
+    if "dropped" in span:
+        return {**before, "dropped": before["dropped"] + span["dropped"]}
+    return {**before, **span}
 
 
 def _matches(line: dict[str, Any], f: LogFilter) -> bool:
@@ -82,7 +97,7 @@ class Telemetry:
             key = (span["id"], span.get("attempt"))
             at = where.get(key)
             if at is not None:
-                trace[at] = {**trace[at], **span}
+                trace[at] = merged(trace[at], span)
             elif len(trace) < self.max_spans or span.get("outcome") in _FAILED:
                 where[key] = len(trace)
                 trace.append(span)

@@ -22,6 +22,7 @@ from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.change import Deferred, StateChange
 from raypipe.streams.hub import Events, Key
 from raypipe.streams.relay import Relay
+from raypipe.telemetry import merged, span_key
 
 __all__ = ["HEALTH_TIMEOUT", "RayRuntime", "actor", "runtime_for"]
 
@@ -222,14 +223,8 @@ class TelemetryClient:
         with self._lock:
             self._lines.extend(lines)
             for span in spans:
-                key = (span["trace_id"], span.get("id"), span.get("attempt"))
-                before = self._spans.get(key)
-                if before is None:
-                    self._spans[key] = span
-                elif "dropped" in span:  # a count of attempts left out: they add up
-                    self._spans[key] = {**before, "dropped": before["dropped"] + span["dropped"]}
-                else:
-                    self._spans[key] = {**before, **span}
+                key = span_key(span)
+                self._spans[key] = merged(self._spans.get(key), span)
             if self._scheduled:
                 return
             self._scheduled = True
