@@ -37,6 +37,10 @@ def test_a_class_handler_on_an_actor_pool(deploy_app: Any) -> None:
         assert len({r["model"] for r in results.values()}) <= 2
         assert max(r["batch"] for r in results.values()) > 1  # batched
         assert results[7]["attempt"] == 2 and results[7]["batch"] == 1  # retried alone
+        # Every result may have come from one actor while the other still made its model
+        # (a busy machine): the pool is at its size once both have started.
+        wait_for(lambda: _stats(spec)["pools"]["model"]["actors"] == 2, timeout=120,
+                 message=lambda: f"the pool's 2 actors started: {_stats(spec)['pools']}")
         pool = _stats(spec)["pools"]["model"]
         assert pool["actors"] == 2 and pool["min"] == pool["max"] == 2
 
