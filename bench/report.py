@@ -26,8 +26,8 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "state": ("state_ops.py", ["--repeat", "3"], ["--repeat", "1"]),
     "streams": ("streams.py", ["--seconds", "5"], ["--seconds", "2"]),
     "chain": ("chain.py", ["--hops", "50", "--repeat", "5"], ["--hops", "20", "--repeat", "2"]),
-    "seed_workflow": ("seed_workflow.py", ["--n", "2000", "10000", "--repeat", "2"],
-                      ["--n", "500", "2000", "--repeat", "1"]),
+    "seed_workflow": ("seed_workflow.py", ["--n", "10000", "100000", "--repeat", "1"],
+                      ["--n", "1000", "10000", "--repeat", "1"]),
     "reload": ("reload.py", ["--repeat", "5"], ["--repeat", "1"]),
     "image_pipeline": ("image_pipeline.py", ["--n", "10000", "--repeat", "5"],
                        ["--n", "1000", "--repeat", "1"]),
@@ -273,8 +273,12 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
     if seed:
         out += ["## The seed's workflow (a growing item)", "",
                 "`examples/parallel-workflow` with `totalSteps` N: one item gains an entry per "
-                "step (`steps.<i>`). Cost per step, its growth from the smallest N, and the "
-                "state actor's RSS after each workflow (MB).", "",
+                "step (`steps.<i>`). Time from the start handler to the completion handler "
+                "(the app's own record), cost per step, its growth from the smallest N, and "
+                "the state actor's RSS after each workflow (MB). Until the backends updated a "
+                "large item in place, each write copied the `steps` dict: N=100,000 on memory "
+                "state took 376.7 s (3,767 us/step, x4.3 from N=10,000) with the state actor "
+                "at 987 MB (at f6482f2, same machine).", "",
                 "| state | N | seconds | us/step | growth | RSS after each |",
                 "| --- | --- | --- | --- | --- | --- |"]
         out += [f"| {r['variant']} | {r['n']} | {r['seconds']:.2f} | {r['us_per_step']:.0f} | "
@@ -315,8 +319,8 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
     for variant in dict.fromkeys(r["variant"] for r in seed):
         mine = [r for r in seed if r["variant"] == variant]
         if len(mine) > 1:
-            checks.append((f"Seed workflow per-step cost at N={mine[-1]['n']} within 1.5x of "
-                           f"N={mine[0]['n']} ({variant})", mine[-1]["growth"] <= 1.5,
+            checks.append((f"Seed workflow per-step cost at N={mine[-1]['n']} within 1.3x of "
+                           f"N={mine[0]['n']} ({variant})", mine[-1]["growth"] <= 1.3,
                            f"x{mine[-1]['growth']:.2f}"))
     if "raypipe" in http8:
         checks.append(("HTTP step at least 0.5x uvicorn at 8 clients",

@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import logging
 from collections.abc import Awaitable, Callable
+from copy import deepcopy
 from typing import Any
 
 from raypipe import trigger_kind
@@ -28,6 +30,10 @@ Watcher = tuple[Step, Any, trigger_kind.KindSpec]
 Invoke = Callable[[Delivery], Awaitable[None]]
 #: A context for a condition that takes one.
 MakeContext = Callable[[Step, Origin], FlowContext]
+#: What :meth:`ChangeTriggers.evaluate` found a change fires: per step, its delivery's input
+#: and the condition's result still to await (``None`` when it said yes already; else the
+#: input is the change, made a delivery's input if the condition says yes).
+Fired = list[tuple[Step, trigger_kind.KindSpec, Any, Awaitable[Any] | None]]
 
 
 class ChangeTriggers:
@@ -43,8 +49,8 @@ class ChangeTriggers:
             for tr in step.triggers_of(kind.trigger_type)]
         self._invoke = invoke
         self._context = context
-        # FIFO, and taken without a turn of the loop when free: changes are evaluated in
-        # commit order, and a write whose change no one else is evaluating does not wait for
+        # FIFO, and taken without a turn of the loop when free: changes' deliveries go in
+        # commit order, and a write whose change no one else is dispatching does not wait for
         # the loop. (A queue with a runner task cost two turns per write; with a busy loop that
         # made a batch of 32 writes take 100 ms or more.)
         self._order = asyncio.Lock()
@@ -56,31 +62,74 @@ class ChangeTriggers:
         its write repeats (changing nothing), and the trigger fires from the repeat (the
         engine drops the delivery if the first firing got through). An error here (the
         engine unreachable or restarting) fails the write, which is then retried."""
-        if not self.watchers:
-            return
-        async with self._order:
-            await self._evaluate(change, origin)
+        await self.dispatch(self.evaluate(change, origin), origin)
 
-    async def _evaluate(self, change: Any, origin: Origin) -> None:
-        # One change at a time, in commit order.
+    def evaluate(self, change: Any, origin: Origin) -> Fired:
+        """What a change fires, decided at once: synchronous conditions run and the
+        deliveries' inputs are copied before this returns, so ``change`` may carry an item's
+        live values (an item updated in place, :mod:`raypipe.state.in_place`) provided
+        nothing writes the item before this is called. An ``async def`` condition gets a
+        copy of the change, as it runs later, in :meth:`dispatch`."""
+        fired: Fired = []
+        copy: Any = None
         for step, tr, kind in self.watchers:
             if not kind.matches(tr, change):
                 continue
+            condition = tr.condition
+            seen = change
+            if condition is not None and inspect.iscoroutinefunction(condition):
+                if copy is None:
+                    copy = deepcopy(change)
+                seen = copy
             try:
-                # A context costs a few objects: made only for conditions that take one.
-                ctx = self._context(step, origin) if tr.condition and trigger_kind.wants_ctx(
-                    tr.condition) else None
-                ok = await trigger_kind.check_condition(tr.condition, change, ctx)
+                result = True if condition is None else (
+                    condition(seen, self._context(step, origin)) if trigger_kind.wants_ctx(
+                        condition) else condition(seen))
             except Exception:
-                # A broken condition must not stop the host or the other triggers.
-                log.exception("%s trigger condition of step %r raised; treated as false",
-                              kind.kind, step.name)
+                _condition_failed(kind, step)
                 continue
-            if ok:
-                # Named after the change's effect when it has one, so the same change can
-                # never start two deliveries of one step.
-                effect = origin.effect
-                cause = effect.id if effect else new_id()
-                await self._invoke(Delivery(f"{cause}>{step.name}", step.name, kind.kind,
-                                            dataclasses.asdict(change), origin.trace_id,
-                                            parent=effect.owner if effect else None))
+            if inspect.isawaitable(result):
+                # A copy already (or a change that is never changed in place): its delivery's
+                # input is made only if the condition says yes.
+                fired.append((step, kind, seen if seen is copy else deepcopy(seen), result))
+            elif result:
+                fired.append((step, kind, dataclasses.asdict(seen), None))
+        return fired
+
+    async def dispatch(self, fired: Fired, origin: Origin) -> None:
+        """Hand the deliveries of :meth:`evaluate` to the engine (awaiting the conditions
+        left pending first), one change's after another's in the order they were
+        evaluated."""
+        if not fired:
+            return
+        async with self._order:
+            try:
+                await self._dispatch(fired, origin)
+            finally:
+                for *_, pending in fired:  # those a failed invoke left un-awaited
+                    if inspect.iscoroutine(pending) and pending.cr_frame is not None:
+                        pending.close()
+
+    async def _dispatch(self, fired: Fired, origin: Origin) -> None:
+        for step, kind, payload, pending in fired:
+            if pending is not None:
+                try:
+                    if not await pending:
+                        continue
+                except Exception:
+                    _condition_failed(kind, step)
+                    continue
+                payload = dataclasses.asdict(payload)
+            # Named after the change's effect when it has one, so the same change can
+            # never start two deliveries of one step.
+            effect = origin.effect
+            cause = effect.id if effect else new_id()
+            await self._invoke(Delivery(f"{cause}>{step.name}", step.name, kind.kind,
+                                        payload, origin.trace_id,
+                                        parent=effect.owner if effect else None))
+
+
+def _condition_failed(kind: trigger_kind.KindSpec, step: Step) -> None:
+    # A broken condition must not stop the host or the other triggers.
+    log.exception("%s trigger condition of step %r raised; treated as false", kind.kind,
+                  step.name)

@@ -3,22 +3,39 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from raypipe import constants
 from raypipe.effects import Effect
 from raypipe.shared_types import Groups, Items
+from raypipe.state.change import StateChange
 
-__all__ = ["StateBackend", "make_backend"]
+__all__ = ["Observe", "Pair", "StateBackend", "ignore", "make_backend"]
 
 #: ``list`` is also a method name below; the aliases keep annotations unambiguous.
 Removed = list[tuple[str, Any]]
 
+#: What a write returns: ``(old, new)``, or for an update made in place a change whose values
+#: are made when read (as :meth:`StateBackend.applied` makes them).
+Pair = tuple[Any, Any] | StateChange
+
+#: Told a write's ``(old, new)`` as soon as they are computed, before anything else can write
+#: the item (called again if the write is computed again, the last call being the one that
+#: committed; a repeated write's is its first result). ``old`` is a
+#: :class:`~raypipe.state.in_place.Before` for an update made in place, ``new`` then the live
+#: item: the state service evaluates trigger conditions there and then.
+Observe = Callable[[Any, Any], None]
+
+
+def ignore(_old: Any, _new: Any) -> None:
+    """The :data:`Observe` of a caller that reads only what a write returns."""
+
 
 class StateBackend(abc.ABC):
     """Groups of items keyed by id; values are JSON. Each write is atomic for its item and
-    returns what the item held before and after, which state triggers are made from.
+    tells ``observe``, and returns, what the item held before and after, which state triggers
+    are made from. A value a backend hands out is never changed after.
 
     A write may name its ``effect`` (see :mod:`raypipe.effects`): a write whose effect was
     already applied changes nothing and returns the first result. The backend keeps that
@@ -30,11 +47,13 @@ class StateBackend(abc.ABC):
 
     @abc.abstractmethod
     async def set(
-        self, group: str, key: str, value: Any, effect: Effect | None = None
-    ) -> tuple[Any, Any]: ...
+        self, group: str, key: str, value: Any, effect: Effect | None = None,
+        observe: Observe = ignore,
+    ) -> Pair: ...
 
     @abc.abstractmethod
-    async def delete(self, group: str, key: str, effect: Effect | None = None) -> Any:
+    async def delete(self, group: str, key: str, effect: Effect | None = None,
+                     observe: Observe = ignore) -> Any:
         """Remove an item; returns its old value (``None`` if there was none)."""
 
     @abc.abstractmethod
@@ -50,9 +69,12 @@ class StateBackend(abc.ABC):
 
     @abc.abstractmethod
     async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None
-    ) -> tuple[Any, Any]:
-        """Apply ``ops`` atomically; an item that does not exist starts as ``{}``."""
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None,
+        observe: Observe = ignore,
+    ) -> Pair:
+        """Apply ``ops`` atomically; an item that does not exist starts as ``{}``. A large
+        item only this backend holds may be changed in place (:mod:`raypipe.state.in_place`):
+        ``old`` is then a :class:`~raypipe.state.in_place.Before`."""
 
     @abc.abstractmethod
     async def applied(self, effect: Effect) -> tuple[Any, Any] | None:

@@ -2,7 +2,10 @@
 
 An op is a mapping such as ``{"type": "increment", "path": "stats.count", "by": 2}``.
 :func:`apply_ops` applies a list of them in order and returns a new value; the input is
-never mutated, so a failing op leaves the caller holding the old value.
+never mutated, so a failing op leaves the caller holding the old value. With
+``in_place=True`` it changes the value's containers instead (what a backend does to a large
+item only it holds: a copy-on-write update of ``steps.<i>`` copies the whole ``steps`` dict,
+so a workflow of N steps cost N²), and a failing op undoes what the ops before it did.
 """
 
 from __future__ import annotations
@@ -106,20 +109,107 @@ def validate_ops(ops: Any) -> list[dict[str, Any]]:
     return checked
 
 
-def apply_ops(value: JSON, ops: Sequence[Mapping[str, Any]]) -> JSON:
-    """Apply ``ops`` in order to a copy of ``value`` (``None`` means missing) and return it."""
+def apply_ops(value: JSON, ops: Sequence[Mapping[str, Any]], *, in_place: bool = False) -> JSON:
+    """Apply ``ops`` in order to ``value`` (``None`` means missing) and return the result: a
+    new value sharing what the ops left untouched, or, ``in_place``, ``value`` itself changed
+    (unless an op replaced the root). Raises :class:`UpdateOpError`, the input as it was."""
     checked = validate_ops(ops)
-    # Copy-on-write: only the containers on an op's path are (shallowly) copied, so an update of
-    # one field of a large item costs the path's length, not the item's size. Untouched parts
-    # are shared with the input, which is never mutated.
+    # The whole value sits under one key of a holder, so replacing the root is a slot write.
     holder: dict[str, Any] = {} if value is None else {_ROOT: value}
-    owned: set[int] = {id(holder)}
+    edit = _Edit(in_place, holder)
     for index, op in enumerate(checked):
         try:
-            _apply_one(holder, op, owned)
+            _apply_one(holder, op, edit)
         except _Failure as exc:
+            edit.rollback()
             raise _error(index, op, str(exc)) from None
     return holder.get(_ROOT, {})
+
+
+class _Edit:
+    """How one :func:`apply_ops` call changes containers. Copy-on-write: only the containers
+    on an op's path are (shallowly) copied, once each, so an update of one field of a large
+    item costs the path's length and the containers' sizes, and the input is never touched.
+    In place: every container is written directly and each write is logged so that a
+    failing op can undo the ones before it."""
+
+    __slots__ = ("_in_place", "_owned", "_undo")
+
+    def __init__(self, in_place: bool, holder: dict[str, Any]) -> None:
+        self._in_place = in_place
+        self._owned: set[int] = {id(holder)}
+        self._undo: list[tuple[Any, ...]] = []
+
+    def own(self, parent: Any, key: str, child: Any, where: str) -> Any:
+        """``child``, writable: itself if this edit may change it, else a shallow copy put in
+        its place."""
+        if self._in_place or id(child) in self._owned or not isinstance(child, (dict, list)):
+            return child
+        child = dict(child) if isinstance(child, dict) else list(child)
+        self._owned.add(id(child))
+        self.put(parent, key, child, where)
+        return child
+
+    def made(self, child: Any) -> None:
+        """``child`` is a container this edit made."""
+        self._owned.add(id(child))
+
+    def put(self, container: Any, key: str, item: Any, where: str) -> None:
+        if isinstance(container, dict):
+            if self._in_place:
+                self._undo.append((container, key, container.get(key, _MISSING)))
+            container[key] = item
+            return
+        if isinstance(container, list):
+            index = _list_index(key, where)
+            if index < len(container):
+                if self._in_place:
+                    self._undo.append((container, index, container[index]))
+                container[index] = item
+            elif index == len(container):
+                self.append(container, item)
+            else:
+                raise _Failure(
+                    f"index {index} is out of range for the list at {where} "
+                    f"(length {len(container)})")
+            return
+        raise _Failure(f"value at {where} is {_short.repr(container)}, not a dict or list")
+
+    def append(self, container: list[Any], item: Any) -> None:
+        if self._in_place:
+            self._undo.append((container, None, _MISSING))
+        container.append(item)
+
+    def delete(self, container: Any, key: str, where: str) -> None:
+        if isinstance(container, dict):
+            if key in container:
+                if self._in_place:
+                    self._undo.append((container, key, container[key]))
+                del container[key]
+        elif isinstance(container, list):
+            index = _list_index(key, where)
+            if index < len(container):
+                if self._in_place:
+                    self._undo.append((container, -1 - index, container[index]))
+                del container[index]
+        else:
+            raise _Failure(f"value at {where} is {_short.repr(container)}, not a dict or list")
+
+    def rollback(self) -> None:
+        """Undo this edit's in-place writes, last first (copy-on-write ones need nothing)."""
+        for container, key, before in reversed(self._undo):
+            if isinstance(container, dict):
+                if before is _MISSING:
+                    del container[key]
+                else:
+                    container[key] = before
+            elif key is None:  # an append
+                container.pop()
+            elif key < 0:  # a list item deleted at -1 - key
+                container.insert(-1 - key, before)
+            else:
+                container[key] = before
+        self._undo.clear()
 
 
 def _check_op(op: Mapping[str, Any]) -> None:
@@ -146,40 +236,33 @@ def _check_op(op: Mapping[str, Any]) -> None:
         raise _Failure(f"'by' must be a finite number, got {_short.repr(by)}")
 
 
-def _own(parent: Any, key: str, child: Any, owned: set[int], where: str) -> Any:
-    """``child`` if this update already owns it, else a shallow copy put in its place."""
-    if id(child) in owned or not isinstance(child, (dict, list)):
-        return child
-    child = dict(child) if isinstance(child, dict) else list(child)
-    owned.add(id(child))
-    _put(parent, key, child, where)
-    return child
-
-
-def _apply_one(holder: dict[str, Any], op: Mapping[str, Any], owned: set[int]) -> None:
+def _apply_one(holder: dict[str, Any], op: Mapping[str, Any], edit: _Edit) -> None:
     kind: str = op["type"]
     path = parse_path(op.get("path"))
     where, parent_where = _where(path), _where(path[:-1])
 
-    slot = _walk(holder, path, create=kind != "remove", owned=owned)
+    slot = _walk(holder, path, create=kind != "remove", edit=edit)
     if slot is None:  # only `remove` walks without creating, and a missing parent is a no-op
         return
     parent, key = slot
     if kind == "remove":
-        _delete(parent, key, parent_where)
+        edit.delete(parent, key, parent_where)
         return
     current = _get(parent, key, parent_where)
 
     if kind == "set":
-        _put(parent, key, deepcopy(op["value"]), parent_where)
+        edit.put(parent, key, deepcopy(op["value"]), parent_where)
     elif kind == "merge":
+        if current is not _MISSING and not isinstance(current, dict):
+            raise _Failure(f"value at {where} is {_short.repr(current)}, not a dict")
         if current is _MISSING:
             current = {}
-        elif not isinstance(current, dict):
-            raise _Failure(f"value at {where} is {_short.repr(current)}, not a dict")
-        current = _own(parent, key, current, owned, parent_where)
-        current.update(deepcopy(dict(op["value"])))
-        _put(parent, key, current, parent_where)
+            edit.made(current)
+            edit.put(parent, key, current, parent_where)
+        else:
+            current = edit.own(parent, key, current, parent_where)
+        for k, v in deepcopy(dict(op["value"])).items():
+            edit.put(current, k, v, where)
     elif kind in ("increment", "decrement"):
         if current is _MISSING:
             current = 0
@@ -188,15 +271,15 @@ def _apply_one(holder: dict[str, Any], op: Mapping[str, Any], owned: set[int]) -
         by = op.get("by")
         step = 1 if by is None else by
         result = current + step if kind == "increment" else current - step
-        _put(parent, key, result, parent_where)
+        edit.put(parent, key, result, parent_where)
     elif kind == "append":
         item = op["value"]
         if current is _MISSING:
-            _put(parent, key, [deepcopy(item)], parent_where)
+            edit.put(parent, key, [deepcopy(item)], parent_where)
         elif isinstance(current, list):
-            _own(parent, key, current, owned, parent_where).append(deepcopy(item))
+            edit.append(edit.own(parent, key, current, parent_where), deepcopy(item))
         elif isinstance(current, str) and isinstance(item, str):
-            _put(parent, key, current + item, parent_where)
+            edit.put(parent, key, current + item, parent_where)
         elif isinstance(current, str):
             raise _Failure(f"cannot append {_short.repr(item)} to the string at {where}")
         else:
@@ -204,10 +287,10 @@ def _apply_one(holder: dict[str, Any], op: Mapping[str, Any], owned: set[int]) -
 
 
 def _walk(
-    holder: dict[str, Any], path: list[str], *, create: bool, owned: set[int]
+    holder: dict[str, Any], path: list[str], *, create: bool, edit: _Edit
 ) -> tuple[Any, str] | None:
     """Return ``(container, key)`` of the path's last slot, or None if a parent is missing.
-    Every container on the way is owned (copied) so the caller may mutate it."""
+    Every container on the way is made writable (:meth:`_Edit.own`)."""
     segments = [_ROOT, *path]
     container: Any = holder
     for depth, segment in enumerate(segments[:-1]):
@@ -218,10 +301,10 @@ def _walk(
             if not create:
                 return None
             child = {}
-            owned.add(id(child))
-            _put(container, segment, child, container_where)
+            edit.made(child)
+            edit.put(container, segment, child, container_where)
         else:
-            child = _own(container, segment, child, owned, container_where)
+            child = edit.own(container, segment, child, container_where)
         container = child
     return container, segments[-1]
 
@@ -233,35 +316,6 @@ def _get(container: Any, key: str, where: str) -> Any:
         index = _list_index(key, where)
         return container[index] if index < len(container) else _MISSING
     raise _Failure(f"value at {where} is {_short.repr(container)}, not a dict or list")
-
-
-def _put(container: Any, key: str, item: Any, where: str) -> None:
-    if isinstance(container, dict):
-        container[key] = item
-        return
-    if isinstance(container, list):
-        index = _list_index(key, where)
-        if index < len(container):
-            container[index] = item
-        elif index == len(container):
-            container.append(item)
-        else:
-            raise _Failure(
-                f"index {index} is out of range for the list at {where} (length {len(container)})"
-            )
-        return
-    raise _Failure(f"value at {where} is {_short.repr(container)}, not a dict or list")
-
-
-def _delete(container: Any, key: str, where: str) -> None:
-    if isinstance(container, dict):
-        container.pop(key, None)
-    elif isinstance(container, list):
-        index = _list_index(key, where)
-        if index < len(container):
-            del container[index]
-    else:
-        raise _Failure(f"value at {where} is {_short.repr(container)}, not a dict or list")
 
 
 def _list_index(key: str, where: str) -> int:

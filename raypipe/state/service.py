@@ -8,7 +8,7 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
-from raypipe.change_triggers import ChangeTriggers
+from raypipe.change_triggers import ChangeTriggers, Fired
 from raypipe.effects import Effect
 from raypipe.engine.loopbatch import run_calls
 from raypipe.models import EventType, StateTriggerInput
@@ -16,13 +16,15 @@ from raypipe.refs import names_a_ref, ref_ids_in
 from raypipe.runtime_protocols import Origin
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import StateBackend
-from raypipe.state.change import DEFERRED, Deferred, is_large
+from raypipe.state.change import DEFERRED, Deferred, StateChange, is_large
 from raypipe.state.ids import check_ids
+from raypipe.state.in_place import Before, answer, snapshot
 
 __all__ = ["Answer", "StateService"]
 
-#: A write's answer: ``(old, new)``, or :data:`DEFERRED` (see :meth:`StateService.set`).
-Answer = tuple[Any, Any] | Deferred
+#: A write's answer: ``(old, new)``, :data:`DEFERRED` (see :meth:`StateService.set`), or, from
+#: a local service, a change whose values are made when read.
+Answer = tuple[Any, Any] | Deferred | StateChange
 
 #: The calls :meth:`StateService.batch` takes.
 _BATCHED = frozenset({"get", "set", "update", "delete"})
@@ -72,17 +74,17 @@ class StateService:
         check_ids(group=group, item=key)
         if names_a_ref(value):
             self._ref_groups.add(group)
-        old, new = await self.backend.set(group, key, value, origin.effect)
-        await self._committed(group, key, old, new, origin)
-        return self._answer(old, new, origin)
+        seen = _Seen(self, group, key, origin)
+        await self.backend.set(group, key, value, origin.effect, seen)
+        return await seen.settle()
 
     async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> Answer:
         check_ids(group=group, item=key)
         if names_a_ref(ops):
             self._ref_groups.add(group)
-        old, new = await self.backend.update(group, key, ops, origin.effect)
-        await self._committed(group, key, old, new, origin)
-        return self._answer(old, new, origin)
+        seen = _Seen(self, group, key, origin)
+        await self.backend.update(group, key, ops, origin.effect, seen)
+        return await seen.settle()
 
     async def applied(self, effect: Effect) -> tuple[Any, Any]:
         """The values a delivery's write left (see :class:`~raypipe.state.change.Deferred`)."""
@@ -93,8 +95,9 @@ class StateService:
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:
         check_ids(group=group, item=key)
-        old = await self.backend.delete(group, key, origin.effect)
-        await self._committed(group, key, old, None, origin)
+        seen = _Seen(self, group, key, origin)
+        old = await self.backend.delete(group, key, origin.effect, seen)
+        await seen.settle()
         return old
 
     async def list(self, group: str) -> Items:
@@ -123,17 +126,78 @@ class StateService:
     async def clear(self, group: str, origin: Origin) -> None:
         check_ids(group=group)
         for key, old in await self.backend.clear(group, origin.effect):
-            await self._committed(group, key, old, None, origin)
+            await self.triggers.fire(StateTriggerInput(group, key, old, None, "deleted"), origin)
 
-    async def _committed(self, group: str, key: str, old: Any, new: Any,
-                         origin: Origin) -> None:
-        # A write that changes nothing is not a change: no trigger fires for it.
-        if old == new:
-            return
-        event: EventType = "created" if old is None else "deleted" if new is None else "updated"
-        await self.triggers.fire(StateTriggerInput(group, key, old, new, event), origin)
-
-    def _answer(self, old: Any, new: Any, origin: Origin) -> Answer:
+    def reply(self, old: Any, new: Any, origin: Origin) -> Answer:
+        """What a write answers, made as its values are computed."""
+        if isinstance(old, Before):
+            if not self._defer_large:  # in one process: made when read, if ever
+                record = old.record
+                return StateChange(load=lambda: answer(record, new))
+            if origin.effect is not None:
+                return DEFERRED
+            # A write outside any delivery (an http handler's) has no record to fetch from.
+            return snapshot(old.value()), snapshot(new)
         if self._defer_large and origin.effect is not None and is_large(old, new):
             return DEFERRED
         return old, new
+
+
+class _Seen:
+    """Told a write's values the moment its backend computed them (an
+    :data:`~raypipe.state.backend.Observe`): evaluates the state triggers of the change and
+    makes the write's answer there and then, as an item updated in place
+    (:mod:`raypipe.state.in_place`) changes with its next write; :meth:`settle` hands the
+    triggers' deliveries on once the write has committed."""
+
+    __slots__ = ("_answer", "_fired", "_group", "_key", "_origin", "_service")
+
+    def __init__(self, service: StateService, group: str, key: str, origin: Origin) -> None:
+        self._service, self._group, self._key, self._origin = service, group, key, origin
+        self._fired: Fired = []
+        self._answer: Answer = (None, None)
+
+    def __call__(self, old: Any, new: Any) -> None:
+        # Called again if the backend computes the write again (a Redis transaction that
+        # lost a race): the last call is the write that committed.
+        if isinstance(old, Before):
+            changed, existed = old.changed, old.existed
+        else:
+            # A write that changes nothing is not a change: no trigger fires for it.
+            changed, existed = old != new, old is not None
+        self._fired = []
+        if changed:
+            event: EventType = ("created" if not existed else "deleted" if new is None
+                                else "updated")
+            change = (_LiveChange(self._group, self._key, old, new, event)
+                      if isinstance(old, Before)
+                      else StateTriggerInput(self._group, self._key, old, new, event))
+            self._fired = self._service.triggers.evaluate(change, self._origin)
+        self._answer = self._service.reply(old, new, self._origin)
+
+    async def settle(self) -> Answer:
+        await self._service.triggers.dispatch(self._fired, self._origin)
+        return self._answer
+
+
+class _LiveChange(StateTriggerInput):
+    """The change of an item updated in place: its old value is made when first read, from
+    the item as it then is (so read before the item's next write, as trigger conditions
+    are)."""
+
+    def __init__(self, group_id: str, item_id: str, before: Before, new_value: Any,
+                 event_type: EventType) -> None:
+        # Not the dataclass's __init__: ``old_value`` stays unset until read.
+        self.group_id, self.item_id = group_id, item_id
+        self.new_value, self.event_type = new_value, event_type
+        self._before = before
+
+    def __getattr__(self, name: str) -> Any:
+        if name != "old_value":
+            raise AttributeError(name)
+        self.old_value = self._before.value()
+        return self.old_value
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> StateTriggerInput:
+        return StateTriggerInput(self.group_id, self.item_id, snapshot(self.old_value),
+                                 snapshot(self.new_value), self.event_type)

@@ -26,9 +26,10 @@ from raypipe.engine.outcomes import TraceOutcome
 from raypipe.execution import run_batch, run_one
 from raypipe.messages import Message
 from raypipe.objects import LocalObjects
-from raypipe.runtime_protocols import Ids, Origin
+from raypipe.runtime_protocols import Ids, Origin, StateResult
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import make_backend
+from raypipe.state.change import Deferred
 from raypipe.state.service import Answer, StateService
 from raypipe.steps import Step
 from raypipe.streams.relay import Relay
@@ -138,23 +139,26 @@ class _Hooks:
 
 class _State:
     """The state service as a :class:`~raypipe.runtime_protocols.StateStore`: made with
-    ``defer_large=False``, its writes always answer their values."""
+    ``defer_large=False``, its writes answer their values (a large item's update: a change
+    that makes them when read)."""
 
     def __init__(self, service: StateService) -> None:
         self.service = service
 
     @staticmethod
-    def _values(answer: Answer) -> tuple[Any, Any]:
-        assert isinstance(answer, tuple), "a local state service never defers its answer"
+    def _values(answer: Answer) -> StateResult:
+        assert not isinstance(answer, Deferred), "a local state service never defers"
         return answer
 
     async def get(self, group: str, key: str) -> Any:
         return await self.service.get(group, key)
 
-    async def set(self, group: str, key: str, value: Any, origin: Origin) -> tuple[Any, Any]:
+    async def set(self, group: str, key: str, value: Any,
+                  origin: Origin) -> StateResult:
         return self._values(await self.service.set(group, key, value, origin))
 
-    async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> tuple[Any, Any]:
+    async def update(self, group: str, key: str, ops: Ops,
+                     origin: Origin) -> StateResult:
         return self._values(await self.service.update(group, key, ops, origin))
 
     async def delete(self, group: str, key: str, origin: Origin) -> Any:

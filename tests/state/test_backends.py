@@ -13,24 +13,6 @@ from raypipe.errors import UpdateOpError
 from raypipe.state.backend import StateBackend, make_backend
 from raypipe.state.backends.memory import MemoryBackend
 
-BACKENDS = ["memory", "redis"]
-
-
-@pytest.fixture(params=BACKENDS)
-async def backend(request: pytest.FixtureRequest) -> AsyncIterator[StateBackend]:
-    app = f"test-{uuid.uuid4().hex[:8]}"  # a key prefix of its own: no test sees another's
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else "memory"
-    b = make_backend(url, app)
-    yield b
-    await b.close()
-    if request.param == "redis":
-        import redis
-
-        r = redis.Redis.from_url(url)
-        keys = list(r.scan_iter(f"raypipe:{app}:*"))
-        if keys:
-            r.delete(*keys)
-
 
 async def test_get_missing_is_none(backend: StateBackend) -> None:
     assert await backend.get("g", "nope") is None

@@ -466,3 +466,47 @@ if HAS_HYPOTHESIS:
         for segment in parse_path(path):
             node = node[int(segment)] if isinstance(node, list) else node[segment]
         assert node == new
+
+    @given(value=json_values, ops=st.lists(any_op, max_size=5))
+    def test_property_in_place_matches_copy_on_write(
+        value: Any, ops: list[dict[str, Any]]
+    ) -> None:
+        # A large item is updated in place (raypipe.state.in_place): same result, same error,
+        # and a failing op leaves the value exactly as it was.
+        expected: Any = None
+        error: UpdateOpError | None = None
+        try:
+            expected = apply_ops(value, ops)
+        except UpdateOpError as err:
+            error = err
+        before = deepcopy(value)
+        mutable = deepcopy(value)
+        try:
+            result = apply_ops(mutable, ops, in_place=True)
+        except UpdateOpError as err:
+            assert error is not None and str(err) == str(error)
+            assert mutable == before
+            return
+        assert error is None
+        assert result == expected
+        if isinstance(before, (dict, list)) and all(
+                parse_path(op.get("path")) for op in ops):
+            assert result is mutable  # changed in place, not rebuilt
+
+    @given(value=json_values.filter(lambda v: isinstance(v, dict)),
+           ops=st.lists(any_op, max_size=5))
+    def test_property_path_record_rebuilds_both_values(
+        value: Any, ops: list[dict[str, Any]]
+    ) -> None:
+        from raypipe.state.in_place import PathRecord, as_written, changed
+
+        old = deepcopy(value)
+        record = PathRecord(value, ops)
+        try:
+            new = apply_ops(value, ops, in_place=True)
+        except UpdateOpError:
+            return
+        written = record.finish(new, ("g", "k"))
+        assert as_written(written, new, 0) == old
+        assert as_written(written, new, 1) == new
+        assert changed(written) == (old != new)

@@ -2,7 +2,13 @@ from __future__ import annotations
 
 import json
 
-from raypipe.state.backends.redis_items import assemble, head_of, touched_by, writes_for
+from raypipe.state.backends.redis_items import (
+    assemble,
+    head_of,
+    split_fields,
+    touched_by,
+    writes_for,
+)
 
 
 def key(f: str) -> str:
@@ -21,11 +27,11 @@ def test_paths_say_what_a_write_touches() -> None:
 def test_a_write_to_one_entry_rewrites_only_that_entry() -> None:
     old = {"done": 1, "steps": {"0": {"i": 0}}, "meta": {"a": 1}}
     new = {"done": 2, "steps": {"0": {"i": 0}, "1": {"i": 1}}, "meta": {"a": 1}}
-    cmds = writes_for(old, new, {("done",), ("steps", "1")}, key)
+    cmds = writes_for(split_fields(old), new, {("done",), ("steps", "1")}, key)
     assert cmds == [("hset", "F:steps", ({"1": '{"i":1}'},))]
-    assert writes_for(old, {"done": 2}, {("steps",), ("meta",)}, key) == [
+    assert writes_for(split_fields(old), {"done": 2}, {("steps",), ("meta",)}, key) == [
         ("delete", "F:meta", ()), ("delete", "F:steps", ())]
-    gone = writes_for(old, {**old, "steps": {}}, {("steps", "0")}, key)
+    gone = writes_for(split_fields(old), {**old, "steps": {}}, {("steps", "0")}, key)
     assert gone == [("hdel", "F:steps", ("0",))]
 
 

@@ -1,7 +1,10 @@
 """The embedded default: dicts in the state actor's process.
 
-Values are never mutated in place (``apply_ops`` builds new ones), so handing out the stored
-object is safe and old values stay valid for state triggers.
+A small item is never changed in place (``apply_ops`` builds a new value), so the stored
+object can be handed out as it is and an old value stays valid for state triggers. A large
+item that nothing outside holds is updated in place (:mod:`raypipe.state.in_place`): its
+effect record keeps what the update's paths held, and a read hands the item out, so that the
+next update copies it first.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from typing import Any
 
 from raypipe.effects import Effect, EffectLog
 from raypipe.shared_types import Groups, Items
-from raypipe.state.backend import Removed, StateBackend
+from raypipe.state.backend import Observe, Pair, Removed, StateBackend, ignore
+from raypipe.state.change import StateChange, is_large
+from raypipe.state.in_place import Before, Holder, PathRecord, answer
 from raypipe.state.ops import apply_ops
 
 __all__ = ["MemoryBackend"]
@@ -21,18 +26,34 @@ class MemoryBackend(StateBackend):
     def __init__(self) -> None:
         self._groups: dict[str, dict[str, Any]] = {}
         self._effects = EffectLog()
+        self._holder = Holder()
 
     async def get(self, group: str, key: str) -> Any:
+        self._holder.handed_out((group, key))
         return self._groups.get(group, {}).get(key)
 
+    def _repeat(self, group: str, key: str, effect: Effect | None,
+                observe: Observe) -> Pair | None:
+        """The first result of a write whose effect was applied already, else ``None``."""
+        if not self._effects.seen(effect):
+            return None
+        first = self._effects.result(effect)  # type: ignore[arg-type]
+        if isinstance(first, dict):  # an in-place update's record
+            first = answer(first, self._groups.get(group, {}).get(key))
+        observe(*first)
+        return first  # type: ignore[no-any-return]
+
     def _write(self, group: str, key: str, effect: Effect | None,
-               compute: Callable[[Any], Any]) -> tuple[Any, Any]:
+               compute: Callable[[Any], Any], observe: Observe) -> Pair:
         # No await between read and write: the actor's event loop makes this atomic.
-        if self._effects.seen(effect):
-            return self._effects.result(effect)  # type: ignore[arg-type,no-any-return]
+        repeat = self._repeat(group, key, effect, observe)
+        if repeat is not None:
+            return repeat
         items = self._groups.setdefault(group, {})
         old = items.get(key)
         new = compute(old)
+        # The stored object is the caller's (or a new one): not this backend's alone.
+        self._holder.handed_out((group, key))
         if new is None:
             items.pop(key, None)
             if not items:
@@ -40,33 +61,60 @@ class MemoryBackend(StateBackend):
         else:
             items[key] = new
         self._effects.record(effect, (old, new))
+        observe(old, new)
         return old, new
 
-    async def set(
-        self, group: str, key: str, value: Any, effect: Effect | None = None
-    ) -> tuple[Any, Any]:
-        return self._write(group, key, effect, lambda _old: value)
+    async def set(self, group: str, key: str, value: Any, effect: Effect | None = None,
+                  observe: Observe = ignore) -> Pair:
+        return self._write(group, key, effect, lambda _old: value, observe)
 
     async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None
-    ) -> tuple[Any, Any]:
-        return self._write(group, key, effect, lambda old: apply_ops(old, ops))
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None,
+        observe: Observe = ignore,
+    ) -> Pair:
+        old = self._groups.get(group, {}).get(key)
+        if not is_large(old):
+            return self._write(group, key, effect, lambda old: apply_ops(old, ops), observe)
+        repeat = self._repeat(group, key, effect, observe)
+        if repeat is not None:
+            return repeat
+        items = self._groups[group]
+        value = items[key] = self._holder.writable((group, key), old)
+        before = PathRecord(value, ops)
+        new = apply_ops(value, ops, in_place=True)  # raises with the item as it was
+        if new is None:  # a `set` of the root to null: the item is gone
+            del items[key]
+            if not items:
+                del self._groups[group]
+        else:
+            items[key] = new
+        record = before.finish(new, (group, key))
+        self._effects.record(effect, record)
+        observe(Before(record, new), new)
+        return StateChange(load=lambda: answer(record, new))
 
-    async def delete(self, group: str, key: str, effect: Effect | None = None) -> Any:
+    async def delete(self, group: str, key: str, effect: Effect | None = None,
+                     observe: Observe = ignore) -> Any:
         if group not in self._groups:
             return None
-        old, _ = self._write(group, key, effect, lambda _old: None)
+        old, _ = self._write(group, key, effect, lambda _old: None, observe)
         return old
 
     async def release(self, owners: Sequence[str]) -> None:
         self._effects.release(list(owners))
 
     async def applied(self, effect: Effect) -> tuple[Any, Any] | None:
-        first = self._effects.result(effect) if self._effects.seen(effect) else None
+        if not self._effects.seen(effect):
+            return None
+        first = self._effects.result(effect)
+        if isinstance(first, dict):
+            group, key = first["at"]
+            return answer(first, self._groups.get(group, {}).get(key))
         return first if isinstance(first, tuple) else None
 
     async def list(self, group: str) -> Items:
         items = self._groups.get(group, {})
+        self._holder.handed_out_all(lambda k: isinstance(k, tuple) and k[0] == group)
         return [{"id": k, "data": items[k]} for k in sorted(items)]
 
     async def list_groups(self) -> Groups:
@@ -76,4 +124,5 @@ class MemoryBackend(StateBackend):
         if self._effects.seen(effect):
             return []
         self._effects.record(effect)
+        self._holder.handed_out_all(lambda k: isinstance(k, tuple) and k[0] == group)
         return sorted(self._groups.pop(group, {}).items())

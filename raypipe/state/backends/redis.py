@@ -33,17 +33,19 @@ from redis.exceptions import WatchError
 from raypipe import constants
 from raypipe.effects import Effect
 from raypipe.shared_types import Groups, Items
-from raypipe.state.backend import Removed, StateBackend
+from raypipe.state.backend import Observe, Pair, Removed, StateBackend, ignore
 from raypipe.state.backends.redis_items import (
     Touched,
     assemble,
     dumps,
     head_of,
+    split_fields,
     touched_by,
     writes_for,
 )
 from raypipe.state.backends.redis_layout import LayoutGate
-from raypipe.state.change import is_large
+from raypipe.state.change import StateChange, is_large
+from raypipe.state.in_place import Before, Holder, PathRecord, answer, value_at
 from raypipe.state.ops import apply_ops, parse_path
 
 __all__ = ["RedisBackend"]
@@ -59,7 +61,7 @@ MAX_CONNECTIONS = 100
 #: Writes to one item committed in one transaction at most (WATCHed keys, MULTI size).
 MAX_GROUP = 256
 
-_Result = tuple[Any, Any]
+_Result = Pair
 
 
 @dataclass
@@ -70,6 +72,7 @@ class _Write:
     touched: Touched
     #: An update's ops (its effect record of a large item keeps their paths only).
     ops: Sequence[dict[str, Any]] | None = None
+    observe: Observe = ignore
     done: asyncio.Future[_Result] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
@@ -110,6 +113,8 @@ class RedisBackend(StateBackend):
         self._queues: dict[tuple[str, str], list[_Write]] = {}
         #: Items as this backend last wrote or read them: (version, value).
         self._items: dict[tuple[str, str], tuple[int, Any]] = {}
+        #: Which of those this backend may update in place (:mod:`raypipe.state.in_place`).
+        self._holder = Holder()
 
     async def _assemble(self, reader: Any, group: str, key: str, raw_head: str | None) -> Any:
         """The item whose head is ``raw_head``: the kept copy if its version is current, else
@@ -159,16 +164,18 @@ class RedisBackend(StateBackend):
         if not self._layout.ready:
             await self._layout.wait()
         raw = await self._redis.hget(self._group_key(group), key)
+        self._holder.handed_out((group, key))
         return await self._assemble(self._redis, group, key, raw)
 
     async def _write(self, group: str, key: str, effect: Effect | None,
                      compute: Callable[[Any], Any], touched: Touched = None,
-                     ops: Sequence[dict[str, Any]] | None = None) -> _Result:
+                     ops: Sequence[dict[str, Any]] | None = None,
+                     observe: Observe = ignore) -> _Result:
         """Compute the item's new value from its current one (``None`` deletes it) and commit
         it atomically, with the record of ``effect`` (so its repeat returns this result)."""
         if not self._layout.ready:
             await self._layout.wait()
-        write = _Write(effect, compute, touched, ops)
+        write = _Write(effect, compute, touched, ops, observe)
         queue = self._queues.get((group, key))
         if queue is None:
             queue = self._queues[(group, key)] = []
@@ -218,7 +225,8 @@ class RedisBackend(StateBackend):
                                         strict=True)) if effect_keys else {}
                     raw_head = await pipe.hget(hkey, key)
                     version = json.loads(raw_head)["n"] if raw_head else 0
-                    first = value = await self._assemble(pipe, group, key, raw_head)
+                    value = await self._assemble(pipe, group, key, raw_head)
+                    first_split = split_fields(value)
                     results: list[_Result | Exception] = []
                     fresh: dict[str, tuple[_Result, str]] = {}  # effect key -> result, record
                     owners: dict[str, str] = {}  # effect key -> its owner's index key
@@ -229,16 +237,18 @@ class RedisBackend(StateBackend):
                             results.append(fresh[ekey][0])
                             continue
                         if ekey and recorded.get(ekey) is not None:
-                            results.append(_answer(json.loads(recorded[ekey]), value))
+                            first = _answer(json.loads(recorded[ekey]), value)
+                            write.observe(*first)
+                            results.append(first)
                             continue
                         try:
-                            new = write.compute(value)
+                            result, new, record = self._compute(group, key, write, value)
                         except Exception as exc:
                             results.append(exc)
                             continue
-                        results.append((value, new))
+                        results.append(result)
                         if ekey and write.effect:
-                            fresh[ekey] = ((value, new), _record(value, new, write.ops, group, key))
+                            fresh[ekey] = (result, record)
                             owners[ekey] = self._owned_key(write.effect.owner)
                         touched = (None if touched is None or write.touched is None
                                    else touched | write.touched)
@@ -254,7 +264,7 @@ class RedisBackend(StateBackend):
                         pipe.hset(hkey, key, head_of(value, version + 1))
                         pipe.sadd(self._groups_key, group)
                     for command, target, args in writes_for(
-                            first, value, touched,
+                            first_split, value, touched,
                             lambda f: self._field_key(group, key, f)):
                         if command == "hset":
                             pipe.hset(target, mapping=args[0])
@@ -272,21 +282,46 @@ class RedisBackend(StateBackend):
                 except WatchError:
                     self._items.pop((group, key), None)
                     continue  # another writer got there first: read again
+                except BaseException:
+                    # The kept copy may hold writes that did not commit (made in place).
+                    self._items.pop((group, key), None)
+                    raise
 
-    async def set(
-        self, group: str, key: str, value: Any, effect: Effect | None = None
-    ) -> tuple[Any, Any]:
+    def _compute(self, group: str, key: str, write: _Write,
+                 value: Any) -> tuple[_Result, Any, str]:
+        """One write's result, the item's new value and the write's effect record: a large
+        item's update is made in place, on a value this backend alone holds."""
+        if write.ops is None or not is_large(value):
+            new = write.compute(value)
+            # It may share parts with values handed out: the next update in place copies.
+            self._holder.handed_out((group, key))
+            write.observe(value, new)
+            return (value, new), new, _record(value, new, write.ops, group, key)
+        value = self._holder.writable((group, key), value)
+        # No version matches it until the transaction commits: a read meanwhile goes to Redis
+        # rather than see writes that have not committed.
+        self._items[group, key] = (-1, value)
+        before = PathRecord(value, write.ops)
+        new = apply_ops(value, write.ops, in_place=True)  # raises with the item as it was
+        record = before.finish(new, (group, key))
+        write.observe(Before(record, new), new)
+        return StateChange(load=lambda: answer(record, new)), new, dumps(record)
+
+    async def set(self, group: str, key: str, value: Any, effect: Effect | None = None,
+                  observe: Observe = ignore) -> Pair:
         # Checked as plain JSON where it entered (ctx.state, the admin API, the CLI), once.
-        return await self._write(group, key, effect, lambda _old: value)
+        return await self._write(group, key, effect, lambda _old: value, observe=observe)
 
     async def update(
-        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None
-    ) -> tuple[Any, Any]:
+        self, group: str, key: str, ops: Sequence[dict[str, Any]], effect: Effect | None = None,
+        observe: Observe = ignore,
+    ) -> Pair:
         return await self._write(group, key, effect, lambda old: apply_ops(old, ops),
-                                 touched_by(ops), ops)
+                                 touched_by(ops), ops, observe)
 
-    async def delete(self, group: str, key: str, effect: Effect | None = None) -> Any:
-        old, _ = await self._write(group, key, effect, lambda _old: None)
+    async def delete(self, group: str, key: str, effect: Effect | None = None,
+                     observe: Observe = ignore) -> Any:
+        old, _ = await self._write(group, key, effect, lambda _old: None, observe=observe)
         if not await self._redis.hlen(self._group_key(group)):
             await self._redis.srem(self._groups_key, group)
         return old
@@ -308,6 +343,7 @@ class RedisBackend(StateBackend):
             await self._layout.wait()
         heads = await self._redis.hgetall(self._group_key(group))
         items = await self._assemble_all(group, heads)
+        self._holder.handed_out_all(lambda k: isinstance(k, tuple) and k[0] == group)
         return [{"id": k, "data": items[k]} for k in sorted(items)]
 
     async def list_groups(self) -> Groups:
@@ -355,36 +391,12 @@ def _record(old: Any, new: Any, ops: Sequence[dict[str, Any]] | None, group: str
     if ops is None or not is_large(old, new):
         return dumps({"o": old, "n": new})
     paths = list(dict.fromkeys(tuple(parse_path(op.get("path"))) for op in ops))
-    return dumps({"p": [[list(p), *_at(old, p), *_at(new, p)] for p in paths],
+    return dumps({"p": [[list(p), *value_at(old, p), *value_at(new, p)] for p in paths],
                    "at": [group, key]})
 
 
-def _at(value: Any, path: tuple[str, ...]) -> tuple[bool, Any]:
-    for segment in path:
-        if isinstance(value, dict) and segment in value:
-            value = value[segment]
-        elif isinstance(value, list) and segment.isdigit() and int(segment) < len(value):
-            value = value[int(segment)]
-        else:
-            return False, None
-    return True, value
-
-
-def _answer(record: dict[str, Any], current: Any) -> _Result:
-    """A recorded write's result. For a large item, the item as it is now with what the
-    write changed as the write left it (new) and as it found it (old)."""
+def _answer(record: dict[str, Any], current: Any) -> tuple[Any, Any]:
+    """A recorded write's result (see :func:`raypipe.state.in_place.answer`)."""
     if "p" not in record:
         return record["o"], record["n"]
-    def as_written(which: int) -> Any:
-        value = current
-        for entry in record["p"]:
-            path, had, at = entry[0], entry[1 + 2 * which], entry[2 + 2 * which]
-            if not path:
-                value = at if had else None
-            else:
-                op = ({"type": "set", "path": path, "value": at} if had
-                      else {"type": "remove", "path": path})
-                value = apply_ops(value, [op])
-        return value
-
-    return as_written(0), as_written(1)
+    return answer(record, current)

@@ -73,10 +73,12 @@ def touched_by(ops: Sequence[Mapping[str, Any]]) -> Touched:
 Command = tuple[str, str, tuple[Any, ...]]
 
 
-def writes_for(old: Any, new: Any, touched: Touched, field_key: Any) -> list[Command]:
-    """The field-hash commands that take the stored item from ``old`` to ``new`` (the head is
-    written by the caller); ``field_key(name)`` is a field's hash key."""
-    old_split, new_split = split_fields(old), split_fields(new)
+def writes_for(old_split: set[str], new: Any, touched: Touched,
+               field_key: Any) -> list[Command]:
+    """The field-hash commands that take the stored item to ``new`` from the value whose
+    :func:`split_fields` were ``old_split`` (the head is written by the caller);
+    ``field_key(name)`` is a field's hash key."""
+    new_split = split_fields(new)
     commands: list[Command] = [("delete", field_key(f), ())
                                for f in sorted(old_split - new_split)]
     whole = None if touched is None else {t[0] for t in touched if len(t) == 1}
