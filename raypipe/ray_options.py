@@ -36,8 +36,8 @@ class RayOptions:
     resources: Mapping[str, float] = field(default_factory=dict)
     #: The step's own Ray ``runtime_env`` (pip packages, env_vars, ...).
     runtime_env: Mapping[str, Any] | None = None
-    #: Most deliveries of this step in one task (1: a task each); the engine's default if
-    #: ``None``.
+    #: Most deliveries of this step in one task (1: a task each); if ``None``, sized by how
+    #: long the step's tasks take (:class:`raypipe.engine.batching.BatchSize`).
     max_batch: int | None = None
     #: Run the step on a pool of Ray actors instead of tasks: ``n``, or ``(min, max)`` scaled
     #: by the step's backlog. Each actor asks for the options above (``num_gpus=0.5`` shares

@@ -20,7 +20,7 @@ from ray import exceptions as rex
 from raypipe import triggers as t
 from raypipe.app import App
 from raypipe.engine.attempt import AttemptError, outcome_error
-from raypipe.engine.batching import MAX_BATCH, Batcher
+from raypipe.engine.batching import FIRST_BATCH, Batcher
 from raypipe.engine.delivery import Delivery
 from raypipe.engine.outcomes import Outcomes
 from raypipe.ray_options import RayOptions, demand
@@ -189,7 +189,7 @@ class RayExecutor:
         options = self._ray[step]
         if options.batch is not None:
             return options.batch.max_size, options.batch.max_wait_s
-        return options.max_batch or MAX_BATCH, 0.0
+        return options.max_batch or FIRST_BATCH, 0.0
 
     def _gather(self, step: str, pending: _Pending) -> None:
         """Into the step's next batch: cut when full, or ``max_wait_s`` after it began."""
@@ -284,11 +284,12 @@ class RayExecutor:
             self._slot_count = (slots, now)
         return slots
 
-    def _limits(self, step: str) -> tuple[int | None, int]:
+    def _limits(self, step: str) -> tuple[int | None, int | None]:
         """A step's most tasks in flight (what the cluster holds of the scarcest resource it
-        asks for beyond CPUs; ``None``: only the shared window) and deliveries per task."""
+        asks for beyond CPUs; ``None``: only the shared window) and deliveries per task (its
+        ``max_batch``; ``None``: sized by how long its batches take)."""
         options = self._ray.get(step)
-        most = (options.max_batch if options else None) or MAX_BATCH
+        most = options.max_batch if options else None
         need = self._scarce.get(step)
         if not need:
             return None, most
