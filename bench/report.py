@@ -26,7 +26,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "state": ("state_ops.py", ["--repeat", "3"], ["--repeat", "1"]),
     "streams": ("streams.py", ["--seconds", "5"], ["--seconds", "2"]),
     "chain": ("chain.py", ["--hops", "50", "--repeat", "5"], ["--hops", "20", "--repeat", "2"]),
-    "seed_workflow": ("seed_workflow.py", ["--n", "10000", "100000", "--repeat", "1"],
+    "seed_workflow": ("seed_workflow.py", ["--n", "10000", "100000", "--repeat", "2"],
                       ["--n", "1000", "10000", "--repeat", "1"]),
     "reload": ("reload.py", ["--repeat", "5"], ["--repeat", "1"]),
     "image_pipeline": ("image_pipeline.py", ["--n", "10000", "--repeat", "5"],
