@@ -13,7 +13,7 @@ as the write left it (``new``) or found it (``old``); the value before is built 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from typing import Any
 
 from raypipe.state.ops import apply_ops, parse_path
@@ -158,6 +158,6 @@ class Holder:
     def handed_out(self, key: Hashable) -> None:
         self._sole.discard(key)
 
-    def handed_out_all(self, keep: Callable[[Hashable], bool]) -> None:
-        """Every key ``keep`` says is handed out."""
-        self._sole = {k for k in self._sole if not keep(k)}
+    def handed_out_group(self, group: str) -> None:
+        """Every item of ``group`` (keys are ``(group, item)``) is handed out."""
+        self._sole = {k for k in self._sole if not (isinstance(k, tuple) and k[0] == group)}

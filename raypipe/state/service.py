@@ -128,7 +128,7 @@ class StateService:
         for key, old in await self.backend.clear(group, origin.effect):
             await self.triggers.fire(StateTriggerInput(group, key, old, None, "deleted"), origin)
 
-    def reply(self, old: Any, new: Any, origin: Origin) -> Answer:
+    def _reply(self, old: Any, new: Any, origin: Origin) -> Answer:
         """What a write answers, made as its values are computed."""
         if isinstance(old, Before):
             if not self._defer_large:  # in one process: made when read, if ever
@@ -173,7 +173,7 @@ class _Seen:
                       if isinstance(old, Before)
                       else StateTriggerInput(self._group, self._key, old, new, event))
             self._fired = self._service.triggers.evaluate(change, self._origin)
-        self._answer = self._service.reply(old, new, self._origin)
+        self._answer = self._service._reply(old, new, self._origin)
 
     async def settle(self) -> Answer:
         await self._service.triggers.dispatch(self._fired, self._origin)

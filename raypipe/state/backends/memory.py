@@ -32,34 +32,44 @@ class MemoryBackend(StateBackend):
         self._holder.handed_out((group, key))
         return self._groups.get(group, {}).get(key)
 
-    def _repeat(self, group: str, key: str, effect: Effect | None,
-                observe: Observe) -> Pair | None:
-        """The first result of a write whose effect was applied already, else ``None``."""
+    def _first(self, effect: Effect | None) -> tuple[Any, Any] | None:
+        """``(old, new)`` of an item write whose effect was applied already, else ``None``."""
         if not self._effects.seen(effect):
             return None
         first = self._effects.result(effect)  # type: ignore[arg-type]
-        if isinstance(first, dict):  # an in-place update's record
-            first = answer(first, self._groups.get(group, {}).get(key))
-        observe(*first)
-        return first  # type: ignore[no-any-return]
+        if isinstance(first, dict):  # an in-place update's path record
+            group, key = first["at"]
+            return answer(first, self._groups.get(group, {}).get(key))
+        return first if isinstance(first, tuple) else None
 
-    def _write(self, group: str, key: str, effect: Effect | None,
-               compute: Callable[[Any], Any], observe: Observe) -> Pair:
-        # No await between read and write: the actor's event loop makes this atomic.
-        repeat = self._repeat(group, key, effect, observe)
-        if repeat is not None:
-            return repeat
+    def _repeat(self, effect: Effect | None, observe: Observe) -> Pair | None:
+        """The first result of a write whose effect was applied already, else ``None``."""
+        first = self._first(effect)
+        if first is not None:
+            observe(*first)
+        return first
+
+    def _store(self, group: str, key: str, new: Any) -> None:
+        """``new`` as the item (``None`` removes it, and its group once empty)."""
         items = self._groups.setdefault(group, {})
-        old = items.get(key)
-        new = compute(old)
-        # The stored object is the caller's (or a new one): not this backend's alone.
-        self._holder.handed_out((group, key))
         if new is None:
             items.pop(key, None)
             if not items:
                 del self._groups[group]
         else:
             items[key] = new
+
+    def _write(self, group: str, key: str, effect: Effect | None,
+               compute: Callable[[Any], Any], observe: Observe) -> Pair:
+        # No await between read and write: the actor's event loop makes this atomic.
+        repeat = self._repeat(effect, observe)
+        if repeat is not None:
+            return repeat
+        old = self._groups.get(group, {}).get(key)
+        new = compute(old)
+        # The stored object is the caller's (or a new one): not this backend's alone.
+        self._holder.handed_out((group, key))
+        self._store(group, key, new)
         self._effects.record(effect, (old, new))
         observe(old, new)
         return old, new
@@ -75,19 +85,14 @@ class MemoryBackend(StateBackend):
         old = self._groups.get(group, {}).get(key)
         if not is_large(old):
             return self._write(group, key, effect, lambda old: apply_ops(old, ops), observe)
-        repeat = self._repeat(group, key, effect, observe)
+        repeat = self._repeat(effect, observe)
         if repeat is not None:
             return repeat
-        items = self._groups[group]
-        value = items[key] = self._holder.writable((group, key), old)
+        value = self._holder.writable((group, key), old)
+        self._groups[group][key] = value
         before = PathRecord(value, ops)
         new = apply_ops(value, ops, in_place=True)  # raises with the item as it was
-        if new is None:  # a `set` of the root to null: the item is gone
-            del items[key]
-            if not items:
-                del self._groups[group]
-        else:
-            items[key] = new
+        self._store(group, key, new)  # a `set` of the root to null removes it
         record = before.finish(new, (group, key))
         self._effects.record(effect, record)
         observe(Before(record, new), new)
@@ -104,17 +109,11 @@ class MemoryBackend(StateBackend):
         self._effects.release(list(owners))
 
     async def applied(self, effect: Effect) -> tuple[Any, Any] | None:
-        if not self._effects.seen(effect):
-            return None
-        first = self._effects.result(effect)
-        if isinstance(first, dict):
-            group, key = first["at"]
-            return answer(first, self._groups.get(group, {}).get(key))
-        return first if isinstance(first, tuple) else None
+        return self._first(effect)
 
     async def list(self, group: str) -> Items:
         items = self._groups.get(group, {})
-        self._holder.handed_out_all(lambda k: isinstance(k, tuple) and k[0] == group)
+        self._holder.handed_out_group(group)
         return [{"id": k, "data": items[k]} for k in sorted(items)]
 
     async def list_groups(self) -> Groups:
@@ -124,5 +123,5 @@ class MemoryBackend(StateBackend):
         if self._effects.seen(effect):
             return []
         self._effects.record(effect)
-        self._holder.handed_out_all(lambda k: isinstance(k, tuple) and k[0] == group)
+        self._holder.handed_out_group(group)
         return sorted(self._groups.pop(group, {}).items())

@@ -45,8 +45,8 @@ from raypipe.state.backends.redis_items import (
 )
 from raypipe.state.backends.redis_layout import LayoutGate
 from raypipe.state.change import StateChange, is_large
-from raypipe.state.in_place import Before, Holder, PathRecord, answer, value_at
-from raypipe.state.ops import apply_ops, parse_path
+from raypipe.state.in_place import Before, Holder, PathRecord, answer
+from raypipe.state.ops import apply_ops
 
 __all__ = ["RedisBackend"]
 
@@ -343,7 +343,7 @@ class RedisBackend(StateBackend):
             await self._layout.wait()
         heads = await self._redis.hgetall(self._group_key(group))
         items = await self._assemble_all(group, heads)
-        self._holder.handed_out_all(lambda k: isinstance(k, tuple) and k[0] == group)
+        self._holder.handed_out_group(group)
         return [{"id": k, "data": items[k]} for k in sorted(items)]
 
     async def list_groups(self) -> Groups:
@@ -390,9 +390,8 @@ def _record(old: Any, new: Any, ops: Sequence[dict[str, Any]] | None, group: str
     of a large item, only what its paths held before and after (its size, not the item's)."""
     if ops is None or not is_large(old, new):
         return dumps({"o": old, "n": new})
-    paths = list(dict.fromkeys(tuple(parse_path(op.get("path"))) for op in ops))
-    return dumps({"p": [[list(p), *value_at(old, p), *value_at(new, p)] for p in paths],
-                   "at": [group, key]})
+    # Copy-on-write left ``old`` as it was: its paths can be read after the update.
+    return dumps(PathRecord(old, ops).finish(new, (group, key)))
 
 
 def _answer(record: dict[str, Any], current: Any) -> tuple[Any, Any]:
