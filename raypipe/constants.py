@@ -13,6 +13,16 @@ STREAMS_ACTOR = "raypipe:streams"
 TELEMETRY_ACTOR = "raypipe:telemetry"
 #: Owns the values put by reference (``ctx.put``); started on an app's first put.
 OBJECTS_ACTOR = "raypipe:objects"
+#: Most shards an app may have (``shards`` setting).
+MAX_SHARDS = 64
+
+
+def shard_actor(name: str, shard: int) -> str:
+    """Shard ``shard``'s state or dispatcher actor. Shard 0's keeps the unsharded name: an
+    app of one shard is the app it always was."""
+    return name if shard == 0 else f"{name}:{shard}"
+
+
 #: A step pool's actors: `raypipe:pool:<step>:<id>`, in the app's namespace.
 POOL_ACTOR_PREFIX = "raypipe:pool:"
 #: The Serve application (and the deployment inside it) serving an app's HTTP steps.
@@ -112,18 +122,27 @@ def caused_key(app_name: str, owner: str) -> str:
     return f"raypipe:{app_name}:caused:{owner}"
 
 
-#: Counts the dispatcher's lives; orders deliveries accepted across restarts.
-def epoch_key(app_name: str) -> str:
-    return f"raypipe:{app_name}:epoch"
+def _shard_suffix(shard: int) -> str:
+    return "" if shard == 0 else f":{shard}"
 
 
-#: The dispatcher's journal in Redis: deliveries not yet settled, and dead letters.
-def pending_deliveries_key(app_name: str) -> str:
-    return f"raypipe:{app_name}:deliveries"
+#: Counts a dispatcher shard's lives; orders deliveries accepted across its restarts.
+def epoch_key(app_name: str, shard: int = 0) -> str:
+    return f"raypipe:{app_name}:epoch{_shard_suffix(shard)}"
 
 
-def dead_letters_key(app_name: str) -> str:
-    return f"raypipe:{app_name}:dead-letters"
+#: A dispatcher shard's journal in Redis: deliveries not yet settled, and dead letters.
+def pending_deliveries_key(app_name: str, shard: int = 0) -> str:
+    return f"raypipe:{app_name}:deliveries{_shard_suffix(shard)}"
+
+
+def dead_letters_key(app_name: str, shard: int = 0) -> str:
+    return f"raypipe:{app_name}:dead-letters{_shard_suffix(shard)}"
+
+
+#: Which dispatcher shard runs the app's cron schedules, and until when (a lease).
+def cron_lease_key(app_name: str) -> str:
+    return f"raypipe:{app_name}:cron-lease"
 
 
 #: The last tick each cron step fired (epoch seconds), to catch up one missed after a restart.
@@ -144,5 +163,7 @@ SPEC_KEY = "raypipe:spec:{namespace}"
 #: Where the dispatcher keeps its tally of outcomes (the GCS key-value store), so that
 #: ``raypipe status`` counts on after a dispatcher restart.
 TALLY_KEY = "raypipe:tally:{namespace}"
+#: Shard ``i``'s tally, past shard 0 (whose key is :data:`TALLY_KEY`).
+SHARD_TALLY_KEY = "raypipe:tally:{namespace}:{shard}"
 #: The HTTP health route (public), as Serve's replica health check and deploys read it.
 HEALTH_PATH = "/_raypipe/health"

@@ -64,17 +64,20 @@ def status(app_dir: AppArg = Path(".")) -> None:
 
     from raypipe import constants
     from raypipe.runtime.bridge import runtime_for
+    from raypipe.shards import merge_stats
 
     try:
         rt = runtime_for(spec)
-        stats = ray.get(rt.dispatcher.stats.remote())
+        stats = merge_stats(ray.get([d.stats.remote() for d in rt.dispatchers]))
     except RaypipeError as exc:
         _fail(str(exc))
     name = constants.serve_app_name(spec.settings.name)
     apps = serve.status().applications
     deployment = apps[name].status if name in apps else "not deployed"
     actors = []
-    for actor_name in (constants.DISPATCHER_ACTOR, constants.STATE_ACTOR,
+    shards = range(spec.settings.shards)
+    for actor_name in (*[constants.shard_actor(constants.DISPATCHER_ACTOR, i) for i in shards],
+                       *[constants.shard_actor(constants.STATE_ACTOR, i) for i in shards],
                        constants.STREAMS_ACTOR, constants.TELEMETRY_ACTOR):
         try:
             handle = ray.get_actor(actor_name, namespace=spec.namespace)
@@ -94,6 +97,10 @@ def status(app_dir: AppArg = Path(".")) -> None:
                                           f" (the files here are {spec.version})"))
     typer.echo(f"actors      {', '.join(actors)}")
     typer.echo(f"in flight   {stats['in_flight']} (the queue depth)")
+    if "shards" in stats:
+        typer.echo(f"shards      {len(stats['shards'])}: in flight " + ", ".join(
+            str(s["in_flight"]) for s in stats["shards"]) + "; cron in shard " + ", ".join(
+            str(i) for i, s in enumerate(stats["shards"]) if s["runs_crons"]))
     typer.echo(f"dead        {stats['dead_letters']}")
     typer.echo(f"workflows   {totals.get('workflows_completed', 0)} completed, "
                f"{totals.get('workflows_dead_lettered', 0)} with a dead letter")

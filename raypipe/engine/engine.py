@@ -24,6 +24,7 @@ import dataclasses
 import functools
 import itertools
 import logging
+import uuid
 from collections import deque
 from collections.abc import Coroutine, Mapping, Sequence
 from typing import Any
@@ -37,6 +38,7 @@ from raypipe.engine.dead_letters import DeadLetters
 from raypipe.engine.delivery import Delivery
 from raypipe.engine.hooks import Hooks, NoHooks
 from raypipe.engine.journal import Journal
+from raypipe.engine.lease import Lease, hold
 from raypipe.engine.loopbatch import LoopBatcher, Outcome
 from raypipe.engine.once import Once
 from raypipe.engine.outcomes import Outcomes
@@ -68,7 +70,10 @@ def queue_config(step: Step, d: Delivery) -> QueueConfig:
 class DeliveryEngine:
     def __init__(self, app: App, journal: Journal, executor: Executor, *,
                  clock: Clock | None = None, hooks: Hooks | None = None,
-                 outcomes: Outcomes | None = None, stuck_after: float = 300.0) -> None:
+                 outcomes: Outcomes | None = None, stuck_after: float = 300.0,
+                 cron_lease: Lease | None = None) -> None:
+        """``cron_lease``: the app runs several dispatcher shards, and this one runs the cron
+        schedules only while it holds the lease (``None``: it always does)."""
         self.app = app
         self.journal = journal
         self.executor = executor
@@ -78,6 +83,8 @@ class DeliveryEngine:
         self.dead_letters = DeadLetters(journal, self.clock, self.outcomes)
         self.stuck = StuckWatch(self.clock, stuck_after)
         self.crons = CronSchedules(journal, self.clock, self.invoke, self.spawn)
+        self._cron_lease = cron_lease
+        self._runs_crons = cron_lease is None
         #: Message and delivery ids accepted, owned by the delivery that caused them.
         self._seen = EffectLog()
         #: Errors of the runs before a replay, so a dead letter shows every attempt.
@@ -111,7 +118,11 @@ class DeliveryEngine:
         self._epoch = await persist(self.journal.start, "starting the journal", self.clock)
         await self.dead_letters.load()
         pending = await persist(self.journal.pending, "reading the journal", self.clock)
-        owners = [d.id for d in pending] + list(self.dead_letters.entries)
+        # With several shards, a delivery here may have been caused by one pending in another
+        # shard, which may still run again and offer it again.
+        owners = ([d.id for d in pending] + list(self.dead_letters.entries)
+                  + await persist(self.journal.other_shards_owners,
+                                  "reading the other shards' journals", self.clock))
         for parent, cid in await persist(lambda: self.journal.caused(owners),
                                          "reading what deliveries caused", self.clock):
             self._seen.record_id(parent, cid)
@@ -123,8 +134,20 @@ class DeliveryEngine:
             if d.message_id:
                 self._seen.record_id(d.parent, d.message_id)
             self._accept(d)
-        self.crons.start(self.app)
+        if self._cron_lease is None:
+            self.crons.start(self.app)
+        else:
+            self.spawn(hold(self._cron_lease, f"{self._epoch}:{uuid.uuid4().hex}", self.clock,
+                            self._cron_lease_changed))
         self.spawn(self.stuck.run())
+
+    def _cron_lease_changed(self, held: bool) -> None:
+        self._runs_crons = held
+        if held:
+            log.info("this shard runs the cron schedules")
+            self.crons.start(self.app)
+        else:
+            self.crons.stop()
 
     def replace_app(self, app: App) -> None:
         """A new version of the app: new deliveries and cron schedules follow it; a delivery
@@ -135,7 +158,8 @@ class DeliveryEngine:
         for name in app.steps:
             self._retired.pop(name, None)
         self.app = app
-        self.crons.start(app)
+        if self._runs_crons:
+            self.crons.start(app)
 
     def _step(self, name: str) -> Step:
         step = self.app.steps.get(name)
@@ -413,6 +437,11 @@ class DeliveryEngine:
             replayed.append(d.id)
         return replayed
 
+    def forget_caused(self, delivery_ids: Sequence[str]) -> None:
+        """These deliveries settled in another shard: what they caused here needs no more
+        deduplication (this shard's own settle does it for its own)."""
+        self._seen.release(list(delivery_ids))
+
     def check_stuck(self) -> list[str]:
         return self.stuck.check()
 
@@ -432,9 +461,10 @@ class DeliveryEngine:
 
     def stats(self) -> dict[str, Any]:
         """``in_flight``: deliveries accepted and not yet done or dead-lettered;
-        ``oldest_in_flight``: per step, the age in seconds of its oldest one."""
+        ``oldest_in_flight``: per step, the age in seconds of its oldest one; ``runs_crons``:
+        whether this engine runs the cron schedules (one shard of several does)."""
         return {**self.outcomes.stats(self.clock.monotonic()),
-                "dead_letters": len(self.dead_letters)}
+                "dead_letters": len(self.dead_letters), "runs_crons": self._runs_crons}
 
     def public_dead_letters(self) -> list[dict[str, Any]]:
         return self.dead_letters.public()

@@ -60,6 +60,11 @@ class Journal(abc.ABC):
     @abc.abstractmethod
     async def last_tick(self, step: str) -> float | None: ...
 
+    async def other_shards_owners(self) -> list[str]:
+        """Ids of deliveries pending or dead in the app's other dispatcher shards: what this
+        shard accepted from them is deduplicated until they settle. None kept: none."""
+        return []
+
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
@@ -102,9 +107,10 @@ class MemoryJournal(Journal):
         return self._ticks.get(step)
 
 
-def make_journal(url: str, app: str) -> Journal:
+def make_journal(url: str, app: str, shard: int = 0, shards: int = 1) -> Journal:
+    """The journal of dispatcher shard ``shard`` of ``shards``."""
     if url == "memory":
         return MemoryJournal()
     from raypipe.engine.redis_journal import RedisJournal
 
-    return RedisJournal(url, app)
+    return RedisJournal(url, app, shard, shards)

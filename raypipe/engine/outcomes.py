@@ -44,6 +44,9 @@ class Outcomes:
     #: delivery id -> (step, monotonic time accepted)
     in_flight: dict[str, tuple[str, float]] = field(default_factory=dict)
     _traces: dict[str, _Trace] = field(default_factory=dict)
+    #: Whether workflows (traces) are counted: not by one of several dispatcher shards,
+    #: which sees only the part of a trace that belongs to it.
+    traces: bool = True
 
     def count(self, step: str, event: Event | str, n: int = 1) -> None:
         self.counts[step][event] += n
@@ -52,7 +55,8 @@ class Outcomes:
         """A delivery accepted: in flight until :meth:`finished`."""
         self.count(step, "accepted")
         self.in_flight[delivery_id] = (step, now)
-        self._traces.setdefault(trace_id, _Trace()).open += 1
+        if self.traces:
+            self._traces.setdefault(trace_id, _Trace()).open += 1
 
     def finished(self, delivery_id: str, trace_id: str, dead: bool) -> TraceOutcome | None:
         """A delivery done or dead-lettered. Returns its trace's outcome when it was the

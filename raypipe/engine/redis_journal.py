@@ -11,11 +11,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from raypipe import constants
+from raypipe.engine.cron import tick_of
 from raypipe.engine.delivery import Delivery
 from raypipe.engine.journal import Journal
+from raypipe.engine.lease import Lease
 from raypipe.engine.records import DeadLetter
 
-__all__ = ["RedisJournal"]
+__all__ = ["RedisJournal", "RedisLease"]
 
 # KEYS: the pending hash. ARGV: the key prefix, then the settled delivery ids. Each id's owned
 # effect records (the members of its owned set) go with it.
@@ -41,19 +43,23 @@ def _load(raw: str) -> Delivery:
 
 
 class RedisJournal(Journal):
-    def __init__(self, url: str, app: str) -> None:
+    def __init__(self, url: str, app: str, shard: int = 0, shards: int = 1) -> None:
         from raypipe.state.backends.redis import redis_client
 
         self._app = app
+        self._shard = shard
         self._redis: Any = redis_client(url)
-        self._pending = constants.pending_deliveries_key(app)
-        self._dead = constants.dead_letters_key(app)
+        self._pending = constants.pending_deliveries_key(app, shard)
+        self._dead = constants.dead_letters_key(app, shard)
+        self._others = [(constants.pending_deliveries_key(app, i),
+                         constants.dead_letters_key(app, i))
+                        for i in range(shards) if i != shard]
         self._ticks = constants.cron_ticks_key(app)
         self._prefix = constants.effect_key(app, "")[: -len("effect:")]
         self._settle = self._redis.register_script(_SETTLE)
 
     async def start(self) -> int:
-        return int(await self._redis.incr(constants.epoch_key(self._app)))
+        return int(await self._redis.incr(constants.epoch_key(self._app, self._shard)))
 
     async def accepted(self, deliveries: Sequence[Delivery], caused: Sequence[tuple[str, str]]
                        ) -> None:
@@ -62,6 +68,9 @@ class RedisJournal(Journal):
         async with self._redis.pipeline(transaction=True) as pipe:
             if deliveries:
                 pipe.hset(self._pending, mapping={d.id: _dump(d) for d in deliveries})
+                ticks = {t[0]: repr(t[1]) for d in deliveries if (t := tick_of(d)) is not None}
+                if ticks:
+                    pipe.hset(self._ticks, mapping=ticks)
             by_parent: dict[str, list[str]] = {}
             for parent, cid in caused:
                 by_parent.setdefault(parent, []).append(cid)
@@ -106,6 +115,20 @@ class RedisJournal(Journal):
             out += [(p, cid) for p, ids in zip(chunk, replies, strict=True) for cid in ids]
         return out
 
+    async def other_shards_owners(self) -> list[str]:
+        if not self._others:
+            return []
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for pending, dead in self._others:
+                pipe.hkeys(pending)
+                pipe.hvals(dead)
+            replies = await pipe.execute()
+        owners: list[str] = []
+        for i, reply in enumerate(replies):
+            owners += (reply if i % 2 == 0
+                       else [DeadLetter.from_dict(json.loads(raw)).delivery.id for raw in reply])
+        return owners
+
     async def ticked(self, step: str, due: float) -> None:
         await self._redis.hset(self._ticks, step, repr(due))
 
@@ -115,3 +138,28 @@ class RedisJournal(Journal):
 
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+# KEYS: the lease. ARGV: the owner, the term in ms. Taken if free, renewed if the owner's.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+
+
+class RedisLease(Lease):
+    """The cron lease in the app's Redis: a key holding its owner, expiring with its term."""
+
+    def __init__(self, url: str, app: str) -> None:
+        from raypipe.state.backends.redis import redis_client
+
+        self._redis: Any = redis_client(url)
+        self._key = constants.cron_lease_key(app)
+        self._acquire = self._redis.register_script(_ACQUIRE)
+
+    async def acquire(self, owner: str, seconds: float) -> bool:
+        return bool(await self._acquire(keys=[self._key], args=[owner, int(seconds * 1000)]))

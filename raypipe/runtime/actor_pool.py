@@ -54,8 +54,11 @@ class StepActor:
 
 
 class ActorPool:
-    def __init__(self, spec: AppSpec, step: str, options: RayOptions) -> None:
-        size = options.pool_size
+    def __init__(self, spec: AppSpec, step: str, options: RayOptions,
+                 bounds: tuple[int, int] | None = None) -> None:
+        """``bounds``: this pool's (min, max) actors, in place of the step's (a dispatcher
+        shard's part of them)."""
+        size = bounds or options.pool_size
         assert size is not None
         self.min, self.max = size
         self.idle_s = IDLE_SECONDS if options.idle_s is None else options.idle_s

@@ -17,7 +17,8 @@ from raypipe.messages import Message
 from raypipe.objects import holder_of, new_ref, parse_ref
 from raypipe.refs import Ref
 from raypipe.runtime.spec import AppSpec
-from raypipe.runtime_protocols import Ids, Origin
+from raypipe.runtime_protocols import Bus, DeadLetters, Ids, Origin, StateStore
+from raypipe.shards import ShardedBus, ShardedDeadLetters, ShardedState, merge_stats
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.change import Deferred, StateChange
 from raypipe.streams.hub import Events, Key
@@ -297,18 +298,34 @@ class RayRuntime:
         waits as long as it takes (a delivery waits out an outage)."""
         ns = spec.namespace
         self.spec = spec
-        dispatcher = actor(constants.DISPATCHER_ACTOR, ns)
-        state = actor(constants.STATE_ACTOR, ns)
+        shards = range(spec.settings.shards)
+        #: Each shard's dispatcher and state actor (:mod:`raypipe.shards`); shard 0's first.
+        self.dispatchers = [actor(constants.shard_actor(constants.DISPATCHER_ACTOR, i), ns)
+                            for i in shards]
+        self.state_actors = [actor(constants.shard_actor(constants.STATE_ACTOR, i), ns)
+                             for i in shards]
+        self.dispatcher = self.dispatchers[0]
         streams = actor(constants.STREAMS_ACTOR, ns)
-        self.dispatcher = dispatcher
-        self._state_actor = state
+        dispatchers, states = list(self.dispatchers), list(self.state_actors)
         if deadline is not None:
-            dispatcher = TimedHandle(dispatcher, "dispatcher", deadline)
-            state = TimedHandle(state, "state backend", deadline, frozenset({"applied"}))
+            dispatchers = [TimedHandle(d, "dispatcher", deadline) for d in dispatchers]
+            states = [TimedHandle(s, "state backend", deadline, frozenset({"applied"}))
+                      for s in states]
             streams = TimedHandle(streams, "streams", deadline, _UNTIMED_STREAM_CALLS)
-        self.state = ActorStateStore(state)
-        self.bus = ActorBus(dispatcher)
-        self.dead_letters = ActorDeadLetters(dispatcher)
+        self.state: StateStore
+        self.bus: Bus
+        self.dead_letters: DeadLetters
+        if len(shards) == 1:
+            self.state = ActorStateStore(states[0])
+            self.bus = ActorBus(dispatchers[0])
+            self.dead_letters = ActorDeadLetters(dispatchers[0])
+        else:
+            self.state = ShardedState([ActorStateStore(h) for h in states],
+                                      shared=spec.settings.state != "memory")
+            from raypipe.runtime import shipping
+
+            self.bus = ShardedBus([ActorBus(h) for h in dispatchers], shipping.load(spec))
+            self.dead_letters = ShardedDeadLetters([ActorDeadLetters(h) for h in dispatchers])
         self.streams = ActorStreamStore(streams)
         self.objects = ActorObjects(spec)
         self.telemetry = TelemetryClient(actor(constants.TELEMETRY_ACTOR, ns))
@@ -327,14 +344,23 @@ class RayRuntime:
                 return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
             return "ok"
 
-        state, dispatcher = await asyncio.gather(probe(self._state_actor.ping.remote()),
-                                                 probe(self.dispatcher.ping.remote()))
-        return {"state": state, "dispatcher": dispatcher}
+        def worst(answers: Sequence[str]) -> str:
+            if len(answers) == 1:
+                return answers[0]
+            wrong = [f"shard {i}: {a}" for i, a in enumerate(answers) if a != "ok"]
+            return "; ".join(wrong) or "ok"
+
+        answers = await asyncio.gather(*(probe(h.ping.remote())
+                                         for h in [*self.state_actors, *self.dispatchers]))
+        k = len(self.state_actors)
+        return {"state": worst(answers[:k]), "dispatcher": worst(answers[k:])}
 
     async def stats(self) -> dict[str, Any]:
-        """What ``raypipe status`` shows, from the dispatcher: deliveries in flight, dead
+        """What ``raypipe status`` shows, from the dispatchers: deliveries in flight, dead
         letters, each step's tally and each actor pool (actors, busy, backlog)."""
-        return await asyncio.wait_for(self.dispatcher.stats.remote(), HEALTH_TIMEOUT)  # type: ignore[no-any-return]
+        parts = await asyncio.wait_for(
+            asyncio.gather(*(d.stats.remote() for d in self.dispatchers)), HEALTH_TIMEOUT)
+        return merge_stats(parts)
 
     def relay(self) -> Relay:
         """This process's stream relay (one per event loop: a relay's tasks live on one)."""

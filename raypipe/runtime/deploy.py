@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import socket
 import time
@@ -42,6 +43,7 @@ __all__ = [
     "prepare_local_ray",
     "ready_to_reload",
     "reload",
+    "shard_workers_env",
     "start_actors",
     "teardown",
 ]
@@ -93,18 +95,33 @@ _HAPROXY_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_POR
                   "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
 
 
+def shard_workers_env(settings: Settings, cpus: int | None = None) -> dict[str, str]:
+    """What a node of a Ray running an app of several shards needs: Ray runs the tasks each
+    detached actor spawns in workers of its own, so each dispatcher shard has its own set,
+    and a raylet ends idle workers past its soft limit (its CPU count by default), which
+    then start again, importing the app, at every lull. The limit is raised to what the
+    shards' tasks can hold at once (docs/scaling.md)."""
+    if settings.shards == 1:
+        return {}
+    per_cpu = max(1, math.ceil(1 / settings.task_num_cpus))
+    limit = settings.shards * (cpus or os.cpu_count() or 1) * per_cpu
+    return {"RAY_num_workers_soft_limit": str(limit)}
+
+
 def prepare_local_ray(settings: Settings | None = None) -> None:
     """Set up the environment of a Ray this process is about to start (unless it already says
     otherwise), from the app's ``settings``: :data:`FAST_SERVE_ENV` (or :data:`HAPROXY_ENV`),
-    :data:`LOCAL_DRAIN_ENV`, :data:`WARM_WORKERS_ENV`, and the request-head timeout of Serve's
-    proxy (:mod:`raypipe.runtime.proxy_timeouts`). Ray's fixed metrics ports are chosen free;
-    on the HAProxy path, every port Serve would fix is too, and HAProxy's config, state and
-    admin socket live in a folder of this user's alone."""
+    :data:`LOCAL_DRAIN_ENV`, :data:`WARM_WORKERS_ENV`, :func:`shard_workers_env`, and the
+    request-head timeout of Serve's proxy (:mod:`raypipe.runtime.proxy_timeouts`). Ray's
+    fixed metrics ports are chosen free; on the HAProxy path, every port Serve would fix is
+    too, and HAProxy's config, state and admin socket live in a folder of this user's
+    alone."""
     settings = settings or Settings()
     chosen = HAPROXY_ENV if settings.ingress == IngressMode.HAPROXY else FAST_SERVE_ENV
     head = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "raypipe.runtime.proxy_timeouts:install",
             HEADER_TIMEOUT_ENV: str(settings.ingress_header_timeout_seconds)}
-    for key, value in {**chosen, **LOCAL_DRAIN_ENV, **WARM_WORKERS_ENV, **head}.items():
+    for key, value in {**chosen, **LOCAL_DRAIN_ENV, **WARM_WORKERS_ENV, **head,
+                       **shard_workers_env(settings)}.items():
         os.environ.setdefault(key, value)
     for key in _RAY_FIXED_PORTS:
         os.environ.setdefault(key, str(free_port()))
@@ -231,20 +248,43 @@ class Deployment:
         return self.url.rstrip("/") + "/_raypipe/"
 
 
-def _start_actor(cls: Any, name: str, spec: AppSpec) -> Any:
+def _start_actor(cls: Any, name: str, spec: AppSpec, *args: Any) -> Any:
     with contextlib.suppress(ValueError):
         ray.kill(ray.get_actor(name, namespace=spec.namespace))
-    return cls.options(name=name, namespace=spec.namespace, lifetime="detached").remote(spec)
+    options: dict[str, Any] = {}
+    if args and spec.settings.shards > 1:
+        # A shard's actor: spread over the cluster's nodes, not all on the head.
+        options["scheduling_strategy"] = "SPREAD"
+    return cls.options(name=name, namespace=spec.namespace, lifetime="detached",
+                       **options).remote(spec, *args)
 
 
-def _actor_classes() -> list[tuple[Any, str]]:
+def _actor_classes(spec: AppSpec) -> list[tuple[Any, str, tuple[int, ...]]]:
+    """Each actor of the app: its class, name and arguments past the spec (a shard's
+    number); shard 0's dispatcher last, as it reaches the others while it starts."""
     from raypipe.runtime.dispatcher import Dispatcher
     from raypipe.runtime.state_actor import StateActor
     from raypipe.runtime.streams_actor import StreamsActor
     from raypipe.runtime.telemetry_actor import TelemetryActor
 
-    return [(TelemetryActor, constants.TELEMETRY_ACTOR), (StateActor, constants.STATE_ACTOR),
-            (StreamsActor, constants.STREAMS_ACTOR), (Dispatcher, constants.DISPATCHER_ACTOR)]
+    shards = range(spec.settings.shards)
+    return [(TelemetryActor, constants.TELEMETRY_ACTOR, ()),
+            *[(StateActor, constants.shard_actor(constants.STATE_ACTOR, i), (i,))
+              for i in shards],
+            (StreamsActor, constants.STREAMS_ACTOR, ()),
+            *[(Dispatcher, constants.shard_actor(constants.DISPATCHER_ACTOR, i), (i,))
+              for i in reversed(shards)]]
+
+
+def app_actor_names(spec: AppSpec) -> list[str]:
+    """The names of the app's long-lived actors that run now, whatever its shards were."""
+    try:
+        named = ray.util.list_named_actors(all_namespaces=True)
+    except Exception:  # an old or unreachable GCS: the names this spec would give them
+        return [name for _, name, _ in _actor_classes(spec)]
+    return [a["name"] for a in named
+            if a["namespace"] == spec.namespace and a["name"].startswith("raypipe:")
+            and not a["name"].startswith(constants.POOL_ACTOR_PREFIX)]
 
 
 def start_actors(spec: AppSpec, *, replace: bool = False) -> list[Any]:
@@ -256,22 +296,26 @@ def start_actors(spec: AppSpec, *, replace: bool = False) -> list[Any]:
 
     The caller checked the app first (:mod:`raypipe.runtime.preflight`)."""
     bridge.forget(spec)
+    classes = _actor_classes(spec)
     running: dict[str, Any] = {}
     if not replace:
-        for _, name in _actor_classes():
+        for _, name, _ in classes:
             with contextlib.suppress(ValueError):
                 running[name] = ray.get_actor(name, namespace=spec.namespace)
-    if len(running) == len(_actor_classes()):
-        ray.get([running[name].reload.remote(spec) for _, name in _actor_classes()])
+    if len(running) == len(classes):
+        ray.get([running[name].reload.remote(spec) for _, name, _ in classes])
         # Recorded once every actor runs it: until then a restarted actor runs the last one.
         registry.record(spec)
         return []
     registry.record(spec)  # what the new actors read as they start
     # A keeper of the last run holds values no new actor names: it goes, and the first put
-    # starts a new one.
-    with contextlib.suppress(ValueError):
-        ray.kill(ray.get_actor(constants.OBJECTS_ACTOR, namespace=spec.namespace))
-    actors = [_start_actor(cls, name, spec) for cls, name in _actor_classes()]
+    # starts a new one. So do the shards of a run with more shards than this one.
+    wanted = {name for _, name, _ in classes}
+    for name in app_actor_names(spec):
+        if name not in wanted:
+            with contextlib.suppress(ValueError):
+                ray.kill(ray.get_actor(name, namespace=spec.namespace), no_restart=True)
+    actors = [_start_actor(cls, name, spec, *args) for cls, name, args in classes]
     return [a.ready.remote() for a in actors]
 
 
@@ -333,8 +377,10 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
         # with its start-up, and they are there for its first workflow. Under `raypipe dev`
         # a moment later still: a save made as the app first answers reloads in a quarter
         # of a second when they are not starting too, in two when they are.
-        ray.get_actor(constants.DISPATCHER_ACTOR, namespace=spec.namespace).warm.remote(
-            WARM_DELAY_DEV if spec.settings.dev else 0.0)
+        for shard in range(spec.settings.shards):
+            ray.get_actor(constants.shard_actor(constants.DISPATCHER_ACTOR, shard),
+                          namespace=spec.namespace).warm.remote(
+                WARM_DELAY_DEV if spec.settings.dev else 0.0)
     return deployment
 
 
@@ -442,8 +488,7 @@ def teardown(spec: AppSpec) -> None:
         serve.delete(constants.serve_app_name(spec.settings.name))
     except Exception:  # Serve may already be gone with the cluster
         log.debug("serve.delete failed", exc_info=True)
-    for name in (constants.DISPATCHER_ACTOR, constants.STREAMS_ACTOR, constants.STATE_ACTOR,
-                 constants.TELEMETRY_ACTOR, constants.OBJECTS_ACTOR):
+    for name in sorted(set(app_actor_names(spec)) | {constants.OBJECTS_ACTOR}):
         with contextlib.suppress(ValueError):
             ray.kill(ray.get_actor(name, namespace=spec.namespace), no_restart=True)
     with contextlib.suppress(Exception):
@@ -453,4 +498,7 @@ def teardown(spec: AppSpec) -> None:
     with contextlib.suppress(Exception):
         internal_kv._internal_kv_del(
             constants.TALLY_KEY.format(namespace=spec.namespace).encode())
+        for shard in range(1, spec.settings.shards):
+            internal_kv._internal_kv_del(constants.SHARD_TALLY_KEY.format(
+                namespace=spec.namespace, shard=shard).encode())
     bridge.forget(spec)

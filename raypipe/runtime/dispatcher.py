@@ -22,6 +22,7 @@ from raypipe.engine.clock import SystemClock
 from raypipe.engine.delivery import Delivery
 from raypipe.engine.engine import DeliveryEngine
 from raypipe.engine.journal import make_journal
+from raypipe.engine.lease import Lease
 from raypipe.engine.outcomes import Outcomes, TraceOutcome
 from raypipe.messages import Message
 from raypipe.runtime import registry, shipping
@@ -42,9 +43,10 @@ class _RuntimeHooks:
     """Spans for the workbench's traces, latencies for the metrics, and releases of settled
     deliveries' effect records in the actors that keep them in memory."""
 
-    def __init__(self, spec: AppSpec, metrics: DeliveryMetrics) -> None:
+    def __init__(self, spec: AppSpec, metrics: DeliveryMetrics, shard: int) -> None:
         self.spec = spec
         self.metrics = metrics
+        self.shard = shard
         self._telemetry: Any = None
         self._spans = AttemptSpans(self._sink)
         self._release_to: list[Any] | None = None
@@ -84,18 +86,45 @@ class _RuntimeHooks:
         delivery_ids, self._releasing = self._releasing, []
         if self._release_to is None:
             # The streams actor caches effect records in memory whatever the backend; the
-            # state actor only with the memory backend (Redis's went with the journal entry).
-            names = [constants.STREAMS_ACTOR]
+            # state actors only with the memory backend (Redis's went with the journal
+            # entry); the other dispatcher shards remember what these deliveries caused there.
+            shards = self.spec.settings.shards
+            names = [(constants.STREAMS_ACTOR, "release")]
             if self.spec.settings.state == "memory":
-                names.append(constants.STATE_ACTOR)
+                names += [(constants.shard_actor(constants.STATE_ACTOR, i), "release")
+                          for i in range(shards)]
+            names += [(constants.shard_actor(constants.DISPATCHER_ACTOR, i), "forget_caused")
+                      for i in range(shards) if i != self.shard]
             try:
-                self._release_to = [ray.get_actor(n, namespace=self.spec.namespace)
-                                    for n in names]
+                self._release_to = [
+                    getattr(ray.get_actor(n, namespace=self.spec.namespace), method)
+                    for n, method in names]
             except ValueError:
                 return  # not started yet: nothing of theirs to release
-        for handle in self._release_to:
+        for method in self._release_to:
             # Not waited on: a release lost with a restarting actor only costs memory there.
-            handle.release.remote(delivery_ids)
+            method.remote(delivery_ids)
+
+
+class _StateActorLease(Lease):
+    """The cron lease of a memory-state app, held by its first state shard: it outlives any
+    dispatcher, and a state actor that restarts loses the app's state anyway."""
+
+    def __init__(self, spec: AppSpec) -> None:
+        self._spec = spec
+
+    async def acquire(self, owner: str, seconds: float) -> bool:
+        holder = ray.get_actor(constants.STATE_ACTOR, namespace=self._spec.namespace)
+        return bool(await holder.cron_lease.remote(owner, seconds))
+
+
+def cron_lease(spec: AppSpec) -> Lease:
+    """Where a sharded app's dispatchers agree which of them runs the cron schedules."""
+    if spec.settings.state == "memory":
+        return _StateActorLease(spec)
+    from raypipe.engine.redis_journal import RedisLease
+
+    return RedisLease(spec.settings.state, spec.settings.name)
 
 
 class _NoTelemetry:
@@ -108,8 +137,9 @@ class _Tally:
     read back when Ray restarts the dispatcher: ``raypipe status`` counts on (less what the
     last interval before a crash counted) instead of starting from zero."""
 
-    def __init__(self, spec: AppSpec, outcomes: Outcomes) -> None:
-        self._key = constants.TALLY_KEY.format(namespace=spec.namespace).encode()
+    def __init__(self, spec: AppSpec, outcomes: Outcomes, shard: int) -> None:
+        key = constants.TALLY_KEY if shard == 0 else constants.SHARD_TALLY_KEY
+        self._key = key.format(namespace=spec.namespace, shard=shard).encode()
         self._outcomes = outcomes
         self._saved: dict[str, dict[str, int]] = {}
 
@@ -136,20 +166,23 @@ class _Tally:
 # there (publish and invoke are idempotent by message and delivery id), instead of failing.
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Dispatcher:
-    def __init__(self, spec: AppSpec) -> None:
+    def __init__(self, spec: AppSpec, shard: int = 0) -> None:
+        """Shard ``shard`` of the app's ``shards`` dispatchers (:mod:`raypipe.shards`)."""
         spec = self.spec = registry.current(spec)
         app = shipping.load(spec)
-        outcomes, clock = Outcomes(), SystemClock()
-        self._tally = _Tally(spec, outcomes)
+        shards = spec.settings.shards
+        outcomes, clock = Outcomes(traces=shards == 1), SystemClock()
+        self._tally = _Tally(spec, outcomes, shard)
         self._tally.restore()
         self.metrics = DeliveryMetrics(spec.settings.name, outcomes, clock)
         self.metrics.running(spec.version)
-        self.executor = RayExecutor(spec, outcomes, app)
-        self.hooks = _RuntimeHooks(spec, self.metrics)
+        self.executor = RayExecutor(spec, outcomes, app, shard, shards)
+        self.hooks = _RuntimeHooks(spec, self.metrics, shard)
         self.engine = DeliveryEngine(
-            app, make_journal(spec.settings.state, spec.settings.name), self.executor,
-            clock=clock, outcomes=outcomes, hooks=self.hooks,
-            stuck_after=spec.settings.stuck_after_seconds)
+            app, make_journal(spec.settings.state, spec.settings.name, shard, shards),
+            self.executor, clock=clock, outcomes=outcomes, hooks=self.hooks,
+            stuck_after=spec.settings.stuck_after_seconds,
+            cron_lease=None if shards == 1 else cron_lease(spec))
         self._exporting = False
         # Ray restarts a dead actor without calling it, and nothing else may call it for a
         # while: wake it up so it recovers the journal and resumes its cron schedules at once.
@@ -191,6 +224,14 @@ class Dispatcher:
 
     async def state_url(self) -> str:
         return self.spec.settings.state
+
+    async def shard_count(self) -> int:
+        return self.spec.settings.shards
+
+    async def forget_caused(self, delivery_ids: list[str]) -> None:
+        """Deliveries another shard settled (see :meth:`DeliveryEngine.forget_caused`)."""
+        await self._started()
+        self.engine.forget_caused(delivery_ids)
 
     async def ping(self) -> str:
         """The version this dispatcher runs (the health route asks)."""

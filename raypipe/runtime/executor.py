@@ -27,6 +27,7 @@ from raypipe.ray_options import RayOptions, demand
 from raypipe.runtime.actor_pool import ActorPool
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.worker import run_batch, run_delivery, warm_worker
+from raypipe.shards import pool_share
 from raypipe.steps import Step
 
 __all__ = ["RayExecutor", "crash_error"]
@@ -63,8 +64,12 @@ def crash_error(exc: BaseException) -> AttemptError:
 
 
 class RayExecutor:
-    def __init__(self, spec: AppSpec, tally: Outcomes, app: App) -> None:
+    def __init__(self, spec: AppSpec, tally: Outcomes, app: App, shard: int = 0,
+                 shards: int = 1) -> None:
+        """``shard`` of ``shards``: this dispatcher's part of the cluster's task slots and of
+        each actor pool."""
         self.spec = spec
+        self._shard, self._shards = shard, shards
         self._tally = tally  # counts the Ray tasks per step
         self._use(app)
         self._batcher: Batcher[_Pending] = Batcher(self._slots, self._run_batch, self._spawn,
@@ -181,7 +186,11 @@ class RayExecutor:
     def _pool(self, step: str) -> ActorPool:
         pool = self._pools.get(step)
         if pool is None:
-            pool = self._pools[step] = ActorPool(self.spec, step, self._ray[step])
+            options = self._ray[step]
+            bounds = options.pool_size
+            if bounds is not None and self._shards > 1:
+                bounds = pool_share(bounds, self._shard, self._shards)
+            pool = self._pools[step] = ActorPool(self.spec, step, options, bounds)
         return pool
 
     def _batch_shape(self, step: str) -> tuple[int, float]:
@@ -277,7 +286,8 @@ class RayExecutor:
                 self._totals = ray.cluster_resources()  # type: ignore[no-untyped-call]
                 cpus = self._totals.get("CPU", 1.0)
                 per_task = self.spec.settings.task_num_cpus or 0.25
-                slots = max(1, int(cpus / per_task))
+                # Each dispatcher shard fills its part of the cluster's slots.
+                slots = max(1, int(cpus / per_task / self._shards))
             except Exception:  # no answer from the cluster: keep the last count
                 log.warning("could not count the cluster's CPUs", exc_info=True)
                 slots = max(1, slots)

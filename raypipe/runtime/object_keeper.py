@@ -111,9 +111,12 @@ class ObjectKeeper:
         if not candidates:
             return []
         ns = self.spec.namespace
+        shards = range(self.spec.settings.shards)
+        names = [*[constants.shard_actor(constants.DISPATCHER_ACTOR, i) for i in shards],
+                 *[constants.shard_actor(constants.STATE_ACTOR, i) for i in shards],
+                 constants.STREAMS_ACTOR]
         asked = [ray.get_actor(name, namespace=ns).refs_in_use.remote(candidates)
-                 for name in (constants.DISPATCHER_ACTOR, constants.STATE_ACTOR,
-                              constants.STREAMS_ACTOR)]
+                 for name in names]
         in_use: set[str] = set().union(*await asyncio.gather(*asked))
         gone = self.table.sweep(in_use, time.monotonic())
         if self.blobs is not None:

@@ -128,6 +128,18 @@ def same_state(spec: AppSpec) -> None:
     except Exception:
         log.warning("could not ask the running app for its state backend", exc_info=True)
         return
+    try:
+        shards = ray.get(running.shard_count.remote(), timeout=30)
+    except Exception:
+        log.warning("could not ask the running app for its shards", exc_info=True)
+        shards = spec.settings.shards
+    if shards != spec.settings.shards:
+        raise DeployError(
+            "state_change",
+            f"the running app has {shards} shard(s); this deploy would have "
+            f"{spec.settings.shards}, and its deliveries and items would not follow. Keep "
+            "`shards` as it is, or pass --change-state to restart the app's actors with the new "
+            "number (with memory state, its state and deliveries in flight are lost)")
     if theirs != spec.settings.state:
         raise DeployError(
             "state_change",

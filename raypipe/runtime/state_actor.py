@@ -3,10 +3,13 @@ state backend, atomic writes, state triggers fired in commit order)."""
 
 from __future__ import annotations
 
+import time
+
 import ray
 
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
+from raypipe.engine.lease import MemoryLease
 from raypipe.runtime import registry, shipping
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ray_change_triggers
@@ -23,14 +26,21 @@ def _triggers(spec: AppSpec, app: App) -> ChangeTriggers:
 # are idempotent by their effect id.
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class StateActor(StateService):
-    def __init__(self, spec: AppSpec) -> None:
+    def __init__(self, spec: AppSpec, shard: int = 0) -> None:
+        """Shard ``shard`` of the app's state actors: it holds the items
+        :func:`raypipe.shards.item_shard` gives it."""
         spec = self.spec = registry.current(spec)
         self.app = shipping.load(spec)
         super().__init__(make_backend(spec.settings.state, spec.settings.name),
                          _triggers(spec, self.app))
+        self._lease = MemoryLease(time.monotonic)
 
     async def ready(self) -> bool:
         return True
+
+    async def cron_lease(self, owner: str, seconds: float) -> bool:
+        """The cron lease of a memory-state app's dispatcher shards (asked of shard 0)."""
+        return await self._lease.acquire(owner, seconds)
 
     async def reload(self, spec: AppSpec) -> str:
         """A redeploy: the new version's state triggers; the backend (the same, a deploy

@@ -15,6 +15,7 @@ from raypipe.context import FlowContext
 from raypipe.engine.delivery import Delivery
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime_protocols import Origin
+from raypipe.shards import delivery_shard
 from raypipe.steps import Step
 
 __all__ = ["INVOKE_TIMEOUT", "ray_change_triggers"]
@@ -26,18 +27,21 @@ INVOKE_TIMEOUT = 30.0
 class _DispatcherInvoke:
     def __init__(self, spec: AppSpec) -> None:
         self.spec = spec
-        self._dispatcher: Any = None
+        self._dispatchers: dict[int, Any] = {}
 
     async def __call__(self, delivery: Delivery) -> None:
-        if self._dispatcher is None:
-            self._dispatcher = ray.get_actor(constants.DISPATCHER_ACTOR,
-                                             namespace=self.spec.namespace)
+        shard = delivery_shard(delivery, self.spec.settings.shards)
+        dispatcher = self._dispatchers.get(shard)
+        if dispatcher is None:
+            dispatcher = self._dispatchers[shard] = ray.get_actor(
+                constants.shard_actor(constants.DISPATCHER_ACTOR, shard),
+                namespace=self.spec.namespace)
         try:
             # Bounded: a call lost with a dying dispatcher must fail (the writer then retries),
             # not hold every later change of this actor.
-            await asyncio.wait_for(self._dispatcher.invoke.remote([delivery]), INVOKE_TIMEOUT)
+            await asyncio.wait_for(dispatcher.invoke.remote([delivery]), INVOKE_TIMEOUT)
         except Exception:
-            self._dispatcher = None  # look the actor up again next time
+            self._dispatchers.pop(shard, None)  # look the actor up again next time
             raise
 
 

@@ -22,11 +22,13 @@ from raypipe.engine.clock import Clock
 from raypipe.engine.delivery import Delivery
 from raypipe.engine.engine import DeliveryEngine
 from raypipe.engine.journal import make_journal
-from raypipe.engine.outcomes import TraceOutcome
+from raypipe.engine.lease import Lease, MemoryLease
+from raypipe.engine.outcomes import Outcomes, TraceOutcome
 from raypipe.execution import run_batch, run_one
 from raypipe.messages import Message
 from raypipe.objects import LocalObjects
-from raypipe.runtime_protocols import Ids, Origin, StateResult
+from raypipe.runtime_protocols import Bus, DeadLetters, Ids, Origin, StateResult, StateStore
+from raypipe.shards import ShardedBus, ShardedDeadLetters, ShardedState, delivery_shard
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import make_backend
 from raypipe.state.change import Deferred
@@ -135,6 +137,8 @@ class _Hooks:
     def released(self, delivery_ids: list[str]) -> None:
         # Settled deliveries' effect records may go, as the dispatcher tells the actors.
         self._runtime.spawn(self._runtime.release(delivery_ids))
+        for engine in self._runtime.engines:
+            engine.forget_caused(delivery_ids)  # the settling shard's own: already forgotten
 
 
 class _State:
@@ -203,23 +207,44 @@ class LocalRuntime:
     running loop."""
 
     def __init__(self, app: App, clock: Clock) -> None:
+        """With ``shards = K`` in the app's settings, K delivery engines and K state services
+        split the work as the dispatcher and state actors do (:mod:`raypipe.shards`); they
+        share one tally, so a workflow is counted whole."""
         settings = app.settings
+        k = settings.shards
         self.app = app
         self.telemetry = LocalTelemetry()
         self.executor = LocalExecutor(self)
-        self.engine = DeliveryEngine(app, make_journal(settings.state, settings.name),
-                                     self.executor, clock=clock, hooks=_Hooks(self),
-                                     stuck_after=settings.stuck_after_seconds)
+        outcomes = Outcomes()
+        lease = None if k == 1 else _cron_lease(app, clock)
+        #: Each shard's engine; the first is :attr:`engine`.
+        self.engines = [
+            DeliveryEngine(app, make_journal(settings.state, settings.name, i, k),
+                           self.executor, clock=clock, hooks=_Hooks(self), outcomes=outcomes,
+                           stuck_after=settings.stuck_after_seconds, cron_lease=lease)
+            for i in range(k)]
+        self.engine = self.engines[0]
         # Writes answer with their values: there is no process boundary to save them across.
-        self.state_service = StateService(
-            make_backend(settings.state, settings.name),
-            self._triggers(ChangeSource.STATE), defer_large=False)
-        self.state = _State(self.state_service)
+        self.state_services = [
+            StateService(make_backend(settings.state, settings.name),
+                         self._triggers(ChangeSource.STATE), defer_large=False)
+            for _ in range(k)]
+        self.state_service = self.state_services[0]
         store = None if settings.state == "memory" else make_backend(
             settings.state, settings.name, constants.STREAMS_SPACE)
         self.streams = StreamsService(app, store, self._triggers(ChangeSource.STREAM))
-        self.bus = _Bus(self.engine)
-        self.dead_letters = _DeadLetters(self.engine)
+        self.state: StateStore
+        self.bus: Bus
+        self.dead_letters: DeadLetters
+        if k == 1:
+            self.state = _State(self.state_service)
+            self.bus = _Bus(self.engine)
+            self.dead_letters = _DeadLetters(self.engine)
+        else:
+            self.state = ShardedState([_State(s) for s in self.state_services],
+                                      shared=settings.state != "memory")
+            self.bus = ShardedBus([_Bus(e) for e in self.engines], app)
+            self.dead_letters = ShardedDeadLetters([_DeadLetters(e) for e in self.engines])
         self.objects = LocalObjects(settings.ref_grace_seconds, clock.monotonic,
                                     self.refs_in_use)
         self._relay: Relay | None = None
@@ -230,7 +255,7 @@ class LocalRuntime:
                               context=self._context)
 
     async def _invoke(self, delivery: Delivery) -> None:
-        await self.engine.invoke([delivery])
+        await self.engines[delivery_shard(delivery, len(self.engines))].invoke([delivery])
 
     def _context(self, step: Step, origin: Origin) -> FlowContext:
         return FlowContext(self.app, self, step=step, trace_id=origin.trace_id)
@@ -242,14 +267,16 @@ class LocalRuntime:
 
     async def health(self) -> dict[str, str]:
         try:
-            await self.state_service.ping()
+            for service in self.state_services:
+                await service.ping()
         except Exception as exc:
             return {"state": f"{type(exc).__name__}: {exc}", "dispatcher": "ok"}
         return {"state": "ok", "dispatcher": "ok"}
 
     async def stats(self) -> dict[str, Any]:
-        """As the dispatcher's: a pool step runs in-process here, so no pool is listed."""
-        return {**self.engine.stats(), "version": self.app.version, "pools": {}}
+        """As the dispatchers': a pool step runs in-process here, so no pool is listed."""
+        return {**self.engine.stats(), "version": self.app.version, "pools": {},
+                "dead_letters": sum(len(e.dead_letters) for e in self.engines)}
 
     def spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -258,12 +285,16 @@ class LocalRuntime:
 
     async def refs_in_use(self, candidates: Mapping[str, str | None]) -> set[str]:
         """What a sweep of :attr:`objects` asks: the engine, state and streams, in turn."""
-        return (self.engine.refs_in_use(candidates)
-                | await self.state_service.refs_in_use(candidates)
-                | await self.streams.refs_in_use(candidates))
+        used = await self.streams.refs_in_use(candidates)
+        for engine in self.engines:
+            used |= engine.refs_in_use(candidates)
+        for service in self.state_services:
+            used |= await service.refs_in_use(candidates)
+        return used
 
     async def release(self, delivery_ids: list[str]) -> None:
-        await self.state_service.release(delivery_ids)
+        for service in self.state_services:
+            await service.release(delivery_ids)
         await self.streams.release(delivery_ids)
 
     @property
@@ -272,7 +303,8 @@ class LocalRuntime:
         return bool(self.executor.running or self._tasks)
 
     async def start(self) -> None:
-        await self.engine.start()
+        for engine in self.engines:
+            await engine.start()
         await self.streams._load()
 
     async def close(self) -> None:
@@ -281,10 +313,21 @@ class LocalRuntime:
             poll.cancel()
             with contextlib.suppress(BaseException):
                 await poll
-        await self.engine.close()
+        for engine in self.engines:
+            await engine.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for backend in (self.state_service.backend, self.streams.store):
+        for backend in (*[s.backend for s in self.state_services], self.streams.store):
             if backend is not None:
                 await backend.close()
+
+
+def _cron_lease(app: App, clock: Clock) -> Lease:
+    """Where the shards agree which runs the cron schedules: in this process, or, with Redis
+    state, in Redis as on Ray."""
+    if app.settings.state == "memory":
+        return MemoryLease(clock.monotonic)
+    from raypipe.engine.redis_journal import RedisLease
+
+    return RedisLease(app.settings.state, app.settings.name)

@@ -55,9 +55,8 @@ class Running:
         return {i["id"]: i["data"] for i in self.run(self.rt.state.list(group))}
 
     def stats(self) -> dict[str, Any]:
-        import ray
-
-        return ray.get(self.rt.dispatcher.stats.remote())  # type: ignore[no-any-return]
+        """Every dispatcher shard's, as one."""
+        return self.run(self.rt.stats())  # type: ignore[no-any-return]
 
     def dead_letter(self, matches: Callable[[Any], bool], timeout: float = 30) -> Any:
         """The one dead letter whose payload ``matches``, once it is there."""
@@ -100,7 +99,7 @@ class LocalRunning(Running):
 
     def stats(self) -> dict[str, Any]:
         self.t.run_until_idle(timeout=120)
-        return self.rt.engine.stats()  # type: ignore[no-any-return]
+        return super().stats()
 
     def dead_letter(self, matches: Callable[[Any], bool], timeout: float = 30) -> Any:
         self.t.run_until_idle(timeout=timeout)
@@ -123,16 +122,33 @@ def on_ray(request: pytest.FixtureRequest) -> Any:
     teardown(spec)
 
 
-@pytest.fixture(scope="module", params=["ray", "local"])
+@pytest.fixture(scope="module")
+def on_ray_sharded(request: pytest.FixtureRequest) -> Any:
+    from raypipe.runtime.deploy import deploy, teardown
+    from raypipe.runtime.spec import AppSpec
+
+    port = request.getfixturevalue("ray_session")
+    spec = AppSpec.from_dir(APP, name="guarantees-k3", port=port, dev=True,
+                            route_prefix="/guarantees-k3", shards=3)
+    yield Running(deploy(spec))
+    teardown(spec)
+
+
+@pytest.fixture(scope="module", params=["ray", "local", "ray-k3", "local-k3"])
 def g(request: pytest.FixtureRequest) -> Any:
-    """The app on Ray, and the same app on raypipe.testing: a scenario that takes ``g`` runs
-    on both, from one test body."""
+    """The app on Ray, and the same app on raypipe.testing, each with one shard and with
+    three: a scenario that takes ``g`` runs on all four, from one test body."""
     if request.param == "ray":
         yield request.getfixturevalue("on_ray")
         return
+    if request.param == "ray-k3":
+        yield request.getfixturevalue("on_ray_sharded")
+        return
     from raypipe.testing import TestApp
 
-    with TestApp(APP, settings={"name": "guarantees-local"}) as test_app:
+    shards = 3 if request.param == "local-k3" else 1
+    with TestApp(APP, settings={"name": f"guarantees-local-{shards}",
+                                "shards": shards}) as test_app:
         yield LocalRunning(test_app)
 
 

@@ -9,67 +9,21 @@ so that killing it touches no other test; it is ended by the pid it started.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 import ray
 import redis
 
-from raypipe.runtime.ports import free_port
 from raypipe.state.backends.redis_items import read_item
 from tests.conftest import Deploy, wait_for
+from tests.runtime.conftest import FifoGroups, OwnRedis, resumes_exactly
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
 FAULTS = APPS / "faults"
 GUARANTEES = APPS / "guarantees"
-
-
-class OwnRedis:
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=1)
-        wait_for(lambda: _pings(client), timeout=30, interval=0.05, message="redis-server")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        os.kill(self.proc.pid, signal.SIGKILL)
-        self.proc.wait()
-
-    def client(self) -> redis.Redis:
-        return redis.Redis.from_url(self.url, decode_responses=True)
-
-
-def _pings(client: redis.Redis) -> bool:
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[OwnRedis]:
-    r = OwnRedis(tmp_path)
-    r.start()
-    try:
-        yield r
-    finally:
-        if r.proc is not None and r.proc.poll() is None:
-            r.kill()
 
 
 def _read_run(db: redis.Redis, app: str, rid: str) -> dict[str, Any]:
@@ -78,19 +32,6 @@ def _read_run(db: redis.Redis, app: str, rid: str) -> dict[str, Any]:
         return read_item(db, app, "runs", rid) or {}
     except redis.RedisError:
         return {}
-
-
-def _resumes_exactly(d: Any, run: Callable[[], dict[str, Any]], n: int) -> None:
-    """Once Redis is back: healthy again, every task of the run done exactly once, nothing
-    left in flight."""
-    wait_for(lambda: httpx.get(f"{d.url}/_raypipe/health", timeout=30).status_code == 200,
-             timeout=120, message="health 200 once Redis is back")
-    final = wait_for(lambda: (x := run()) and x["done"] == n and x, timeout=300, interval=0.5,
-                     message=lambda: f"all {n} tasks, {run().get('done')} done")
-    assert sorted(map(int, final["seen"])) == list(range(n))
-    assert set(final["seen"].values()) == {1}, "a task applied twice"
-    wait_for(lambda: _stats(d)["in_flight"] == 0, timeout=120,
-             message=lambda: f"nothing in flight: {_stats(d)['in_flight']} still are")
 
 
 def _stats(d: Any) -> dict[str, Any]:
@@ -109,7 +50,7 @@ def _actor_pids(d: Any) -> dict[str, int]:
     return out
 
 
-def test_redis_killed_mid_run_resumes_exactly(deploy_app: Deploy, own_redis: OwnRedis) -> None:
+def test_redis_killed_mid_runresumes_exactly(deploy_app: Deploy, own_redis: OwnRedis) -> None:
     n = 2000
     d = deploy_app(FAULTS, state=own_redis.url)
     pids = _actor_pids(d)
@@ -130,7 +71,7 @@ def test_redis_killed_mid_run_resumes_exactly(deploy_app: Deploy, own_redis: Own
     assert down["checks"]["state"] != "ok" and down["checks"]["dispatcher"] == "ok", down
     time.sleep(4)  # the outage itself: deliveries, state writes and the journal wait it out
     own_redis.start()
-    _resumes_exactly(d, run, n)
+    resumes_exactly(d, run, n)
     assert read_item(db, name, "completions", rid) == {"n": 1}
     stats = _stats(d)
     assert stats["steps"]["task"]["done"] == n and not stats["steps"]["task"].get(
@@ -142,50 +83,22 @@ def test_redis_killed_mid_run_resumes_exactly(deploy_app: Deploy, own_redis: Own
 
 def test_redis_killed_mid_fifo_run_keeps_every_group_in_order(
         deploy_app: Deploy, own_redis: OwnRedis) -> None:
-    import asyncio
-
-    from raypipe.enqueue import publish
-    from raypipe.loader import load_app_cached
-    from raypipe.runtime.bridge import runtime_for
-
     groups, per_group = 4, 100
     d = deploy_app(GUARANTEES, state=own_redis.url)
     pids = _actor_pids(d)
-    rt = runtime_for(d.spec)
-    app = load_app_cached(d.spec.root, d.spec.settings)
-
-    async def send() -> None:
-        for seq in range(per_group):  # in order within each group
-            await asyncio.gather(*(publish(app, rt, "fifo", {"group": f"g{g}", "seq": seq},
-                                           trace_id="fifo", group_id=f"g{g}")
-                                   for g in range(groups)))
-
-    asyncio.run(send())
-    db = own_redis.client()
-    name = d.spec.settings.name
-
-    def seqs() -> dict[str, list[int]]:
-        try:
-            found = {f"g{g}": read_item(db, name, "fifo", f"g{g}") for g in range(groups)}
-        except redis.RedisError:
-            return {}
-        return {g: item["seq"] for g, item in found.items() if item}
-
-    wait_for(lambda: sum(map(len, seqs().values())) >= 60, timeout=120, message="progress")
+    fifo = FifoGroups(d, own_redis.client(), groups, per_group)
+    fifo.send()
+    fifo.wait_progress(60)
     own_redis.kill()
     time.sleep(4)
     own_redis.start()
 
-    wait_for(lambda: (s := seqs()) and all(len(s.get(f"g{g}", [])) == per_group
-                                           for g in range(groups)),
-             timeout=300, interval=0.5, message=lambda: f"every group done: {seqs()}")
-    assert all(v == list(range(per_group)) for v in seqs().values()), seqs()
+    fifo.wait_all_in_order()
     wait_for(lambda: _stats(d)["in_flight"] == 0, timeout=60, message="nothing in flight")
     assert _stats(d)["steps"]["fifo"]["done"] == groups * per_group
     # A group still takes new messages after the outage.
-    asyncio.run(publish(app, rt, "fifo", {"group": "g0", "seq": per_group}, trace_id="fifo",
-                        group_id="g0"))
-    wait_for(lambda: seqs().get("g0", [])[-1:] == [per_group], timeout=60,
+    fifo.send(range(per_group, per_group + 1), only=[0])
+    wait_for(lambda: fifo.seqs().get("g0", [])[-1:] == [per_group], timeout=60,
              message="a new message in a group that lived through the outage")
     assert _actor_pids(d) == pids, "an actor was restarted"
 
@@ -239,7 +152,7 @@ def test_a_45s_outage_leaves_every_route_answering_and_the_app_resumes(
         assert settled and set(settled) <= expected[path], (path, statuses)
     assert slowest < 3 + 5, f"a request took {slowest:.1f}s during the outage"
 
-    _resumes_exactly(d, run, n)
+    resumes_exactly(d, run, n)
     assert read_item(db, name, "completions", rid) == {"n": 1}
     assert httpx.get(f"{d.url}/runs/{rid}", timeout=30).json()["done"] == n
     assert _actor_pids(d) == pids, "an actor was restarted"

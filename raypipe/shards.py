@@ -1,0 +1,218 @@
+"""Which shard owns what, when an app runs ``shards = K`` dispatchers and state services
+(docs/scaling.md), and the runtime parts that spread calls over them. Ray-free: the Ray
+runtime composes these over actor handles, :mod:`raypipe.testing` over in-process services.
+
+- A message, and every delivery made of it, belongs to the shard of its FIFO group if it has
+  one (a group's order is kept in one place); else, if a step with a ``concurrency`` limit
+  takes its topic, to the shard of the topic (the limit is counted in one place); else to
+  the shard of its id. A delivery addressed to a step by a state or stream trigger belongs
+  to the shard of its id; a cron tick's, to the shard that runs the schedules (the holder
+  of the cron lease, :mod:`raypipe.engine.lease`). A retry, a recovery and a
+  replay keep the id, so they stay where the delivery was accepted and are deduplicated
+  there.
+- A state item belongs to the shard of its (group, item): its writes are ordered and its
+  triggers fired in one place. A group's listing gathers its shards' items.
+
+The hash is CRC-32, the same in every process (Python's ``hash`` of a string is not).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from raypipe.app import App
+from raypipe.engine.delivery import Delivery
+from raypipe.messages import Message
+from raypipe.runtime_protocols import Bus, DeadLetters, Ids, Origin, StateResult, StateStore
+from raypipe.shared_types import Groups, Items, Ops
+from raypipe.trigger_kinds.queue import QueueTrigger
+
+__all__ = [
+    "ShardedBus",
+    "ShardedDeadLetters",
+    "ShardedState",
+    "delivery_shard",
+    "item_shard",
+    "merge_stats",
+    "message_shard",
+    "pinned_topics",
+    "pool_share",
+    "shard_of",
+]
+
+T = TypeVar("T")
+
+
+def shard_of(key: str, shards: int) -> int:
+    return 0 if shards == 1 else zlib.crc32(key.encode()) % shards
+
+
+def message_shard(message: Message, shards: int,
+                  pinned: frozenset[str] = frozenset()) -> int:
+    """``pinned``: the topics a concurrency-limited step takes (:func:`pinned_topics`)."""
+    if message.group_id is not None:
+        return shard_of(message.group_id, shards)
+    if message.topic in pinned:
+        return shard_of(f"topic:{message.topic}", shards)
+    return shard_of(message.id, shards)
+
+
+def pinned_topics(app: App) -> frozenset[str]:
+    """Topics taken by a step with a ``concurrency`` limit: their messages go to one shard."""
+    return frozenset(tr.topic for step in app.with_trigger(QueueTrigger)
+                     for tr in step.triggers_of(QueueTrigger) if tr.config.concurrency)
+
+
+def delivery_shard(delivery: Delivery, shards: int) -> int:
+    """The shard a state or stream trigger's delivery is accepted by."""
+    return shard_of(delivery.id, shards)
+
+
+def item_shard(group: str, key: str, shards: int) -> int:
+    # Lengths first: no two (group, key) pairs make the same string.
+    return shard_of(f"{len(group)}:{group}:{key}", shards)
+
+
+def split(items: Sequence[T], shard: Callable[[T], int], shards: int) -> dict[int, list[T]]:
+    """``items`` by shard, each shard's in the order given."""
+    out: dict[int, list[T]] = {}
+    for item in items:
+        out.setdefault(shard(item), []).append(item)
+    return out
+
+
+def pool_share(bounds: tuple[int, int], shard: int, shards: int) -> tuple[int, int]:
+    """Shard ``shard``'s part of a step's actor pool of ``(min, max)`` actors: the bounds
+    split as evenly as they go, each shard able to run at least one actor (so K shards may
+    hold up to K actors of a pool whose ``max`` is below K)."""
+    low, high = bounds
+
+    def part(n: int) -> int:
+        return n // shards + (1 if shard < n % shards else 0)
+
+    return part(low), max(1, part(high))
+
+
+def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The dispatchers' stats as one: counts summed, the oldest age per step, pools' numbers
+    summed; ``shards`` lists each shard's ``in_flight``, ``dead_letters`` and
+    ``runs_crons``."""
+    if len(parts) == 1:
+        return parts[0]
+    merged = dict(parts[0])
+    steps: dict[str, dict[str, int]] = {}
+    oldest: dict[str, float] = {}
+    pools: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for step, counts in part.get("steps", {}).items():
+            mine = steps.setdefault(step, {})
+            for event, n in counts.items():
+                mine[event] = mine.get(event, 0) + n
+        for step, age in part.get("oldest_in_flight", {}).items():
+            oldest[step] = max(age, oldest.get(step, age))
+        for step, numbers in part.get("pools", {}).items():
+            mine = pools.setdefault(step, {})
+            for field, n in numbers.items():
+                mine[field] = mine.get(field, 0) + n
+    merged.update(
+        in_flight=sum(p.get("in_flight", 0) for p in parts),
+        dead_letters=sum(p.get("dead_letters", 0) for p in parts),
+        steps=steps, oldest_in_flight=oldest, pools=pools,
+        runs_crons=any(p.get("runs_crons") for p in parts),
+        shards=[{k: p.get(k) for k in ("in_flight", "dead_letters", "runs_crons")}
+                for p in parts])
+    return merged
+
+
+async def _each(calls: Sequence[Awaitable[T]]) -> list[T]:
+    return list(await asyncio.gather(*calls))
+
+
+class ShardedBus:
+    """Publishes each message to its shard's bus: one call per shard a batch touches."""
+
+    def __init__(self, shards: Sequence[Bus], app: App) -> None:
+        self._shards = shards
+        self._pinned = pinned_topics(app)
+
+    async def publish(self, messages: Sequence[Message]) -> None:
+        k = len(self._shards)
+        if len(messages) == 1:  # an enqueue: the bus of its shard coalesces a loop turn's
+            await self._shards[message_shard(messages[0], k, self._pinned)].publish(messages)
+            return
+        parts = split(messages, lambda m: message_shard(m, k, self._pinned), k)
+        await _each([self._shards[i].publish(part) for i, part in parts.items()])
+
+
+class ShardedDeadLetters:
+    """Each dispatcher shard keeps its own dead letters; they are listed as one, oldest
+    first, and a replay asks every shard (each replays those it holds)."""
+
+    def __init__(self, shards: Sequence[DeadLetters]) -> None:
+        self._shards = shards
+
+    async def list(self) -> Items:
+        parts = await _each([s.list() for s in self._shards])
+        return sorted((e for part in parts for e in part),
+                      key=lambda e: (e.get("dead_at") or 0, e.get("id") or ""))
+
+    async def get(self, entry_id: str) -> dict[str, Any] | None:
+        for found in await _each([s.get(entry_id) for s in self._shards]):
+            if found is not None:
+                return found
+        return None
+
+    async def replay(self, entry_ids: Sequence[str] | None = None) -> Ids:
+        parts = await _each([s.replay(entry_ids) for s in self._shards])
+        return [i for part in parts for i in part]
+
+
+class ShardedState:
+    """A :class:`~raypipe.runtime_protocols.StateStore` over one store per state shard.
+
+    ``shared``: the shards keep their items in one store (Redis): a listing or a clear is
+    asked of one shard (the group's), which sees them all. Otherwise (memory) each shard
+    holds its own items: listings gather every shard's and a clear goes to each, which fires
+    the triggers of the items it held."""
+
+    def __init__(self, shards: Sequence[StateStore], shared: bool) -> None:
+        self._shards = shards
+        self._shared = shared
+
+    def _at(self, group: str, key: str) -> StateStore:
+        return self._shards[item_shard(group, key, len(self._shards))]
+
+    def _group_shards(self, group: str) -> Sequence[StateStore]:
+        if self._shared:
+            return [self._shards[shard_of(group, len(self._shards))]]
+        return self._shards
+
+    async def get(self, group: str, key: str) -> Any:
+        return await self._at(group, key).get(group, key)
+
+    async def set(self, group: str, key: str, value: Any, origin: Origin) -> StateResult:
+        return await self._at(group, key).set(group, key, value, origin)
+
+    async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> StateResult:
+        return await self._at(group, key).update(group, key, ops, origin)
+
+    async def delete(self, group: str, key: str, origin: Origin) -> Any:
+        return await self._at(group, key).delete(group, key, origin)
+
+    async def list(self, group: str) -> Items:
+        shards = self._group_shards(group)
+        if len(shards) == 1:
+            return await shards[0].list(group)
+        parts = await _each([s.list(group) for s in shards])
+        return sorted((i for part in parts for i in part), key=lambda i: str(i["id"]))
+
+    async def list_groups(self) -> Groups:
+        shards = [self._shards[0]] if self._shared else self._shards
+        return sorted({g for part in await _each([s.list_groups() for s in shards])
+                       for g in part})
+
+    async def clear(self, group: str, origin: Origin) -> None:
+        await _each([s.clear(group, origin) for s in self._group_shards(group)])

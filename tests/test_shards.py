@@ -1,0 +1,176 @@
+"""Sharding without Ray: who owns what (:mod:`raypipe.shards`), the cron lease, and an app of
+three shards on :mod:`raypipe.testing` (the guarantees scenarios with three shards are in
+tests/runtime/test_guarantees.py, on both runtimes)."""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from pathlib import Path
+
+import pytest
+
+from raypipe.engine.clock import FakeClock
+from raypipe.engine.delivery import Delivery
+from raypipe.engine.lease import LEASE_SECONDS, MemoryLease, hold
+from raypipe.messages import Message
+from raypipe.shards import (
+    ShardedState,
+    delivery_shard,
+    item_shard,
+    merge_stats,
+    message_shard,
+    pinned_topics,
+    pool_share,
+    shard_of,
+)
+from raypipe.testing import TestApp
+from raypipe.trigger_kind import TriggerKind
+
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+def _message(mid: str, group: str | None = None, topic: str = "t") -> Message:
+    return Message(id=mid, topic=topic, data={}, trace_id="tr", group_id=group)
+
+
+def test_a_key_has_one_shard_in_every_process() -> None:
+    # CRC-32, not Python's salted hash: every process routes a key alike.
+    assert shard_of("order-17", 5) == zlib.crc32(b"order-17") % 5
+    assert shard_of("anything", 1) == 0
+    spread = {shard_of(f"m{i}", 4) for i in range(100)}
+    assert spread == {0, 1, 2, 3}
+
+
+def test_a_group_keeps_its_messages_in_one_shard_and_ids_spread_the_rest() -> None:
+    k = 4
+    assert {message_shard(_message(f"m{i}", "g1"), k) for i in range(50)} == {shard_of("g1", k)}
+    assert len({message_shard(_message(f"m{i}"), k) for i in range(50)}) == k
+    # A concurrency-limited step's topic is counted in one place.
+    assert {message_shard(_message(f"m{i}", topic="lim"), k, frozenset({"lim"}))
+            for i in range(50)} == {shard_of("topic:lim", k)}
+    d = Delivery("cron:tick:1800000000", "tick", TriggerKind.CRON, None, "tr")
+    assert delivery_shard(d, k) == shard_of(d.id, k)
+    # Lengths keep (group, item) pairs apart that a plain join would merge.
+    assert item_shard("a:b", "c", 1000) == shard_of("3:a:b:c", 1000)
+
+
+def test_the_topics_of_concurrency_limited_steps_are_pinned() -> None:
+    with TestApp(APPS / "guarantees") as app:
+        # "limited" is taken by a step with concurrency=2; "fifo" and the rest have no limit.
+        assert pinned_topics(app.app) == frozenset({"limited"})
+
+
+@pytest.mark.parametrize(("bounds", "k", "parts"), [
+    ((1, 2), 3, [(1, 1), (0, 1), (0, 1)]),   # max below K: every shard may run one
+    ((0, 8), 3, [(0, 3), (0, 3), (0, 2)]),
+    ((4, 4), 4, [(1, 1)] * 4),
+    ((2, 9), 2, [(1, 5), (1, 4)]),
+])
+def test_a_pool_is_split_over_the_shards(bounds: tuple[int, int], k: int,
+                                         parts: list[tuple[int, int]]) -> None:
+    assert [pool_share(bounds, i, k) for i in range(k)] == parts
+
+
+def test_stats_of_the_shards_add_up() -> None:
+    parts = [{"in_flight": 2, "dead_letters": 1, "runs_crons": False, "version": "v",
+              "oldest_in_flight": {"a": 1.0}, "steps": {"a": {"done": 3}},
+              "pools": {"p": {"actors": 1, "busy": 0, "backlog": 2}}},
+             {"in_flight": 1, "dead_letters": 0, "runs_crons": True, "version": "v",
+              "oldest_in_flight": {"a": 4.0, "b": 2.0}, "steps": {"a": {"done": 2, "retries": 1}},
+              "pools": {"p": {"actors": 2, "busy": 1, "backlog": 0}}}]
+    merged = merge_stats(parts)
+    assert merged["in_flight"] == 3 and merged["dead_letters"] == 1 and merged["runs_crons"]
+    assert merged["steps"] == {"a": {"done": 5, "retries": 1}}
+    assert merged["oldest_in_flight"] == {"a": 4.0, "b": 2.0}
+    assert merged["pools"] == {"p": {"actors": 3, "busy": 1, "backlog": 2}}
+    assert [s["in_flight"] for s in merged["shards"]] == [2, 1]
+
+
+async def test_the_cron_lease_passes_on_when_its_holder_stops_renewing() -> None:
+    clock = FakeClock()
+    lease = MemoryLease(clock.monotonic)
+    held: dict[str, list[bool]] = {"a": [], "b": []}
+    a = asyncio.create_task(hold(lease, "a", clock, held["a"].append))
+    await clock.settle()
+    b = asyncio.create_task(hold(lease, "b", clock, held["b"].append))
+    await clock.advance(LEASE_SECONDS * 3)
+    assert held == {"a": [True], "b": []}  # renewed in time: never two holders
+    a.cancel()  # the holder dies
+    await clock.advance(LEASE_SECONDS - 0.5)
+    assert held["b"] == []  # its term has not run out
+    await clock.advance(LEASE_SECONDS / 3 + 1)
+    assert held["b"] == [True]
+    b.cancel()
+
+
+def test_three_shards_in_process_fire_each_cron_tick_once() -> None:
+    with TestApp(APPS / "shards", settings={"state": "memory"}) as app:
+        assert len(app.runtime.engines) == 3
+        app.advance(30)
+        app.run_until_idle()
+        ticks = app.state.get("ticks", "all")["due"]
+        assert set(ticks.values()) == {1} and len(ticks) >= 30
+        dues = sorted(map(int, ticks))
+        assert dues == list(range(dues[0], dues[-1] + 1))
+        assert sum(e.stats()["runs_crons"] for e in app.runtime.engines) == 1
+        # One tally for the three, so a workflow is counted whole.
+        assert all(e.outcomes is app.runtime.engine.outcomes for e in app.runtime.engines)
+
+
+def test_a_sharded_state_lists_every_shard_and_keeps_an_item_in_one() -> None:
+    from raypipe.runtime_protocols import Origin
+
+    with TestApp(APPS / "shards", settings={"state": "memory"}) as app:
+        rt = app.runtime
+        for i in range(40):
+            app._wait(rt.state.set("g", f"k{i}", i, Origin("t")))
+        held = [app._wait(s.list("g")) for s in rt.state_services]
+        assert sum(len(h) for h in held) == 40  # each item in one shard
+        assert all(held), "every shard holds some"
+        assert {i["id"] for i in held[item_shard("g", "k7", 3)]} >= {"k7"}
+        assert [i["id"] for i in app.state.items("g")] == sorted(f"k{i}" for i in range(40))
+        assert app.state.list_groups() == ["g"]
+        assert isinstance(rt.state, ShardedState)
+        app._wait(rt.state.clear("g", Origin("t")))
+        assert app.state.items("g") == [] and app.state.list_groups() == []
+
+
+def test_a_ray_raypipe_starts_for_shards_keeps_their_workers() -> None:
+    from raypipe.runtime.deploy import shard_workers_env
+    from raypipe.settings import Settings
+
+    assert shard_workers_env(Settings()) == {}
+    # Four shards, each with its own workers (Ray gives each detached actor's tasks their
+    # own), tasks of 0.25 CPU on 2 CPUs: up to 32 workers, none ended while idle.
+    assert shard_workers_env(Settings(shards=4), cpus=2) == {
+        "RAY_num_workers_soft_limit": "32"}
+
+
+async def test_a_tick_is_recorded_as_fired_with_its_delivery(redis_url: str) -> None:
+    """The shard that accepts a tick's delivery records the tick in the same transaction: a
+    shard taking the schedules over reads it and does not fire it again."""
+    import uuid
+
+    import redis
+
+    from raypipe.engine.cron import tick_delivery, tick_of
+    from raypipe.engine.redis_journal import RedisJournal
+
+    app = f"ticks-{uuid.uuid4().hex[:8]}"
+    journal = RedisJournal(redis_url, app, shard=1, shards=2)
+    try:
+        await journal.start()
+        tick = tick_delivery("tick", 1_800_000_000.0)
+        assert tick_of(tick) == ("tick", 1_800_000_000.0)
+        await journal.accepted([tick], [])
+        assert await journal.last_tick("tick") == 1_800_000_000.0
+        assert [d.id for d in await journal.pending()] == [tick.id]
+        # The other shard's pending deliveries are what it deduplicates against.
+        other = RedisJournal(redis_url, app, shard=0, shards=2)
+        assert await other.other_shards_owners() == [tick.id]
+        await other.close()
+    finally:
+        await journal.close()
+        client = redis.Redis.from_url(redis_url)
+        client.delete(*client.keys(f"raypipe:{app}:*") or [b"-"])
