@@ -112,10 +112,12 @@ class _StateActorLease(Lease):
 
     def __init__(self, spec: AppSpec) -> None:
         self._spec = spec
+        self._holder: Any = None
 
     async def acquire(self, owner: str, seconds: float) -> bool:
-        holder = ray.get_actor(constants.STATE_ACTOR, namespace=self._spec.namespace)
-        return bool(await holder.cron_lease.remote(owner, seconds))
+        if self._holder is None:  # a GCS look-up: once, not at every renewal
+            self._holder = ray.get_actor(constants.STATE_ACTOR, namespace=self._spec.namespace)
+        return bool(await self._holder.cron_lease.remote(owner, seconds))
 
 
 def cron_lease(spec: AppSpec) -> Lease:
