@@ -102,8 +102,11 @@ def status(app_dir: AppArg = Path(".")) -> None:
             str(s["in_flight"]) for s in stats["shards"]) + "; cron in shard " + ", ".join(
             str(i) for i, s in enumerate(stats["shards"]) if s["runs_crons"]))
     typer.echo(f"dead        {stats['dead_letters']}")
-    typer.echo(f"workflows   {totals.get('workflows_completed', 0)} completed, "
-               f"{totals.get('workflows_dead_lettered', 0)} with a dead letter")
+    if "shards" in stats:  # no shard sees a whole workflow (docs/scaling.md)
+        typer.echo("workflows   not counted with several shards")
+    else:
+        typer.echo(f"workflows   {totals.get('workflows_completed', 0)} completed, "
+                   f"{totals.get('workflows_dead_lettered', 0)} with a dead letter")
     steps = {k: v for k, v in stats["steps"].items() if k != "*"}
     oldest = stats.get("oldest_in_flight", {})
     if steps:

@@ -173,5 +173,6 @@ def test_cron_fires_once_per_tick_with_three_shards_and_after_its_owner_dies(
     [line] = [ln for ln in shown.output.splitlines() if ln.startswith("shards")]
     assert line.startswith(f"shards      {K}: in flight ") and line.endswith(
         f"cron in shard {owners()[0]}"), line
+    assert "workflows   not counted with several shards" in shown.output
     assert all(f"raypipe:{kind}:{i} alive" in shown.output
                for kind in ("dispatcher", "state") for i in range(1, K))
