@@ -76,7 +76,7 @@ def item_shard(group: str, key: str, shards: int) -> int:
     return shard_of(f"{len(group)}:{group}:{key}", shards)
 
 
-def split(items: Sequence[T], shard: Callable[[T], int], shards: int) -> dict[int, list[T]]:
+def split(items: Sequence[T], shard: Callable[[T], int]) -> dict[int, list[T]]:
     """``items`` by shard, each shard's in the order given."""
     out: dict[int, list[T]] = {}
     for item in items:
@@ -143,7 +143,7 @@ class ShardedBus:
         if len(messages) == 1:  # an enqueue: the bus of its shard coalesces a loop turn's
             await self._shards[message_shard(messages[0], k, self._pinned)].publish(messages)
             return
-        parts = split(messages, lambda m: message_shard(m, k, self._pinned), k)
+        parts = split(messages, lambda m: message_shard(m, k, self._pinned))
         await _each([self._shards[i].publish(part) for i, part in parts.items()])
 
 

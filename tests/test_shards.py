@@ -174,3 +174,30 @@ async def test_a_tick_is_recorded_as_fired_with_its_delivery(redis_url: str) -> 
         await journal.close()
         client = redis.Redis.from_url(redis_url)
         client.delete(*client.keys(f"raypipe:{app}:*") or [b"-"])
+
+
+async def test_a_batch_of_messages_goes_to_each_shard_in_order() -> None:
+    from collections.abc import Sequence
+
+    from raypipe.shards import ShardedBus
+
+    class Recorder:
+        def __init__(self) -> None:
+            self.got: list[list[str]] = []
+
+        async def publish(self, messages: Sequence[Message]) -> None:
+            self.got.append([m.id for m in messages])
+
+    buses = [Recorder() for _ in range(3)]
+    with TestApp(APPS / "guarantees") as app:
+        bus = ShardedBus(buses, app.app)
+    batch = [_message(f"m{i}", group="g" if i % 2 else None, topic="t") for i in range(30)]
+    await bus.publish(batch)
+    for i, b in enumerate(buses):  # one call per shard, each shard's messages in batch order
+        mine = [m.id for m in batch if message_shard(m, 3) == i]
+        assert b.got == ([mine] if mine else [])
+    before = [list(b.got) for b in buses]
+    await bus.publish(batch[:1])  # an enqueue: straight to its shard
+    home = message_shard(batch[0], 3)
+    assert [b.got for b in buses] == [
+        before[i] + ([["m0"]] if i == home else []) for i in range(3)]
