@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Annotated
 
@@ -64,11 +65,10 @@ def status(app_dir: AppArg = Path(".")) -> None:
 
     from raypipe import constants
     from raypipe.runtime.bridge import runtime_for
-    from raypipe.shards import merge_stats
 
     try:
         rt = runtime_for(spec)
-        stats = merge_stats(ray.get([d.stats.remote() for d in rt.dispatchers]))
+        stats = asyncio.run(rt.stats(timeout=None))
     except RaypipeError as exc:
         _fail(str(exc))
     name = constants.serve_app_name(spec.settings.name)

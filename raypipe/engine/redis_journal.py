@@ -118,16 +118,12 @@ class RedisJournal(Journal):
     async def other_shards_owners(self) -> list[str]:
         if not self._others:
             return []
+        # Both hashes are keyed by delivery id (a dead letter's id is its delivery's).
         async with self._redis.pipeline(transaction=False) as pipe:
-            for pending, dead in self._others:
-                pipe.hkeys(pending)
-                pipe.hvals(dead)
+            for key in (k for pair in self._others for k in pair):
+                pipe.hkeys(key)
             replies = await pipe.execute()
-        owners: list[str] = []
-        for i, reply in enumerate(replies):
-            owners += (reply if i % 2 == 0
-                       else [DeadLetter.from_dict(json.loads(raw)).delivery.id for raw in reply])
-        return owners
+        return [owner for reply in replies for owner in reply]
 
     async def ticked(self, step: str, due: float) -> None:
         await self._redis.hset(self._ticks, step, repr(due))

@@ -355,11 +355,12 @@ class RayRuntime:
         k = len(self.state_actors)
         return {"state": worst(answers[:k]), "dispatcher": worst(answers[k:])}
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self, timeout: float | None = HEALTH_TIMEOUT) -> dict[str, Any]:
         """What ``raypipe status`` shows, from the dispatchers: deliveries in flight, dead
-        letters, each step's tally and each actor pool (actors, busy, backlog)."""
+        letters, each step's tally and each actor pool (actors, busy, backlog); ``timeout``
+        ``None`` waits as long as they take."""
         parts = await asyncio.wait_for(
-            asyncio.gather(*(d.stats.remote() for d in self.dispatchers)), HEALTH_TIMEOUT)
+            asyncio.gather(*(d.stats.remote() for d in self.dispatchers)), timeout)
         return merge_stats(parts)
 
     def relay(self) -> Relay:
