@@ -25,6 +25,7 @@ class Ingress:
         # A replica Serve starts again (after a crash, or with the deploy's first arguments)
         # serves the version deployed last, as the actors do.
         self.spec = registry.current(spec)
+        self._prepared: tuple[str, Any] | None = None  # (version, its routes)
 
     async def check_health(self) -> None:
         """Serve's replica health check: liveness only. The replica answers this (its event
@@ -50,12 +51,19 @@ class Ingress:
         """The version this replica serves."""
         return self.spec.version
 
+    async def prepare(self, spec: AppSpec) -> str:
+        """Load ``spec``'s version and build its routes, to serve at :meth:`reload`: a reload
+        builds them while the actors move to the version, and only swaps them after."""
+        self._prepared = (spec.version, self._build(spec))
+        return spec.version
+
     async def reload(self, spec: AppSpec) -> str:
         """Serve ``spec``'s version from now on, without a new replica: its routes replace
         the old ones for every request that starts after this returns (a request under way
         finishes on the version it started with). A version that fails to load changes
         nothing."""
-        app = self._build(spec)
+        prepared, self._prepared = self._prepared, None
+        app = prepared[1] if prepared and prepared[0] == spec.version else self._build(spec)
         self._set_asgi_app(app)  # type: ignore[attr-defined]  # Serve's ingress wrapper
         self.spec = spec
         return spec.version

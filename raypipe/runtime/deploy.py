@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import os
@@ -366,12 +367,14 @@ def deploy(spec: AppSpec, *, host: str | None = None, port: int | None = None,
         # Reachable from a network: no admin surface without a token (docs/security.md).
         spec = dataclasses.replace(spec, settings=spec.settings.model_copy(update={"dev": False}))
     prefix = spec.settings.route_prefix
-    serve.run(ingress(spec), name=constants.serve_app_name(spec.settings.name),
-              route_prefix=prefix)
-    ray.get(starting)  # an actor that failed to start says so here
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     deployment = Deployment(spec, f"http://{shown}:{port}{'' if prefix == '/' else prefix}")
-    wait_routable(deployment.url)
+    # Not blocking: Serve's own wait polls the app's status once a second, and returned up to
+    # a second after the app answered (raypipe dev's reloads waited for it).
+    serve._run(ingress(spec), _blocking=False,  # type: ignore[attr-defined]
+               name=constants.serve_app_name(spec.settings.name), route_prefix=prefix)
+    ray.get(starting)  # an actor that failed to start says so here
+    wait_serving(spec, deployment.url)
     if starting:
         # Task workers start once the app answers: on a small machine they would compete
         # with its start-up, and they are there for its first workflow. Under `raypipe dev`
@@ -397,8 +400,13 @@ def reload(running: AppSpec, spec: AppSpec, *, ship: bool = False) -> AppSpec:
     preflight.schedulable(app, spec)
     if ship:
         spec = shipping.ship(spec)
+    one_replica = spec.settings.ingress_replicas == 1 and not spec.settings.autoscaling_config
+    # The replica builds the new routes while the actors move; it serves them only after, so
+    # a request never reaches a version the dispatcher does not run yet.
+    preparing = _ingress_handle(spec).prepare.remote(spec) if one_replica else None
     start_actors(spec)
-    if spec.settings.ingress_replicas == 1 and not spec.settings.autoscaling_config:
+    if preparing is not None:
+        preparing.result(timeout_s=ROUTABLE_TIMEOUT)
         _ingress_handle(spec).reload.remote(spec).result(timeout_s=ROUTABLE_TIMEOUT)
     else:  # a call reaches one replica: Serve replaces them all instead
         serve.run(ingress(spec), name=constants.serve_app_name(spec.settings.name),
@@ -449,26 +457,42 @@ def start_serve(host: str, port: int, settings: Settings | None = None) -> None:
 ROUTABLE_TIMEOUT = 120.0
 
 
-def wait_routable(url: str, timeout: float = ROUTABLE_TIMEOUT) -> None:
-    """Return once the app answers its health route through Serve's proxy. ``serve.run``
-    returns when the replicas are up, but the proxy learns the new route a little later: a
-    request in between gets a 404 (a WebSocket, a 403), and on a busy machine "a little" is
-    seconds."""
+def wait_serving(spec: AppSpec, url: str, timeout: float = ROUTABLE_TIMEOUT) -> None:
+    """Return once the app answers its health route through Serve's proxy, naming itself
+    and this version (another app's Serve, or the last version's replica while the new one
+    starts, may answer the port meanwhile). While Serve deploys it, this waits as
+    ``serve.run`` does; a deploy Serve gives up on raises :class:`RuntimeError` with Serve's
+    message, as ``serve.run`` does. From a client off the cluster the address may not be
+    reachable: once Serve says the app runs, not answering within ``timeout`` is only
+    logged."""
     health = url.rstrip("/") + "/_raypipe/health"
-    deadline = time.monotonic() + timeout
+    app_name = constants.serve_app_name(spec.settings.name)
+    deadline: float | None = None  # from when Serve says the app runs
     last = "no answer"
-    while time.monotonic() < deadline:
+    next_status = 0.0
+    while deadline is None or time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(health, timeout=5) as reply:
-                if reply.status == 200:
+                body = json.loads(reply.read() or b"{}")
+                if (reply.status == 200 and body.get("app") == spec.settings.name
+                        and body.get("version") == spec.version):
                     return
-                last = f"HTTP {reply.status}"
+                last = f"HTTP {reply.status}, version {body.get('version')!r}"
         except urllib.error.HTTPError as exc:
             last = f"HTTP {exc.code}"
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             last = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.1)
-    # Not an error: from a client off the cluster the address may simply not be reachable.
+        if deadline is None and time.monotonic() >= next_status:  # a controller call: less often
+            next_status = time.monotonic() + 0.5
+            status = serve.status().applications.get(app_name)
+            if status is not None and status.status == "DEPLOY_FAILED":
+                # The app's message only names the deployment; the deployment's says why.
+                why = [d.message for d in status.deployments.values() if d.message]
+                raise RuntimeError(f"Deploying application {app_name} failed: "
+                                   + "\n".join([status.message, *why]))
+            if status is not None and status.status == "RUNNING":
+                deadline = time.monotonic() + timeout
+        time.sleep(0.05)
     log.warning("the app did not answer at %s within %.0fs (%s)", health, timeout, last)
 
 

@@ -131,3 +131,33 @@ def test_failed_redeploys_leave_the_running_app_serving(app_copy: Any, redis_url
     run = httpx.post(f"{d.url}/runs", json={"n": 10}, timeout=60).json()["run"]
     wait_for(lambda: _run(d.url, run)["done"] == 10, timeout=60, message="a run afterwards")
     assert _run(d.url, run)["by_mark"] == {"v1": 10}
+
+
+def test_a_deploy_whose_replica_cannot_start_says_so(tmp_path: Path, ray_session: int) -> None:
+    """The deploy waits for the app's own health route, not Serve's status polls: a replica
+    that never starts must still fail the deploy with Serve's reason, not leave it waiting."""
+    root = tmp_path / "replica-fails"
+    (root / "steps").mkdir(parents=True)
+    # Loads in the driver and the actors (preflight passes); only a Serve replica refuses it.
+    (root / "steps" / "hello_step.py").write_text(
+        "from ray import serve\n"
+        "from raypipe import StepConfig, http\n"
+        "try:\n"
+        "    serve.get_replica_context()\n"
+        "except Exception:\n"
+        "    pass\n"
+        "else:\n"
+        "    raise RuntimeError('this app refuses to load in a replica')\n"
+        "config = StepConfig(name='hello', triggers=[http('GET', '/hello')])\n"
+        "async def handler(req, ctx):\n"
+        "    return {'status': 200, 'body': 'hi'}\n")
+    name = f"replica-fails-{uuid.uuid4().hex[:8]}"
+    spec = AppSpec.from_dir(root, name=name, port=ray_session, dev=True,
+                            route_prefix=f"/{name}")
+    try:
+        with pytest.raises(RuntimeError) as failed:
+            deploy(spec)
+        assert "refuses to load in a replica" in str(failed.value)
+        assert constants.serve_app_name(name) in str(failed.value)
+    finally:
+        teardown(spec)
