@@ -134,7 +134,16 @@ def fanout_profile(fanout: dict[str, Any]) -> list[str]:
            "(memory) and 1,184 us (Redis) per delivery in all; sized by how long their tasks "
            "take (up to 256, `raypipe.engine.batching.BatchSize`) they cost about half: the "
            "dispatcher 131 -> 61 us, the task workers 324 -> 167 us, the state actor "
-           "133 -> 68 us (memory, at 841b85e and after, same machine).", "",
+           "133 -> 68 us (memory, at 841b85e and after, same machine). Python's cyclic GC "
+           "frozen after the imports in every raypipe process on Ray "
+           "(`raypipe.runtime.gc_tuning`), and the state and streams actors running a "
+           "batch's writes without a task each unless they wait "
+           "(`raypipe.engine.loopbatch.run_calls`): in 5 interleaved pairs of runs (4 "
+           "fan-outs of 10,000 each, the measure of bench/fanout_ab.py, 820ebdf against the "
+           "change) the "
+           "dispatcher 70-76 -> 54-67 us, the state actor 62-69 -> 55-63 us, the wall time "
+           "2.46-2.72 -> 2.20-2.60 s; the task workers stayed at 156-170 us. The state actor "
+           "alone, fed batches of 256 updates from a driver: 57-67 -> 47 us an update.", "",
            "| process | " + " | ".join(titles[c] for c in columns) + " |",
            "| --- |" + " --- |" * len(columns)]
     out += [f"| {lb} | " + " | ".join(_fmt(profile[c].get(lb), 0) if lb in profile[c] else ""

@@ -79,8 +79,20 @@ def ref_ids_in(value: Any, among: Collection[str] | None = None) -> set[str]:
 
 
 def names_a_ref(value: Any) -> bool:
-    """Whether a reference is anywhere in ``value`` (a JSON value); stops at the first."""
-    return any(isinstance(ref_id, str) for ref_id in _ref_ids(value))
+    """Whether a reference is anywhere in ``value`` (a JSON value); stops at the first. (A
+    loop of its own, not :func:`_ref_ids`: every state write asks.)"""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if item.get(REF_MARK) == _REF_KIND:
+                if isinstance(item.get("id"), str):
+                    return True
+                continue
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def describe(value: Any) -> tuple[str, int | None]:

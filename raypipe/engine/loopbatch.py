@@ -9,7 +9,8 @@ instead of one each, is what keeps a 10,000-step fan-out near raw Ray's speed
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Sequence
+import contextlib
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from typing import Any, Generic, TypeVar
 
 __all__ = ["LoopBatcher", "Outcome", "run_calls"]
@@ -68,13 +69,63 @@ async def run_calls(target: object, calls: Sequence[tuple[str, tuple[Any, ...]]]
     """The receiving end of a :class:`LoopBatcher`: each ``(method, args)`` of ``target``
     (one of ``allowed``), answered ``(True, result)`` or ``(False, exception)`` on its own.
     They were made concurrently and run so, started in the order they were made: writes to
-    one item apply in that order."""
-    async def one(method: str, args: tuple[Any, ...]) -> Outcome[Any]:
+    one item apply in that order. Each starts at once, in this call (what Python 3.12's eager
+    tasks do): most finish without waiting on anything, and only those that wait become a
+    task (a task each cost the state actor more than the write itself)."""
+    outcomes: list[Outcome[Any] | None] = [None] * len(calls)
+    waiting: list[tuple[int, Coroutine[Any, Any, Any]]] = []
+    for i, (method, args) in enumerate(calls):
         if method not in allowed:
-            return False, ValueError(f"{method!r} cannot be batched")
+            outcomes[i] = False, ValueError(f"{method!r} cannot be batched")
+            continue
         try:
-            return True, await getattr(target, method)(*args)
+            started = start_eagerly(getattr(target, method)(*args))
         except Exception as exc:
-            return False, exc
+            outcomes[i] = False, exc
+            continue
+        if isinstance(started, tuple):
+            outcomes[i] = started
+        else:
+            waiting.append((i, started))
+    if waiting:
+        finished = await asyncio.gather(*(_outcome(rest) for _, rest in waiting))
+        for (i, _), outcome in zip(waiting, finished, strict=True):
+            outcomes[i] = outcome
+    return outcomes  # type: ignore[return-value]  # every place filled
 
-    return list(await asyncio.gather(*(one(m, a) for m, a in calls)))
+
+def start_eagerly(coro: Coroutine[Any, Any, R]) -> tuple[bool, R] | Coroutine[Any, Any, R]:
+    """Run ``coro`` up to its first wait: ``(True, result)`` if it finished, else the rest of
+    it, to await. An exception it raised before waiting propagates."""
+    try:
+        yielded = coro.send(None)
+    except StopIteration as stop:
+        return True, stop.value
+    return _resume(coro, yielded)
+
+
+async def _resume(coro: Coroutine[Any, Any, R], yielded: Any) -> R:
+    """Drive ``coro`` on from a wait, as a task does: wait for what it yielded, then resume
+    it; it reads that future's result (or exception) itself. A cancellation of the awaiting
+    task cancels the future, which ``coro`` then sees."""
+    while True:
+        if yielded is None:  # a bare yield (``asyncio.sleep(0)``): one turn of the loop
+            await asyncio.sleep(0)
+        elif asyncio.isfuture(yielded):
+            yielded._asyncio_future_blocking = False
+            with contextlib.suppress(BaseException):  # coro gets it from the future itself
+                await yielded
+        else:
+            coro.close()
+            raise RuntimeError(f"a batched call yielded {yielded!r}, not a future")
+        try:
+            yielded = coro.send(None)
+        except StopIteration as stop:
+            return stop.value  # type: ignore[no-any-return]
+
+
+async def _outcome(rest: Awaitable[Any]) -> Outcome[Any]:
+    try:
+        return True, await rest
+    except Exception as exc:
+        return False, exc

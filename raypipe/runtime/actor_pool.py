@@ -24,7 +24,7 @@ from raypipe.engine.delivery import Delivery
 from raypipe.execution import Outcome
 from raypipe.handlers import instance
 from raypipe.ray_options import RayOptions
-from raypipe.runtime import shipping
+from raypipe.runtime import gc_tuning, shipping
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.worker import run_here
@@ -45,6 +45,7 @@ class StepActor:
         app = shipping.load(spec)
         instance(app.steps[step].handler)  # a class handler's __init__: its model, loaded once
         runtime_for(spec)
+        gc_tuning.settle()
 
     def ready(self) -> int:
         return os.getpid()

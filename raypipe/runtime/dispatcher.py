@@ -25,7 +25,7 @@ from raypipe.engine.journal import make_journal
 from raypipe.engine.lease import Lease
 from raypipe.engine.outcomes import Outcomes, TraceOutcome
 from raypipe.messages import Message
-from raypipe.runtime import registry, shipping
+from raypipe.runtime import gc_tuning, registry, shipping
 from raypipe.runtime.executor import RayExecutor
 from raypipe.runtime.metrics import FLUSH_SECONDS, DeliveryMetrics
 from raypipe.runtime.spec import AppSpec
@@ -189,6 +189,7 @@ class Dispatcher:
         # Ray restarts a dead actor without calling it, and nothing else may call it for a
         # while: wake it up so it recovers the journal and resumes its cron schedules at once.
         self._wake = ray.get_runtime_context().current_actor.ready.remote()
+        gc_tuning.settle()
 
     async def _started(self) -> None:
         await self.engine.start()

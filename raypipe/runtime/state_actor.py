@@ -10,7 +10,7 @@ import ray
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.engine.lease import MemoryLease
-from raypipe.runtime import registry, shipping
+from raypipe.runtime import gc_tuning, registry, shipping
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ray_change_triggers
 from raypipe.state.backend import make_backend
@@ -34,6 +34,7 @@ class StateActor(StateService):
         super().__init__(make_backend(spec.settings.state, spec.settings.name),
                          _triggers(spec, self.app))
         self._lease = MemoryLease(time.monotonic)
+        gc_tuning.settle()
 
     async def ready(self) -> bool:
         return True

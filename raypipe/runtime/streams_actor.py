@@ -8,7 +8,7 @@ import ray
 from raypipe import constants
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
-from raypipe.runtime import registry, shipping
+from raypipe.runtime import gc_tuning, registry, shipping
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime.triggering import ray_change_triggers
 from raypipe.state.backend import make_backend
@@ -33,6 +33,7 @@ class StreamsActor(StreamsService):
         store = None if url == "memory" else make_backend(url, spec.settings.name,
                                                           constants.STREAMS_SPACE)
         super().__init__(app, store, _triggers(spec, app))
+        gc_tuning.settle()
 
     async def ready(self) -> bool:
         await self._load()

@@ -8,6 +8,7 @@ from typing import Any
 
 import ray
 
+from raypipe.runtime import gc_tuning
 from raypipe.runtime.spec import AppSpec
 from raypipe.telemetry import Span, TelemetryService
 
@@ -18,6 +19,7 @@ from raypipe.telemetry import Span, TelemetryService
 class TelemetryActor(TelemetryService):
     def __init__(self, spec: AppSpec) -> None:
         super().__init__()
+        gc_tuning.settle()
 
     async def ready(self) -> bool:
         return True

@@ -15,7 +15,7 @@ import ray
 from raypipe.engine.delivery import Delivery
 from raypipe.execution import Outcome, run_one
 from raypipe.execution import run_batch as run_batch_handler
-from raypipe.runtime import shipping
+from raypipe.runtime import gc_tuning, shipping
 from raypipe.runtime.bridge import runtime_for
 from raypipe.runtime.spec import AppSpec
 
@@ -37,6 +37,7 @@ def run_here(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
     of a batch handler, else each on the loop concurrently."""
     app = shipping.load(spec)
     rt = runtime_for(spec)
+    gc_tuning.settle()
     step = app.steps[deliveries[0].step]
 
     async def run_all() -> list[Outcome]:
@@ -72,3 +73,4 @@ def warm_worker(spec: AppSpec) -> None:
     the app (about 0.6 s of CPU each on small cores)."""
     shipping.load(spec)
     runtime_for(spec)
+    gc_tuning.settle()

@@ -20,19 +20,32 @@ LARGE_ITEM = 256
 
 
 def _weight(value: Any, depth: int = 2) -> int:
+    # Loops, not a generator of calls: every write of a delivery weighs its item.
     if isinstance(value, str):
         return 1 + len(value) // 64
-    if not isinstance(value, (dict, list)) or depth == 0:
+    if depth == 0 or not isinstance(value, (dict, list)):
         return 1
-    if len(value) > LARGE_ITEM:
-        return len(value)
-    children = value.values() if isinstance(value, dict) else value
-    return len(value) + sum(_weight(c, depth - 1) for c in children)
+    total = len(value)
+    if total > LARGE_ITEM:
+        return total
+    for child in (value.values() if isinstance(value, dict) else value):
+        if isinstance(child, str):
+            total += 1 + len(child) // 64
+        elif depth > 1 and isinstance(child, (dict, list)):
+            total += _weight(child, depth - 1)
+        else:
+            total += 1
+    return total
 
 
 def is_large(*values: Any) -> bool:
     """Whether these values together are past :data:`LARGE_ITEM` (costs their top levels)."""
-    return sum(_weight(v) for v in values) > LARGE_ITEM
+    total = 0
+    for value in values:
+        total += _weight(value)
+        if total > LARGE_ITEM:
+            return True
+    return False
 
 _KEYS = ("old_value", "new_value")
 
