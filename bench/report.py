@@ -143,7 +143,11 @@ def fanout_profile(fanout: dict[str, Any]) -> list[str]:
            "change) the "
            "dispatcher 70-76 -> 54-67 us, the state actor 62-69 -> 55-63 us, the wall time "
            "2.46-2.72 -> 2.20-2.60 s; the task workers stayed at 156-170 us. The state actor "
-           "alone, fed batches of 256 updates from a driver: 57-67 -> 47 us an update.", "",
+           "alone, fed batches of 256 updates from a driver: 57-67 -> 47 us an update. Counted "
+           "with a GC callback in the workers of 3 fan-outs of 10,000, collections took about "
+           "0.25 s of CPU per worker (a fifth of its work; about 1 ms each), 0.1 s once frozen "
+           "and 0.05 s with young collections every 20,000 allocations (10,000 is the "
+           "setting); a full collection after the imports costs about 80 ms a process.", "",
            "| process | " + " | ".join(titles[c] for c in columns) + " |",
            "| --- |" + " --- |" * len(columns)]
     out += [f"| {lb} | " + " | ".join(_fmt(profile[c].get(lb), 0) if lb in profile[c] else ""

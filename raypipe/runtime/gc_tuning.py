@@ -1,14 +1,13 @@
 """Python's cyclic garbage collector, set for the processes raypipe runs on Ray (task workers,
 the app's actors, actor pools), once each has imported Ray, raypipe and the app.
 
-Those imports leave hundreds of thousands of objects that live as long as the process, and
-every delivery allocates a few hundred short-lived ones: with Python's defaults a worker of a
-10,000-step fan-out ran a collection every few hundred deliveries, each going through the
-imports again, and spent about a fifth of its CPU there (bench/results/report.md). As Serve
-does for its proxy and replicas, what exists after the imports is frozen (never traversed
-again), and young collections run after more allocations. Unlike Serve, nothing is collected
-first: a full collection costs about 80 ms a process, which every actor would add to an app's
-start, and the imports leave little garbage to keep."""
+Those imports leave objects that live as long as the process, and every delivery allocates
+short-lived ones: with Python's defaults a worker collects every few hundred deliveries, and
+its older generations go through the imports again (what that cost is in
+bench/results/report.md). As Serve does for its proxy and replicas, what exists after the
+imports is frozen (never traversed again), and young collections run after more
+allocations. Unlike Serve, nothing is collected first: a full collection of the imports would
+add to every actor's start, and they leave little garbage to keep."""
 
 from __future__ import annotations
 
