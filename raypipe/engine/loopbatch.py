@@ -9,7 +9,6 @@ instead of one each, is what keeps a 10,000-step fan-out near raw Ray's speed
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Sequence
 from typing import Any, Generic, TypeVar
 
@@ -107,19 +106,29 @@ def start_eagerly(coro: Coroutine[Any, Any, R]) -> tuple[bool, R] | Coroutine[An
 async def _resume(coro: Coroutine[Any, Any, R], yielded: Any) -> R:
     """Drive ``coro`` on from a wait, as a task does: wait for what it yielded, then resume
     it; it reads that future's result (or exception) itself. A cancellation of the awaiting
-    task cancels the future, which ``coro`` then sees."""
+    task cancels the future, which ``coro`` then sees; one that finds the future done already
+    is thrown into ``coro``."""
     while True:
+        cancelled: asyncio.CancelledError | None = None
         if yielded is None:  # a bare yield (``asyncio.sleep(0)``): one turn of the loop
-            await asyncio.sleep(0)
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError as exc:
+                cancelled = exc
         elif asyncio.isfuture(yielded):
             yielded._asyncio_future_blocking = False
-            with contextlib.suppress(BaseException):  # coro gets it from the future itself
+            try:
                 await yielded
+            except asyncio.CancelledError as exc:
+                if not yielded.cancelled():  # this task was cancelled, not the future
+                    cancelled = exc
+            except Exception:  # coro reads it from the future itself
+                pass
         else:
             coro.close()
             raise RuntimeError(f"a batched call yielded {yielded!r}, not a future")
         try:
-            yielded = coro.send(None)
+            yielded = coro.send(None) if cancelled is None else coro.throw(cancelled)
         except StopIteration as stop:
             return stop.value  # type: ignore[no-any-return]
 

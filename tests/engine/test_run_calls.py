@@ -110,3 +110,28 @@ async def test_a_result_set_from_another_thread_resumes_the_call() -> None:
     outcomes = await asyncio.wait_for(
         run_calls(Threaded(), [("far", (i,)) for i in range(50)], {"far"}), 5)
     assert outcomes == [(True, i + 1) for i in range(50)]
+
+
+async def test_a_cancel_that_finds_the_future_done_still_reaches_the_call() -> None:
+    """The awaiting task is cancelled after the future it waits on got its result but before
+    the task resumed: the call sees the cancellation, as it would in a task of its own."""
+    loop = asyncio.get_running_loop()
+    fut: asyncio.Future[int] = loop.create_future()
+    seen: list[str] = []
+
+    async def waits() -> int:
+        try:
+            return await fut
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    started = start_eagerly(waits())
+    assert not isinstance(started, tuple)
+    task = asyncio.ensure_future(started)
+    await asyncio.sleep(0)  # the task now waits on fut
+    fut.set_result(1)  # done: the task's wake-up is scheduled...
+    task.cancel()  # ...and the cancel comes first
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == ["cancelled"]
