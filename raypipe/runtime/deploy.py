@@ -403,11 +403,12 @@ def reload(running: AppSpec, spec: AppSpec, *, ship: bool = False) -> AppSpec:
     one_replica = spec.settings.ingress_replicas == 1 and not spec.settings.autoscaling_config
     # The replica builds the new routes while the actors move; it serves them only after, so
     # a request never reaches a version the dispatcher does not run yet.
-    preparing = _ingress_handle(spec).prepare.remote(spec) if one_replica else None
+    handle = _ingress_handle(spec) if one_replica else None  # one look-up, two calls
+    preparing = handle.prepare.remote(spec) if handle is not None else None
     start_actors(spec)
-    if preparing is not None:
+    if handle is not None and preparing is not None:
         preparing.result(timeout_s=ROUTABLE_TIMEOUT)
-        _ingress_handle(spec).reload.remote(spec).result(timeout_s=ROUTABLE_TIMEOUT)
+        handle.reload.remote(spec).result(timeout_s=ROUTABLE_TIMEOUT)
     else:  # a call reaches one replica: Serve replaces them all instead
         serve.run(ingress(spec), name=constants.serve_app_name(spec.settings.name),
                   route_prefix=spec.settings.route_prefix)
