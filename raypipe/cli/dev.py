@@ -55,15 +55,16 @@ def dev(
 
     import ray
 
+    from raypipe.runtime import clusters
+    from raypipe.runtime.deploy import connect, deploy, gcs_address, teardown
+
     # Serve says at INFO that a deploy joins the Serve it started a moment ago; Ray warns
     # that it turned token authentication on, as it does for every new local cluster (the
-    # CLI's record of the cluster keeps the mode, docs/security.md).
+    # CLI's record of the cluster keeps the mode, docs/security.md). Set once Serve is
+    # imported: its import sets its logger's level to INFO.
     logging.getLogger("ray.serve").setLevel(logging.WARNING)
     logging.getLogger("ray._private.authentication.authentication_token_setup").setLevel(
         logging.ERROR)
-
-    from raypipe.runtime import clusters
-    from raypipe.runtime.deploy import connect, deploy, gcs_address, teardown
 
     cluster = connect(start=True, namespace=spec.namespace, num_cpus=num_cpus,
                       settings=spec.settings)

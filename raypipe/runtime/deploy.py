@@ -46,6 +46,7 @@ __all__ = [
     "reload",
     "shard_workers_env",
     "start_actors",
+    "startup_concurrency_env",
     "teardown",
 ]
 
@@ -109,10 +110,30 @@ def shard_workers_env(settings: Settings, cpus: int | None = None) -> dict[str, 
     return {"RAY_num_workers_soft_limit": str(limit)}
 
 
-def prepare_local_ray(settings: Settings | None = None) -> None:
+#: Ray's own actors of an app besides the per-shard ones: Serve's controller and proxy, the
+#: streams, telemetry and object-keeper actors.
+_FIXED_ACTORS = 5
+
+
+def startup_concurrency_env(settings: Settings, cpus: int | None = None) -> dict[str, str]:
+    """The raylet warns ("N worker processes have been started ... 4x the maximum expected
+    startup concurrency") once a node holds 4x as many workers as it may start at once, which
+    is its CPU count: an app's actors and its fractional-CPU task workers (4 a CPU by
+    default) pass that on a small machine in its first workflow, a normal run that warrants
+    no warning. The concurrency is raised to half what the app itself runs, so the warning
+    keeps its meaning for twice that (actor pools, workers blocked in ``ray.get``)."""
+    cpus = cpus or os.cpu_count() or 1
+    per_cpu = max(1, math.ceil(1 / settings.task_num_cpus))
+    expected = (_FIXED_ACTORS + settings.ingress_replicas
+                + settings.shards * (2 + cpus * per_cpu))
+    return {"RAY_worker_maximum_startup_concurrency": str(max(cpus, math.ceil(expected / 2)))}
+
+
+def prepare_local_ray(settings: Settings | None = None, cpus: int | None = None) -> None:
     """Set up the environment of a Ray this process is about to start (unless it already says
     otherwise), from the app's ``settings``: :data:`FAST_SERVE_ENV` (or :data:`HAPROXY_ENV`),
-    :data:`LOCAL_DRAIN_ENV`, :data:`WARM_WORKERS_ENV`, :func:`shard_workers_env`, and the
+    :data:`LOCAL_DRAIN_ENV`, :data:`WARM_WORKERS_ENV`, :func:`shard_workers_env`,
+    :func:`startup_concurrency_env` (for ``cpus``, else this machine's count), and the
     request-head timeout of Serve's proxy (:mod:`raypipe.runtime.proxy_timeouts`). Ray's
     fixed metrics ports are chosen free; on the HAProxy path, every port Serve would fix is
     too, and HAProxy's config, state and admin socket live in a folder of this user's
@@ -122,7 +143,8 @@ def prepare_local_ray(settings: Settings | None = None) -> None:
     head = {"RAY_SERVE_HTTP_PROXY_CALLBACK_IMPORT_PATH": "raypipe.runtime.proxy_timeouts:install",
             HEADER_TIMEOUT_ENV: str(settings.ingress_header_timeout_seconds)}
     for key, value in {**chosen, **LOCAL_DRAIN_ENV, **WARM_WORKERS_ENV, **head,
-                       **shard_workers_env(settings)}.items():
+                       **shard_workers_env(settings, cpus),
+                       **startup_concurrency_env(settings, cpus)}.items():
         os.environ.setdefault(key, value)
     for key in _RAY_FIXED_PORTS:
         os.environ.setdefault(key, str(free_port()))
@@ -193,7 +215,7 @@ def connect(address: str | None = None, *, start: bool = False, namespace: str |
             "records its cluster)")
     else:
         # "local": a new Ray of our own, never a cluster `ray start` registered on this host.
-        prepare_local_ray(settings)
+        prepare_local_ray(settings, kwargs.get("num_cpus"))
         info = ray.init(address="local", include_dashboard=True, dashboard_host="127.0.0.1",
                         **kwargs)
         started = True

@@ -79,9 +79,11 @@ def test_enqueue_delivers_and_validates(running: Any) -> None:
 def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session: int) -> None:
     """README command 1, as a user runs it: its own local Ray, then Ctrl-C."""
     port = free_port()
-    # Not this session's Ray, nor its HAProxy listener ports: `raypipe dev` picks its own.
+    # Not this session's Ray, nor its HAProxy listener ports, nor what this session set up
+    # for its own Ray: `raypipe dev` picks its own.
     env = {k: v for k, v in os.environ.items()
-           if k != "RAY_ADDRESS" and not k.startswith("RAY_SERVE_HAPROXY_")}
+           if k not in ("RAY_ADDRESS", "RAY_worker_maximum_startup_concurrency")
+           and not k.startswith("RAY_SERVE_HAPROXY_")}
     proc = subprocess.Popen(
         [sys.executable, "-m", "raypipe.cli", "dev", str(EXAMPLES / "parallel-workflow"),
          "--port", str(port), "--num-cpus", "2"],
@@ -96,7 +98,10 @@ def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session:
                 return False
 
         wait_for(healthy, timeout=180, interval=1, message="raypipe dev to serve")
-        r = httpx.post(f"{url}/api/workflow/start", json={"totalSteps": 3}, timeout=30)
+        # The README's own request: its waits hold a task worker each, so the node runs
+        # as many workers as it ever does in a normal run.
+        r = httpx.post(f"{url}/api/workflow/start", timeout=30, json={
+            "totalSteps": 10, "waitTime": True, "waitTimeMin": 500, "waitTimeMax": 2000})
         wid = r.json()["workflowId"]
         wait_for(lambda: httpx.get(f"{url}/api/workflow/{wid}").json().get("status")
                  == "completed", timeout=120, message="the workflow to complete")
@@ -120,6 +125,10 @@ def test_raypipe_dev_serves_the_seed_and_stops_everything_on_ctrl_c(ray_session:
     assert f"HTTP       {url}" in out
     assert f"Workbench  {url}/_raypipe/" in out
     assert "Dashboard  http://" in out
+    # A normal run says nothing alarming: no raylet warning about its worker count, no
+    # Serve notice that options "will not be applied", no traceback at Ctrl-C.
+    for alarming in ("WARNING", "Traceback", "will not be applied", "graceful_shutdown"):
+        assert alarming not in out, out[-6000:]
     wait_for(lambda: not [p for p in started if alive(p)], timeout=30,
              message=f"Ray processes to exit: {[p for p in started if alive(p)]}")
 
