@@ -105,7 +105,9 @@ def started_workers(since: float) -> int:
 def through_raypipe(url: str, spec: AppSpec, n: int, variant: str = "") -> float:
     state = runtime_for(spec).state
     t0 = time.time()
-    run = httpx.post(f"{url}/fanout", json={"n": n}, timeout=600).json()["run"]
+    answer = httpx.post(f"{url}/fanout", json={"n": n}, timeout=600)
+    assert answer.status_code == 200, answer.text
+    run = answer.json()["run"]
     while True:
         done = asyncio.run(state.get("finished", run))
         if done:

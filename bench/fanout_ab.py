@@ -88,10 +88,12 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in checkouts}
     for r in range(args.rounds):
         for name, root in checkouts.items():
+            # Ray's workers put the driver's working directory first on their path too.
             env = {**os.environ, "PYTHONPATH": root}
             out = subprocess.run([sys.executable, __file__, "--base", args.base, "--one-round",
                                   "--n", str(args.n), "--runs", str(args.runs)],
-                                 env=env, capture_output=True, text=True, check=True)
+                                 env=env, cwd=root, capture_output=True, text=True,
+                                 check=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results[name].append(res)
             shown = ", ".join(f"{k} {v:.0f}" for k, v in sorted(res["us"].items()))

@@ -19,8 +19,7 @@ from typing import Any
 
 import ray
 
-from raypipe import constants
-from raypipe.engine.delivery import Delivery
+from raypipe import constants, wire
 from raypipe.execution import Outcome
 from raypipe.handlers import instance
 from raypipe.ray_options import RayOptions
@@ -50,8 +49,8 @@ class StepActor:
     def ready(self) -> int:
         return os.getpid()
 
-    def run(self, spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
-        return run_here(spec, deliveries)
+    def run(self, spec: AppSpec, deliveries: list[wire.Wire]) -> list[Outcome]:
+        return run_here(spec, wire.deliveries_in(deliveries))
 
 
 class ActorPool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import ray
 
-from raypipe import constants
+from raypipe import constants, wire
 from raypipe.engine.loopbatch import LoopBatcher, Outcome
 from raypipe.errors import BackendUnavailableError, RefGoneError, RuntimeNotRunningError
 from raypipe.messages import Message
@@ -48,14 +48,13 @@ class _BatchedActor:
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
-        self._batcher: LoopBatcher[tuple[str, tuple[Any, ...]], Any] = LoopBatcher(
-            self._send)
+        self._batcher: LoopBatcher[wire.Wire, Any] = LoopBatcher(self._send)
 
-    async def _send(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[Outcome[Any]]:
+    async def _send(self, calls: list[wire.Wire]) -> list[Outcome[Any]]:
         return await self._h.batch.remote(calls)  # type: ignore[no-any-return]
 
     def _call(self, method: str, *args: Any) -> asyncio.Future[Any]:
-        return self._batcher.call((method, args))
+        return self._batcher.call(wire.call_out(method, args))
 
 
 class ActorStateStore(_BatchedActor):
@@ -102,7 +101,7 @@ class ActorBus:
         self._batcher: LoopBatcher[Sequence[Message], None] = LoopBatcher(self._send)
 
     async def _send(self, batches: list[Sequence[Message]]) -> list[Outcome[None]]:
-        await self._h.publish.remote([m for batch in batches for m in batch])
+        await self._h.publish.remote(wire.messages_out([m for batch in batches for m in batch]))
         return [(True, None)] * len(batches)
 
     async def publish(self, messages: Sequence[Message]) -> None:

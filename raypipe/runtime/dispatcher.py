@@ -17,7 +17,7 @@ from typing import Any
 import ray
 from ray.experimental import internal_kv
 
-from raypipe import constants
+from raypipe import constants, wire
 from raypipe.engine.clock import SystemClock
 from raypipe.engine.delivery import Delivery
 from raypipe.engine.engine import DeliveryEngine
@@ -242,7 +242,7 @@ class Dispatcher:
 
     async def publish(self, messages: list[Message]) -> int:
         await self._started()
-        return await self.engine.publish(messages)
+        return await self.engine.publish(wire.messages_in(messages))
 
     async def invoke(self, deliveries: list[Delivery]) -> None:
         await self._started()

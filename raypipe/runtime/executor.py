@@ -18,6 +18,7 @@ import ray
 from ray import exceptions as rex
 
 from raypipe import triggers as t
+from raypipe import wire
 from raypipe.app import App
 from raypipe.engine.attempt import AttemptError, outcome_error
 from raypipe.engine.batching import FIRST_BATCH, Batcher
@@ -147,7 +148,8 @@ class RayExecutor:
             self._batcher.add(step.name, (delivery, fut))
             await fut
             return
-        ref = self._options(run_delivery, step.name).remote(self.spec, delivery)
+        ref = self._options(run_delivery, step.name).remote(self.spec,
+                                                             wire.delivery_out(delivery))
         self._tally.count(step.name, "tasks")
         try:
             if cfg.visibility_timeout is None:
@@ -236,7 +238,7 @@ class RayExecutor:
         dead = False
         timeout = self._timeouts.get(step)
         try:
-            ref = actor.run.remote(self.spec, [d for d, _ in chunk])
+            ref = actor.run.remote(self.spec, wire.deliveries_out([d for d, _ in chunk]))
             self._tally.count(step, "tasks")
             try:
                 outcomes = await (asyncio.wait_for(asyncio.shield(ref), timeout)
@@ -261,7 +263,8 @@ class RayExecutor:
         """One batch task: each delivery's future gets its own outcome."""
         try:
             try:
-                ref = self._options(run_batch, step).remote(self.spec, [d for d, _ in chunk])
+                ref = self._options(run_batch, step).remote(
+                    self.spec, wire.deliveries_out([d for d, _ in chunk]))
             except Exception as exc:
                 _fail_all(chunk, crash_error(exc))
                 return

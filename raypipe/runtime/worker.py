@@ -12,6 +12,7 @@ import asyncio
 
 import ray
 
+from raypipe import wire
 from raypipe.engine.delivery import Delivery
 from raypipe.execution import Outcome, run_one
 from raypipe.execution import run_batch as run_batch_handler
@@ -53,17 +54,18 @@ def run_here(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
 
 
 @ray.remote
-def run_delivery(spec: AppSpec, delivery: Delivery) -> Outcome:
-    """Named after its step when submitted (``.options(name=step)``): the dashboard groups by it."""
-    return run_here(spec, [delivery])[0]
+def run_delivery(spec: AppSpec, delivery: wire.Wire) -> Outcome:
+    """Named after its step when submitted (``.options(name=step)``): the dashboard groups by it.
+    Deliveries travel as :mod:`raypipe.wire` lists."""
+    return run_here(spec, [wire.delivery_in(delivery)])[0]
 
 
 @ray.remote
-def run_batch(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
+def run_batch(spec: AppSpec, deliveries: list[wire.Wire]) -> list[Outcome]:
     """Several deliveries of one step in one task, concurrently on the worker's loop: one task
     submission and, through the runtime's batching, one state call per turn of that loop for
     all of them. Each gets its own outcome, so each is retried or dead-lettered on its own."""
-    return run_here(spec, deliveries)
+    return run_here(spec, wire.deliveries_in(deliveries))
 
 
 @ray.remote

@@ -8,6 +8,7 @@ import builtins
 from collections.abc import Mapping
 from typing import Any
 
+from raypipe import wire
 from raypipe.change_triggers import ChangeTriggers, Fired
 from raypipe.effects import Effect
 from raypipe.engine.loopbatch import run_calls
@@ -54,11 +55,11 @@ class StateService:
         """These deliveries settled: their effect records may go."""
         await self.backend.release(owners)
 
-    async def batch(self, calls: list[tuple[str, tuple[Any, ...]]]) -> list[tuple[bool, Any]]:
+    async def batch(self, calls: list[wire.Wire]) -> list[wire.Wire]:
         """Several calls from one process in one actor call (see
         :func:`~raypipe.engine.loopbatch.run_calls`); the Redis backend commits a batch's
         writes to one item together instead of one by one."""
-        return await run_calls(self, calls, _BATCHED)
+        return wire.outcomes_out(await run_calls(self, wire.calls_in(calls), _BATCHED))
 
     # --- the StateStore protocol ------------------------------------------------------------
     # Ids are checked here, where every caller's call lands (handlers, the admin API, the

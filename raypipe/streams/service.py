@@ -17,7 +17,7 @@ import builtins
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from raypipe import constants
+from raypipe import constants, wire
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.effects import EffectLog
@@ -91,12 +91,11 @@ class StreamsService:
         await self._load()
         return self.hub.list_groups(stream)
 
-    async def batch(self, calls: builtins.list[tuple[str, tuple[Any, ...]]]
-                    ) -> builtins.list[tuple[bool, Any]]:
+    async def batch(self, calls: builtins.list[wire.Wire]) -> builtins.list[wire.Wire]:
         """Several writes from one process in one actor call (see
         :func:`~raypipe.engine.loopbatch.run_calls`): a batch handler's progress updates
         cost one call, not one each."""
-        return await run_calls(self, calls, _BATCHED)
+        return wire.outcomes_out(await run_calls(self, wire.calls_in(calls), _BATCHED))
 
     async def set(self, stream: str, group: str, item_id: str, data: Any,
                   origin: Origin) -> tuple[Any, Any]:
