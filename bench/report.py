@@ -147,7 +147,14 @@ def fanout_profile(fanout: dict[str, Any]) -> list[str]:
            "with a GC callback in the workers of 3 fan-outs of 10,000, collections took about "
            "0.25 s of CPU per worker (a fifth of its work; about 1 ms each), 0.1 s once frozen "
            "and 0.05 s with young collections every 20,000 allocations (10,000 is the "
-           "setting); a full collection after the imports costs about 80 ms a process.", "",
+           "setting); a full collection after the imports costs about 80 ms a process. "
+           "Deliveries, messages and the batched state calls with their origins sent as "
+           "lists of builtins (`raypipe.wire`: Ray packs those with msgpack in C, anything "
+           "else through cloudpickle's Python hooks, 7.0 us a batched call with its origin "
+           "against 0.46 us as lists), in 4 interleaved pairs (3 fan-outs each, ae52c5f "
+           "against the change): the Serve replica 40 -> 34 us, the dispatcher 47 -> 42, "
+           "the state actor 57 -> 56, the task workers 133 -> 128, the wall time 1.88 -> "
+           "1.70 s.", "",
            "| process | " + " | ".join(titles[c] for c in columns) + " |",
            "| --- |" + " --- |" * len(columns)]
     out += [f"| {lb} | " + " | ".join(_fmt(profile[c].get(lb), 0) if lb in profile[c] else ""

@@ -66,14 +66,37 @@ class FlowContext:
         self._calls = Calls()
         #: What the handler was given (Motia 1.x's ``ctx.input_value``).
         self.input_value: Any = None
-        self.state = StateAPI(runtime.state, self._origin, self._calls)
-        self.streams = Streams(runtime.streams, list(app.streams), self._origin, self._calls)
-        sink: TelemetrySink | None = getattr(runtime, "telemetry", None)
-        self.logger = StepLogger(step.name if step else None, trace_id,
-                                 tuple(step.config.flows) if step else (),
-                                 sink=(lambda rec: sink.record([rec], ())) if sink else None,
-                                 json_lines=app.settings.log_format == LogFormat.JSON,
-                                 file=app.settings.log_file)
+        self._state: StateAPI | None = None
+        self._streams: Streams | None = None
+        self._logger: StepLogger | None = None
+
+    # Made when first used: a context is made per delivery, and most handlers use one or two
+    # of them (each costs about as much as the rest of the context together). Not
+    # functools.cached_property: on Python 3.11 it takes a lock on every first use.
+    @property
+    def state(self) -> StateAPI:
+        if self._state is None:
+            self._state = StateAPI(self._runtime.state, self._origin, self._calls)
+        return self._state
+
+    @property
+    def streams(self) -> Streams:
+        if self._streams is None:
+            self._streams = Streams(self._runtime.streams, list(self.app.streams),
+                                    self._origin, self._calls)
+        return self._streams
+
+    @property
+    def logger(self) -> StepLogger:
+        if self._logger is None:
+            step, app = self.step, self.app
+            sink: TelemetrySink | None = getattr(self._runtime, "telemetry", None)
+            self._logger = StepLogger(
+                step.name if step else None, self.trace_id,
+                tuple(step.config.flows) if step else (),
+                sink=(lambda rec: sink.record([rec], ())) if sink else None,
+                json_lines=app.settings.log_format == LogFormat.JSON, file=app.settings.log_file)
+        return self._logger
 
     def _effect_id(self, target: str) -> Effect | None:
         """``<delivery>|<target>|<n>`` for the n-th effect on ``target`` (an item written with

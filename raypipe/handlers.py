@@ -35,14 +35,25 @@ def instance(handler: Any) -> Any:
 async def invoke(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     """``fn(*args)``: on this loop if it is async, in a thread if it is a plain ``def``
     (its ctx calls then return their results), its result awaited if it is awaitable."""
-    if inspect.iscoroutinefunction(fn):
+    try:
+        is_async = _is_async(fn)
+    except TypeError:  # unhashable (an instance that defines __eq__ alone)
+        is_async = inspect.iscoroutinefunction(fn)
+    if is_async:
         result = await fn(*args)
     else:
         # to_thread copies the contextvars: the thread sees the current context.
         result = await asyncio.to_thread(fn, *args)
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):
         result = await result
     return result
+
+
+@functools.lru_cache(maxsize=4096)
+def _is_async(fn: Callable[..., Any]) -> bool:
+    """``inspect.iscoroutinefunction``, asked once per handler (it unwraps and reads flags,
+    about a microsecond, on every delivery otherwise)."""
+    return inspect.iscoroutinefunction(fn)
 
 
 @functools.lru_cache(maxsize=4096)

@@ -117,11 +117,29 @@ def _already_plain(value: Any, depth: int) -> bool:
         return math.isfinite(value)
     if depth <= 0:
         return False
+    # Loops, with text and whole numbers checked in place: asked of every write's value and
+    # every message, in the worker, and about twice as fast as all() over a generator.
+    depth -= 1
     if kind is dict:
-        return all(type(k) is str and (k.isascii() or _is_text(k))
-                   and _already_plain(v, depth - 1) for k, v in value.items())
+        for k, v in value.items():
+            if type(k) is not str or not (k.isascii() or _is_text(k)):
+                return False
+            leaf = type(v)
+            if leaf is str:
+                if not (v.isascii() or _is_text(v)):
+                    return False
+            elif not (leaf is int or leaf is bool or v is None) and not _already_plain(v, depth):
+                return False
+        return True
     if kind is list:
-        return all(_already_plain(v, depth - 1) for v in value)
+        for v in value:
+            leaf = type(v)
+            if leaf is str:
+                if not (v.isascii() or _is_text(v)):
+                    return False
+            elif not (leaf is int or leaf is bool or v is None) and not _already_plain(v, depth):
+                return False
+        return True
     return False
 
 

@@ -58,3 +58,15 @@ def test_batched_calls_and_their_outcomes_travel() -> None:
     assert _native(wire.outcomes_out([(True, (None, {"n": 1})), (True, [1, 2]),
                                       (True, None)])) == [[True, [None, {"n": 1}]],
                                                           [True, [1, 2]], [True, None]]
+
+
+def test_an_app_spec_travels_pickled_once() -> None:
+    from raypipe.runtime.spec import AppSpec, spec_arg, spec_of
+    from raypipe.settings import Settings
+
+    spec = AppSpec("/srv/app", Settings(name="a", shards=2), "v1", digest="d" * 64)
+    arg = spec_arg(spec)
+    assert type(arg) is bytes and _native(arg) == arg
+    assert spec_of(_native(arg)) == spec
+    assert spec_of(_native(arg)) is spec_of(_native(arg))  # made once per process
+    assert spec_of(spec) is spec

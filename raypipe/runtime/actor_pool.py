@@ -25,7 +25,7 @@ from raypipe.handlers import instance
 from raypipe.ray_options import RayOptions
 from raypipe.runtime import gc_tuning, shipping
 from raypipe.runtime.bridge import runtime_for
-from raypipe.runtime.spec import AppSpec
+from raypipe.runtime.spec import AppSpec, SpecArg, spec_of
 from raypipe.runtime.worker import run_here
 
 __all__ = ["IDLE_SECONDS", "ActorPool", "StepActor"]
@@ -49,8 +49,8 @@ class StepActor:
     def ready(self) -> int:
         return os.getpid()
 
-    def run(self, spec: AppSpec, deliveries: list[wire.Wire]) -> list[Outcome]:
-        return run_here(spec, wire.deliveries_in(deliveries))
+    def run(self, spec: AppSpec | SpecArg, deliveries: list[wire.Wire]) -> list[Outcome]:
+        return run_here(spec_of(spec), wire.deliveries_in(deliveries))
 
 
 class ActorPool:

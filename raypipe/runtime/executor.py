@@ -26,7 +26,7 @@ from raypipe.engine.delivery import Delivery
 from raypipe.engine.outcomes import Outcomes
 from raypipe.ray_options import RayOptions, demand
 from raypipe.runtime.actor_pool import ActorPool
-from raypipe.runtime.spec import AppSpec
+from raypipe.runtime.spec import AppSpec, spec_arg
 from raypipe.runtime.worker import run_batch, run_delivery, warm_worker
 from raypipe.shards import pool_share
 from raypipe.steps import Step
@@ -70,6 +70,7 @@ class RayExecutor:
         """``shard`` of ``shards``: this dispatcher's part of the cluster's task slots and of
         each actor pool."""
         self.spec = spec
+        self._spec_arg = spec_arg(spec)
         self._shard, self._shards = shard, shards
         self._tally = tally  # counts the Ray tasks per step
         self._use(app)
@@ -91,6 +92,7 @@ class RayExecutor:
         """Tasks from now on carry ``spec`` (the new version) and the new steps' options;
         actor pools are made afresh (their actors hold the old version's handlers)."""
         self.spec = spec
+        self._spec_arg = spec_arg(spec)
         self._use(app)
         self._task_options.clear()
         for pool in self._pools.values():
@@ -148,7 +150,7 @@ class RayExecutor:
             self._batcher.add(step.name, (delivery, fut))
             await fut
             return
-        ref = self._options(run_delivery, step.name).remote(self.spec,
+        ref = self._options(run_delivery, step.name).remote(self._spec_arg,
                                                              wire.delivery_out(delivery))
         self._tally.count(step.name, "tasks")
         try:
@@ -238,7 +240,8 @@ class RayExecutor:
         dead = False
         timeout = self._timeouts.get(step)
         try:
-            ref = actor.run.remote(self.spec, wire.deliveries_out([d for d, _ in chunk]))
+            ref = actor.run.remote(self._spec_arg,
+                                   wire.deliveries_out([d for d, _ in chunk]))
             self._tally.count(step, "tasks")
             try:
                 outcomes = await (asyncio.wait_for(asyncio.shield(ref), timeout)
@@ -264,7 +267,7 @@ class RayExecutor:
         try:
             try:
                 ref = self._options(run_batch, step).remote(
-                    self.spec, wire.deliveries_out([d for d, _ in chunk]))
+                    self._spec_arg, wire.deliveries_out([d for d, _ in chunk]))
             except Exception as exc:
                 _fail_all(chunk, crash_error(exc))
                 return

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
+import pickle
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +12,7 @@ from pathlib import Path
 from raypipe import constants
 from raypipe.settings import Settings, load_settings
 
-__all__ = ["AppSpec", "app_digest", "app_files", "files_digest"]
+__all__ = ["AppSpec", "SpecArg", "app_digest", "app_files", "files_digest", "spec_arg", "spec_of"]
 
 log = logging.getLogger("raypipe.deploy")
 
@@ -46,6 +48,28 @@ class AppSpec:
     @property
     def namespace(self) -> str:
         return self.settings.namespace
+
+
+#: An app's spec as a task argument: pickled once by the dispatcher. Ray serialises bytes as
+#: they are, and an :class:`AppSpec` (a dataclass holding a pydantic model) through
+#: cloudpickle's Python hooks on every task, 56 us each.
+SpecArg = bytes
+
+
+def spec_arg(spec: AppSpec) -> SpecArg:
+    return pickle.dumps(spec, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+@functools.lru_cache(maxsize=16)
+def _unpickled(arg: SpecArg) -> AppSpec:
+    spec = pickle.loads(arg)
+    assert isinstance(spec, AppSpec)
+    return spec
+
+
+def spec_of(arg: AppSpec | SpecArg) -> AppSpec:
+    """The spec a task was given (once per process and spec, from :func:`spec_arg`)."""
+    return arg if isinstance(arg, AppSpec) else _unpickled(arg)
 
 
 def app_digest(root: Path, *, include_env: bool = False) -> str:

@@ -18,7 +18,7 @@ from raypipe.execution import Outcome, run_one
 from raypipe.execution import run_batch as run_batch_handler
 from raypipe.runtime import gc_tuning, shipping
 from raypipe.runtime.bridge import runtime_for
-from raypipe.runtime.spec import AppSpec
+from raypipe.runtime.spec import AppSpec, SpecArg, spec_of
 
 __all__ = ["run_batch", "run_delivery", "run_here", "warm_worker"]
 
@@ -54,18 +54,18 @@ def run_here(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
 
 
 @ray.remote
-def run_delivery(spec: AppSpec, delivery: wire.Wire) -> Outcome:
+def run_delivery(spec: AppSpec | SpecArg, delivery: wire.Wire) -> Outcome:
     """Named after its step when submitted (``.options(name=step)``): the dashboard groups by it.
-    Deliveries travel as :mod:`raypipe.wire` lists."""
-    return run_here(spec, [wire.delivery_in(delivery)])[0]
+    Deliveries travel as :mod:`raypipe.wire` lists, the spec pickled once (``spec_arg``)."""
+    return run_here(spec_of(spec), [wire.delivery_in(delivery)])[0]
 
 
 @ray.remote
-def run_batch(spec: AppSpec, deliveries: list[wire.Wire]) -> list[Outcome]:
+def run_batch(spec: AppSpec | SpecArg, deliveries: list[wire.Wire]) -> list[Outcome]:
     """Several deliveries of one step in one task, concurrently on the worker's loop: one task
     submission and, through the runtime's batching, one state call per turn of that loop for
     all of them. Each gets its own outcome, so each is retried or dead-lettered on its own."""
-    return run_here(spec, wire.deliveries_in(deliveries))
+    return run_here(spec_of(spec), wire.deliveries_in(deliveries))
 
 
 @ray.remote

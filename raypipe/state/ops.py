@@ -218,8 +218,8 @@ def _check_op(op: Mapping[str, Any]) -> None:
     kind = op["type"]
     if not isinstance(kind, str) or kind not in OP_TYPES:
         raise _Failure(f"unknown type {kind!r}; expected one of {', '.join(sorted(OP_TYPES))}")
-    unknown = [k for k in op if k not in _FIELDS[kind]]
-    if unknown:
+    if not op.keys() <= _FIELDS[kind]:
+        unknown = [k for k in op if k not in _FIELDS[kind]]
         raise _Failure(f"unexpected field(s) {', '.join(map(repr, unknown))} for {kind!r}")
     try:
         segments = parse_path(op.get("path"))

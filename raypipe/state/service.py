@@ -81,7 +81,7 @@ class StateService:
 
     async def update(self, group: str, key: str, ops: Ops, origin: Origin) -> Answer:
         check_ids(group=group, item=key)
-        if names_a_ref(ops):
+        if _ops_name_a_ref(ops):
             self._ref_groups.add(group)
         seen = _Seen(self, group, key, origin)
         await self.backend.update(group, key, ops, origin.effect, seen)
@@ -142,6 +142,17 @@ class StateService:
         if self._defer_large and origin.effect is not None and is_large(old, new):
             return DEFERRED
         return old, new
+
+
+def _ops_name_a_ref(ops: Ops) -> bool:
+    """Whether update ops put a reference into their item: only an op's ``value`` holds
+    arbitrary JSON (a path is text, ``by`` a number), and most ops (increments) have none."""
+    for op in ops:
+        if not isinstance(op, dict):
+            return names_a_ref(ops)  # not ops at all: the update refuses them anyway
+        if "value" in op and names_a_ref(op["value"]):
+            return True
+    return False
 
 
 class _Seen:
