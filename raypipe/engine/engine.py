@@ -109,6 +109,9 @@ class DeliveryEngine:
         self._retired: dict[str, Step] = {}
         #: Deliveries accepted and not yet done or dead-lettered (what references they hold).
         self._open: dict[str, Delivery] = {}
+        #: The references each open delivery's payload names, found at the first sweep that
+        #: asks (a payload never changes): a sweep every few seconds walked every payload.
+        self._refs_named: dict[str, frozenset[str]] = {}
 
     # --- life -------------------------------------------------------------------------------
     async def _recover(self) -> None:
@@ -453,8 +456,15 @@ class DeliveryEngine:
         used = {ref_id for ref_id, holder in candidates.items() if holder in self._open}
         rest = candidates.keys() - used
         if rest:
-            for d in self._open.values():
-                used |= ref_ids_in(d.payload, rest)
+            known, named = self._refs_named, {}
+            for key, d in self._open.items():
+                ids = known.get(key)
+                if ids is None:
+                    ids = frozenset(ref_ids_in(d.payload))
+                named[key] = ids
+                if ids:
+                    used |= ids & rest
+            self._refs_named = named  # closed deliveries drop out
             for entry in self.dead_letters.entries.values():
                 used |= ref_ids_in(entry.delivery.payload, rest)
         return used

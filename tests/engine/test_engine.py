@@ -462,3 +462,32 @@ async def test_cron_fires_each_tick_once_and_catches_up_one_missed(closing: Any)
     assert len(h.executor.runs) == 4
     assert len({r[0] for r in h.executor.runs}) == 4
     assert journal.ticks["tick"] <= h.clock.time()
+
+
+async def test_references_are_in_use_while_a_delivery_naming_them_is_open(closing: Any) -> None:
+    """The object keeper's sweep asks which references in-flight deliveries name; each
+    payload is read once, and a delivery that finished names nothing any more."""
+    from raypipe.refs import REF_MARK
+
+    h = Harness(make_app(q("s", "t")))
+    closing(h.engine)
+    release = asyncio.Event()
+
+    async def holds(d: Delivery, alone: bool) -> None:
+        await release.wait()
+
+    h.executor.behaviour["s"] = holds
+
+    def ref(ref_id: str) -> dict[str, Any]:
+        return {REF_MARK: "ref", "id": ref_id}
+
+    await h.send("t", {"a": ref("r1"), "more": [{"b": ref("r2")}]})
+    await h.send("t", {"plain": 1})
+    await h.run_for(0.1)
+    ask = {"r1": None, "r2": None, "r3": None}
+    assert h.engine.refs_in_use(ask) == {"r1", "r2"}
+    assert h.engine.refs_in_use(ask) == {"r1", "r2"}  # from what the first sweep found
+    assert h.engine.refs_in_use({"r3": None}) == set()
+    release.set()
+    await h.run_for(0.1)
+    assert h.engine.refs_in_use(ask) == set()
