@@ -32,12 +32,12 @@ def instance(handler: Any) -> Any:
     return made
 
 
-async def invoke(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
-    """``fn(*args)``: on this loop if it is async, in a thread if it is a plain ``def``
-    (its ctx calls then return their results), its result awaited if it is awaitable."""
-    try:
-        is_async = _is_async(fn)
-    except TypeError:  # unhashable (an instance that defines __eq__ alone)
+async def invoke(fn: Callable[..., Any], args: tuple[Any, ...],
+                 is_async: bool | None = None) -> Any:
+    """``fn(*args)``: on this loop if it is async (``is_async``, asked of ``fn`` if not
+    given), in a thread if it is a plain ``def`` (its ctx calls then return their results),
+    its result awaited if it is awaitable."""
+    if is_async is None:
         is_async = inspect.iscoroutinefunction(fn)
     if is_async:
         result = await fn(*args)
@@ -49,11 +49,20 @@ async def invoke(fn: Callable[..., Any], args: tuple[Any, ...]) -> Any:
     return result
 
 
-@functools.lru_cache(maxsize=4096)
-def _is_async(fn: Callable[..., Any]) -> bool:
-    """``inspect.iscoroutinefunction``, asked once per handler (it unwraps and reads flags,
-    about a microsecond, on every delivery otherwise)."""
-    return inspect.iscoroutinefunction(fn)
+def _handler_is_async(handler: Any) -> bool:
+    """``inspect.iscoroutinefunction`` of a step's handler, asked once per handler (it
+    unwraps and reads flags, about a microsecond, on every delivery otherwise). Only a
+    step's handler: it lives as long as its app, where a function made per call (a
+    ``ctx.match`` lambda) would be kept by the cache with what it holds."""
+    try:
+        return _async_handler(handler)
+    except TypeError:  # unhashable (an instance that defines __eq__ alone)
+        return inspect.iscoroutinefunction(handler)
+
+
+@functools.lru_cache(maxsize=1024)
+def _async_handler(handler: Any) -> bool:
+    return inspect.iscoroutinefunction(handler)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -87,7 +96,8 @@ async def call_handler(handler: Any, value: Any, ctx: FlowContext) -> Any:
     ctx.input_value = value
     token = current.set(ctx)
     try:
-        result = await invoke(handler, handler_args(handler, value, ctx))
+        result = await invoke(handler, handler_args(handler, value, ctx),
+                              _handler_is_async(handler))
         await ctx.settle()
     except BaseException:
         ctx.discard()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel
@@ -119,28 +119,24 @@ def _already_plain(value: Any, depth: int) -> bool:
         return False
     # Loops, with text and whole numbers checked in place: asked of every write's value and
     # every message, in the worker, and about twice as fast as all() over a generator.
-    depth -= 1
     if kind is dict:
-        for k, v in value.items():
+        for k in value:
             if type(k) is not str or not (k.isascii() or _is_text(k)):
                 return False
-            leaf = type(v)
-            if leaf is str:
-                if not (v.isascii() or _is_text(v)):
-                    return False
-            elif not (leaf is int or leaf is bool or v is None) and not _already_plain(v, depth):
+        children: Iterable[Any] = value.values()
+    elif kind is list:
+        children = value
+    else:
+        return False
+    depth -= 1
+    for v in children:
+        leaf = type(v)
+        if leaf is str:
+            if not (v.isascii() or _is_text(v)):
                 return False
-        return True
-    if kind is list:
-        for v in value:
-            leaf = type(v)
-            if leaf is str:
-                if not (v.isascii() or _is_text(v)):
-                    return False
-            elif not (leaf is int or leaf is bool or v is None) and not _already_plain(v, depth):
-                return False
-        return True
-    return False
+        elif not (leaf is int or leaf is bool or v is None) and not _already_plain(v, depth):
+            return False
+    return True
 
 
 def _is_text(value: str) -> bool:

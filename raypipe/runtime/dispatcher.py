@@ -240,7 +240,8 @@ class Dispatcher:
         """The version this dispatcher runs (the health route asks)."""
         return self.spec.version
 
-    async def publish(self, messages: list[Message]) -> int:
+    async def publish(self, messages: list[wire.Wire | Message]) -> int:
+        """Messages as :func:`raypipe.wire.messages_out` sends them (or made in-process)."""
         await self._started()
         return await self.engine.publish(wire.messages_in(messages))
 
