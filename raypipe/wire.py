@@ -10,6 +10,8 @@ entry points and the tasks call these.
 
 from __future__ import annotations
 
+import dataclasses
+import operator
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,18 +82,26 @@ def outcomes_out(outcomes: Sequence[tuple[bool, Any]]) -> list[list[Any]]:
     return [[ok, list(value) if type(value) is tuple else value] for ok, value in outcomes]
 
 
+#: A delivery's and a message's fields in their constructors' order, read in C: the wire
+#: form follows the dataclasses, so a field added to one travels without a change here.
+_DELIVERY_FIELDS = tuple(f.name for f in dataclasses.fields(Delivery))
+_delivery_values = operator.attrgetter(*_DELIVERY_FIELDS)
+_KIND = _DELIVERY_FIELDS.index("kind")
+_message_values = operator.attrgetter(*(f.name for f in dataclasses.fields(Message)))
+
+
 def delivery_out(d: Delivery) -> Wire:
-    return [d.id, d.step, d.kind.value, d.payload, d.trace_id, d.topic, d.message_id,
-            d.group_id, d.attempt, d.parent, d.seq]
+    values = list(_delivery_values(d))
+    values[_KIND] = d.kind.value  # a str enum: Ray would pickle it
+    return values
 
 
 def delivery_in(wire: Sequence[Any] | Delivery) -> Delivery:
     if type(wire) is Delivery:
         return wire
-    (id_, step, kind, payload, trace_id, topic, message_id, group_id, attempt, parent,
-     seq) = wire  # type: ignore[misc]
-    return Delivery(id_, step, TriggerKind(kind), payload, trace_id, topic, message_id,
-                    group_id, attempt, parent, seq)
+    values = list(wire)  # type: ignore[arg-type]
+    values[_KIND] = TriggerKind(values[_KIND])
+    return Delivery(*values)
 
 
 def deliveries_out(deliveries: Sequence[Delivery]) -> list[Wire]:
@@ -103,8 +113,7 @@ def deliveries_in(wires: Sequence[Sequence[Any] | Delivery]) -> list[Delivery]:
 
 
 def messages_out(messages: Sequence[Message]) -> list[Wire]:
-    return [[m.topic, m.data, m.trace_id, m.group_id, m.source, m.parent, m.id,
-             m.enqueued_at] for m in messages]
+    return [list(_message_values(m)) for m in messages]
 
 
 def messages_in(wires: Sequence[Sequence[Any] | Message]) -> list[Message]:

@@ -97,6 +97,11 @@ _HAPROXY_PORTS = ("RAY_SERVE_HAPROXY_STATS_PORT", "RAY_SERVE_HAPROXY_METRICS_POR
                   "RAY_SERVE_FALLBACK_PROXY_HTTP_PORT", "RAY_SERVE_FALLBACK_PROXY_GRPC_PORT")
 
 
+def _task_workers(settings: Settings, cpus: int) -> int:
+    """The task workers one shard's tasks can hold at once on ``cpus``."""
+    return cpus * max(1, math.ceil(1 / settings.task_num_cpus))
+
+
 def shard_workers_env(settings: Settings, cpus: int | None = None) -> dict[str, str]:
     """What a node of a Ray running an app of several shards needs: Ray runs the tasks each
     detached actor spawns in workers of its own, so each dispatcher shard has its own set,
@@ -105,8 +110,7 @@ def shard_workers_env(settings: Settings, cpus: int | None = None) -> dict[str, 
     shards' tasks can hold at once (docs/scaling.md)."""
     if settings.shards == 1:
         return {}
-    per_cpu = max(1, math.ceil(1 / settings.task_num_cpus))
-    limit = settings.shards * (cpus or os.cpu_count() or 1) * per_cpu
+    limit = settings.shards * _task_workers(settings, cpus or os.cpu_count() or 1)
     return {"RAY_num_workers_soft_limit": str(limit)}
 
 
@@ -123,9 +127,8 @@ def startup_concurrency_env(settings: Settings, cpus: int | None = None) -> dict
     no warning. The concurrency is raised to half what the app itself runs, so the warning
     keeps its meaning for twice that (actor pools, workers blocked in ``ray.get``)."""
     cpus = cpus or os.cpu_count() or 1
-    per_cpu = max(1, math.ceil(1 / settings.task_num_cpus))
     expected = (_FIXED_ACTORS + settings.ingress_replicas
-                + settings.shards * (2 + cpus * per_cpu))
+                + settings.shards * (2 + _task_workers(settings, cpus)))
     return {"RAY_worker_maximum_startup_concurrency": str(max(cpus, math.ceil(expected / 2)))}
 
 
