@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+import time
 
 from raypipe.engine.delivery import Delivery
 from raypipe.runtime.bridge import TelemetryClient
@@ -145,22 +147,59 @@ def test_a_workers_timing_of_an_attempt_left_out_is_not_counted_again() -> None:
     assert trace is not None and trace["dropped_spans"] == 1
 
 
-async def test_the_telemetry_client_sends_an_attempts_records_merged_and_counts_added(
-) -> None:
-    calls: list[tuple[object, list[dict[str, object]]]] = []
+class _Handle:
+    """The telemetry actor's handle, as the client uses it: only ``record.remote``."""
 
-    class Handle:  # the telemetry actor's handle: only its `record.remote`
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, list[dict[str, object]]]] = []
+        self.sent = threading.Event()
+        handle = self
+
         class record:
             @staticmethod
             def remote(lines: object, spans: list[dict[str, object]]) -> None:
-                calls.append((lines, spans))
+                handle.calls.append((lines, spans))
+                handle.sent.set()
 
-    client = TelemetryClient(Handle())
+        self.record = record
+
+
+def test_the_telemetry_client_sends_an_attempts_records_merged_and_counts_added() -> None:
+    handle = _Handle()
+    # A first send, then records that arrive within the interval (an hour here: the test
+    # sends the rest itself), merged.
+    client = TelemetryClient(handle, interval=3600)
+    client.record([{"msg": "first"}], [])
+    assert handle.sent.wait(30)
     start = {"trace_id": "t", "id": "d0", "attempt": 1, "start": 1.0, "end": None}
     client.record((), [start, {"trace_id": "t", "dropped": 1}])
     client.record((), [{**start, "end": 2.0, "outcome": "ok"},
                        {"trace_id": "t", "dropped": 1}, {"trace_id": "t", "dropped": 1}])
-    client.flush()  # what its timer, 50 ms on, does (then with nothing left to send)
-    await asyncio.sleep(0.1)
-    assert calls == [([], [{**start, "end": 2.0, "outcome": "ok"},
-                           {"trace_id": "t", "dropped": 3}])]
+    client.flush()  # what its thread does once the interval has passed
+    client.flush()  # nothing left: nothing sent
+    assert handle.calls == [([{"msg": "first"}], []),
+                            ([], [{**start, "end": 2.0, "outcome": "ok"},
+                                  {"trace_id": "t", "dropped": 3}])]
+
+
+def test_the_telemetry_client_sends_on_its_own_and_at_most_once_an_interval() -> None:
+    handle = _Handle()
+    client = TelemetryClient(handle, interval=0.2)
+    # Nothing else runs in this process: the client's thread sends the records (a task
+    # worker between tasks, an idle actor), the first at once.
+    client.record([{"msg": "alone"}], [])
+    assert handle.sent.wait(30)
+    assert handle.calls == [([{"msg": "alone"}], [])]
+    # A flood: 2,000 records over at least 0.6 s go in a few calls, none lost, in order.
+    began = time.monotonic()
+    for i in range(2000):
+        client.record([{"msg": str(i)}], [])
+        if i % 100 == 0:
+            time.sleep(0.03)
+    flooded = time.monotonic() - began
+    while sum(len(lines) for lines, _ in handle.calls) < 2001:  # type: ignore[arg-type]
+        assert time.monotonic() - began < 60, "the client's thread did not send the rest"
+        time.sleep(0.01)
+    sent = [line["msg"] for lines, _ in handle.calls[1:] for line in lines]  # type: ignore[attr-defined]
+    assert sent == [str(i) for i in range(2000)]
+    assert len(handle.calls) - 1 <= flooded / 0.2 + 2

@@ -10,10 +10,10 @@ started 2 and took 3.8 s. (A Ray that raypipe starts keeps its idle workers betw
 fan-outs: ``WARM_WORKERS_ENV`` in :mod:`raypipe.runtime.deploy`.)
 
 A step's batches grow while they are quick and shrink when they are slow
-(:class:`BatchSize`): a task costs the dispatcher and the worker a submission, a state call
-and a telemetry flush whatever its size, so trivial steps want large batches (a 10,000-step
-fan-out took 4.4 s in batches of 32 and 2.9 s in batches of 128), while a delivery settles
-only when its whole batch has run, so a slow step wants small ones.
+(:class:`BatchSize`): a task costs the dispatcher and the worker a submission and a state
+call whatever its size, so trivial steps want large batches (a 10,000-step fan-out took 4.4 s
+in batches of 32 and 2.9 s in batches of 128), while a delivery settles only when its whole
+batch has run, so a slow step wants small ones.
 
 Ray-free: the dispatcher supplies the function that runs a batch.
 """

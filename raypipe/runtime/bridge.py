@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -200,24 +201,30 @@ class ActorObjects:
         return await boxed[0]
 
 
-#: How long log lines and spans wait to be sent together: a busy Serve replica or dispatcher
-#: then makes one telemetry call per interval, not one per request or delivery.
-TELEMETRY_INTERVAL = 0.05
+#: The least time between two telemetry calls of one process. The first records after a
+#: quiet spell go at once; under load a process's records wait and go together, so a busy
+#: dispatcher, pool actor or Serve replica makes two telemetry calls a second, not one per
+#: batch or request (on a small machine an actor call costs the telemetry actor ~1 ms of CPU).
+TELEMETRY_INTERVAL = 0.5
 
 
 class TelemetryClient:
-    """Sends log lines and spans to the telemetry actor in batches, at most one call per
-    :data:`TELEMETRY_INTERVAL` per process (a worker sends its task's at the task's end),
-    without waiting for an answer: telemetry never slows a step."""
+    """Sends log lines and spans to the telemetry actor in batches, without waiting for an
+    answer: telemetry never slows a step. A thread of the client's own sends them, so records
+    go out on time whether or not the process runs anything else (a task worker between
+    tasks, an actor whose loop is idle)."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, interval: float = TELEMETRY_INTERVAL) -> None:
         self._h = handle
+        self.interval = interval
         self._lines: list[dict[str, Any]] = []
         #: Per attempt, its records merged as the actor merges them: an attempt that starts
         #: and ends within one interval is sent once, not twice.
         self._spans: dict[tuple[Any, ...], dict[str, Any]] = {}
         self._lock = threading.Lock()
-        self._scheduled = False
+        self._pending = threading.Condition(self._lock)
+        self._sender: threading.Thread | None = None
+        self._last_sent = float("-inf")
 
     def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[dict[str, Any]]) -> None:
         with self._lock:
@@ -225,18 +232,29 @@ class TelemetryClient:
             for span in spans:
                 key = span_key(span)
                 self._spans[key] = merged(self._spans.get(key), span)
-            if self._scheduled:
-                return
-            self._scheduled = True
-        try:
-            asyncio.get_running_loop().call_later(TELEMETRY_INTERVAL, self.flush)
-        except RuntimeError:  # no loop in this thread (a plain `def` handler): send now
+            if self._sender is None:
+                # Started with the first record: a process that never records has no thread.
+                self._sender = threading.Thread(target=self._send_loop, daemon=True,
+                                                name="raypipe-telemetry")
+                self._sender.start()
+            self._pending.notify()
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._lock:
+                while not (self._lines or self._spans):
+                    self._pending.wait()
+                wait = self._last_sent + self.interval - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
             self.flush()
 
     def flush(self) -> None:
+        """Send what is waiting now."""
         with self._lock:
             lines, spans = self._lines, list(self._spans.values())
-            self._lines, self._spans, self._scheduled = [], {}, False
+            self._lines, self._spans = [], {}
+            self._last_sent = time.monotonic()
         if lines or spans:
             # The actor gone (the app torn down): telemetry is best effort.
             with contextlib.suppress(Exception):

@@ -46,11 +46,7 @@ def run_here(spec: AppSpec, deliveries: list[Delivery]) -> list[Outcome]:
             return await run_batch_handler(app, rt, deliveries)
         return list(await asyncio.gather(*(run_one(app, rt, d) for d in deliveries)))
 
-    try:
-        return _worker_loop().run_until_complete(run_all())
-    finally:
-        # The loop stops with the task: send its last log lines now, not next time.
-        rt.telemetry.flush()
+    return _worker_loop().run_until_complete(run_all())
 
 
 @ray.remote
