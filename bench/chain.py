@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from _local import REDIS_URL, local_apps, median, write_json
+from _local import POLL_SECONDS, REDIS_URL, local_apps, median, write_json
 
 from raypipe.enqueue import publish
 from raypipe.loader import load_app_cached
@@ -48,7 +48,7 @@ def raypipe_chain(spec: AppSpec, hops: int) -> float:
         done = asyncio.run(rt.state.get("chains", run))
         if done:
             return float(done["at"] - t0)
-        time.sleep(0.002)
+        time.sleep(POLL_SECONDS)
 
 
 def main() -> None:

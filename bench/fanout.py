@@ -37,6 +37,7 @@ from shared import work  # noqa: E402
 cloudpickle.register_pickle_by_value(shared)
 
 from _local import (  # noqa: E402
+    POLL_SECONDS,
     REDIS_URL,
     cpu_shares,
     cpu_snapshot,
@@ -50,6 +51,7 @@ from raypipe.runtime.spec import AppSpec  # noqa: E402
 
 #: Items per task in the hand-batched baseline (raypipe's own batch size).
 HAND_BATCH = 32
+
 
 
 def _work_batch(items: list[int]) -> int:
@@ -116,7 +118,7 @@ def through_raypipe(url: str, spec: AppSpec, n: int, variant: str = "") -> float
                 STARTED.setdefault(variant, {}).setdefault(n, []).append(
                     started_workers(t0))
             return float(done["at"] - t0)
-        time.sleep(0.005)
+        time.sleep(POLL_SECONDS)
 
 
 class CeleryChord:
