@@ -29,9 +29,9 @@ from raypipe.settings import IngressMode, Settings
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/15")
 
 #: How often a benchmark's driver looks for the run's end. The end is the time its last step
-#: recorded, so the poll only finds it; each poll costs the state actor and this driver
-#: CPU the run needs on a 2-core machine (an actor call costs its callee 0.5-0.9 ms
-#: there), so it looks 20 times a second, not hundreds.
+#: recorded, so the poll only finds it; each poll is an actor call that costs the state
+#: actor and this driver CPU the run needs on a 2-core machine, so it looks 20 times a
+#: second, not hundreds.
 POLL_SECONDS = 0.05
 
 

@@ -204,7 +204,7 @@ class ActorObjects:
 #: The least time between two telemetry calls of one process. The first records after a
 #: quiet spell go at once; under load a process's records wait and go together, so a busy
 #: dispatcher, pool actor or Serve replica makes two telemetry calls a second, not one per
-#: batch or request (on a small machine an actor call costs the telemetry actor ~1 ms of CPU).
+#: batch or request: an actor call costs its callee more CPU than the records it carries.
 TELEMETRY_INTERVAL = 0.5
 
 
