@@ -6,7 +6,10 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from raypipe.engine.delivery import Delivery
+from raypipe.runtime import bridge
 from raypipe.runtime.bridge import TelemetryClient
 from raypipe.telemetry import AttemptSpans, Telemetry
 from raypipe.trigger_kind import TriggerKind
@@ -203,3 +206,21 @@ def test_the_telemetry_client_sends_on_its_own_and_at_most_once_an_interval() ->
     sent = [line["msg"] for lines, _ in handle.calls[1:] for line in lines]  # type: ignore[attr-defined]
     assert sent == [str(i) for i in range(2000)]
     assert len(handle.calls) - 1 <= flooded / 0.2 + 2
+
+
+def test_the_telemetry_clients_thread_ends_when_idle_and_a_new_record_starts_another(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client no one records to any more (an app's version before a reload) keeps no thread.
+    monkeypatch.setattr(bridge, "SENDER_IDLE_S", 0.05)
+    handle = _Handle()
+    client = TelemetryClient(handle, interval=0.01)
+    client.record([{"msg": "one"}], [])
+    began = time.monotonic()
+    while client._sender is not None:  # set so by the thread as it ends
+        assert time.monotonic() - began < 30, "the idle thread did not end"
+        time.sleep(0.01)
+    assert handle.calls == [([{"msg": "one"}], [])]
+    handle.sent.clear()
+    client.record([{"msg": "two"}], [])
+    assert handle.sent.wait(30)
+    assert handle.calls == [([{"msg": "one"}], []), ([{"msg": "two"}], [])]

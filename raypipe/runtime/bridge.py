@@ -208,6 +208,10 @@ class ActorObjects:
 TELEMETRY_INTERVAL = 0.5
 
 
+#: Seconds a telemetry client's thread waits for records before it ends.
+SENDER_IDLE_S = 5.0
+
+
 class TelemetryClient:
     """Sends log lines and spans to the telemetry actor in batches, without waiting for an
     answer: telemetry never slows a step. A thread of the client's own sends them, so records
@@ -233,7 +237,8 @@ class TelemetryClient:
                 key = span_key(span)
                 self._spans[key] = merged(self._spans.get(key), span)
             if self._sender is None:
-                # Started with the first record: a process that never records has no thread.
+                # Started with the first record (and again after a quiet spell that ended
+                # it): a process that never records has no thread.
                 self._sender = threading.Thread(target=self._send_loop, daemon=True,
                                                 name="raypipe-telemetry")
                 self._sender.start()
@@ -243,7 +248,11 @@ class TelemetryClient:
         while True:
             with self._lock:
                 while not (self._lines or self._spans):
-                    self._pending.wait()
+                    # A client no one records to any more (an app's version before a reload,
+                    # whose runtime a worker keeps) holds no thread: the next record starts one.
+                    if not self._pending.wait(SENDER_IDLE_S):
+                        self._sender = None
+                        return
                 wait = self._last_sent + self.interval - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
