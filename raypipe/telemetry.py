@@ -178,6 +178,10 @@ def _timed(span: Span) -> Span:
             "run_ms": span["run_end"] - span["run_start"]}
 
 
+#: How often the counts of attempts left out go to the sink while attempts are open.
+DROPPED_EVERY_MS = 200.0
+
+
 class SpanSink(Protocol):
     def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[Span]) -> None: ...
 
@@ -194,37 +198,59 @@ class AttemptSpans:
     def __init__(self, sink: Callable[[], SpanSink], *, max_spans: int = MAX_SPANS,
                  max_traces: int = MAX_TRACES) -> None:
         self._sink = sink
-        self._open: dict[tuple[str, int], tuple[Span, bool]] = {}
+        #: Per open attempt: its span, sent as it started; or, for an attempt left out, only
+        #: what its span needs should it fail (its step and start): most of a large fan-out's
+        #: attempts are left out and pass, and cost no span at all.
+        self._open: dict[tuple[str, int], Span | tuple[str, float]] = {}
         #: Per recent trace, the attempts sent as they started.
         self._sent: OrderedDict[str, int] = OrderedDict()
+        #: Per trace, the attempts left out and passed since their count was last sent.
+        self._dropped: dict[str, int] = {}
+        self._dropped_sent = 0.0
         self.max_spans = max_spans
         self.max_traces = max_traces
 
     def started(self, step: str, d: Delivery) -> None:
-        span = {"trace_id": d.trace_id, "id": d.id, "step": step, "kind": d.kind,
-                "topic": d.topic, "attempt": d.attempt, "start": time.time() * 1000,
-                "end": None, "outcome": None, "error": None}
+        start = time.time() * 1000
         sent = self._sent.get(d.trace_id)
         if sent is None:
             sent = 0
             while len(self._sent) >= self.max_traces:
                 self._sent.popitem(last=False)
-        keep = sent < self.max_spans
-        self._open[d.id, d.attempt] = (span, keep)
-        if keep:
-            self._sent[d.trace_id] = sent + 1
-            self._sink().record((), [span])
+        if sent >= self.max_spans:
+            self._open[d.id, d.attempt] = (step, start)
+            return
+        span = _span(step, d, start)
+        self._open[d.id, d.attempt] = span
+        self._sent[d.trace_id] = sent + 1
+        self._sink().record((), [span])
 
     def finished(self, d: Delivery, outcome: str, error: str | None) -> None:
         opened = self._open.pop((d.id, d.attempt), None)
         if opened is None:
             return
-        span, kept = opened
-        if kept or outcome in _FAILED:
-            self._sink().record((), [{**span, "end": time.time() * 1000, "outcome": outcome,
+        end = time.time() * 1000
+        if isinstance(opened, dict):
+            # Its start was sent: the end adds to it (the sink and the actor merge by attempt).
+            self._sink().record((), [{"trace_id": d.trace_id, "id": d.id, "attempt": d.attempt,
+                                      "end": end, "outcome": outcome, "error": error}])
+        elif outcome in _FAILED:
+            step, start = opened
+            self._sink().record((), [{**_span(step, d, start), "end": end, "outcome": outcome,
                                       "error": error}])
         else:
-            self._sink().record((), [{"trace_id": d.trace_id, "dropped": 1}])
+            self._dropped[d.trace_id] = self._dropped.get(d.trace_id, 0) + 1
+        # Counts go together, a few times a second, and as soon as no attempt is open.
+        if self._dropped and (not self._open or end - self._dropped_sent >= DROPPED_EVERY_MS):
+            self._sink().record((), [{"trace_id": t, "dropped": n}
+                                     for t, n in self._dropped.items()])
+            self._dropped.clear()
+            self._dropped_sent = end
+
+
+def _span(step: str, d: Delivery, start: float) -> Span:
+    return {"trace_id": d.trace_id, "id": d.id, "step": step, "kind": d.kind, "topic": d.topic,
+            "attempt": d.attempt, "start": start, "end": None, "outcome": None, "error": None}
 
 
 class TelemetryService:

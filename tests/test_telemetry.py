@@ -224,3 +224,31 @@ def test_the_telemetry_clients_thread_ends_when_idle_and_a_new_record_starts_ano
     client.record([{"msg": "two"}], [])
     assert handle.sent.wait(30)
     assert handle.calls == [([{"msg": "one"}], []), ([{"msg": "two"}], [])]
+
+
+def test_the_attempts_left_out_are_counted_together_and_sent_once_none_is_open() -> None:
+    sent: list[dict[str, object]] = []
+    store = Telemetry(max_spans=1)
+
+    class Sink:
+        def record(self, lines: object, spans: list[dict[str, object]]) -> None:
+            sent.extend(spans)
+            store.record((), spans)
+
+    spans = AttemptSpans(Sink, max_spans=1)
+    began = time.monotonic()
+    for i in range(102):
+        spans.started("s", _delivery(i))
+    for i in range(1, 101):  # d0 (sent in full) and d101 stay open
+        spans.finished(_delivery(i), "ok", None)
+    counts = [s["dropped"] for s in sent if "dropped" in s]
+    # The first count goes at once, the rest together (a few times a second while attempts
+    # are open, and once none is).
+    assert len(counts) <= 2 + (time.monotonic() - began) / 0.2
+    spans.finished(_delivery(0), "ok", None)
+    spans.finished(_delivery(101), "ok", None)
+    counts = [s["dropped"] for s in sent if "dropped" in s]
+    assert sum(counts) == 101  # type: ignore[arg-type]
+    trace = store.trace("t")
+    assert trace is not None and trace["dropped_spans"] == 101
+    assert [(s["id"], s["outcome"]) for s in trace["spans"]] == [("d0", "ok")]
