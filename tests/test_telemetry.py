@@ -109,18 +109,24 @@ def _delivery(i: int, trace: str = "t", attempt: int = 1) -> Delivery:
                     topic="x", attempt=attempt)
 
 
+class _StoreSink:
+    """Where a test's AttemptSpans send: what was sent, and the telemetry actor's store."""
+
+    def __init__(self, max_spans: int) -> None:
+        self.sent: list[dict[str, object]] = []
+        self.store = Telemetry(max_spans=max_spans)
+
+    def record(self, lines: object, spans: list[dict[str, object]]) -> None:
+        self.sent.extend(spans)
+        self.store.record((), spans)
+
+
 def test_past_its_budget_a_trace_is_sent_only_its_failures_and_a_count() -> None:
     """The dispatcher's spans: a 10,000-step fan-out sends its first attempts, then only
     those that fail, and the number it left out; the actor shows exactly that."""
-    sent: list[dict[str, object]] = []
-    store = Telemetry(max_spans=3)
-
-    class Sink:
-        def record(self, lines: object, spans: list[dict[str, object]]) -> None:
-            sent.extend(spans)
-            store.record((), spans)
-
-    spans = AttemptSpans(Sink, max_spans=3)
+    sink = _StoreSink(max_spans=3)
+    sent, store = sink.sent, sink.store
+    spans = AttemptSpans(lambda: sink, max_spans=3)
     for i in range(6):
         spans.started("s", _delivery(i))
     for i in range(6):
@@ -227,15 +233,9 @@ def test_the_telemetry_clients_thread_ends_when_idle_and_a_new_record_starts_ano
 
 
 def test_the_attempts_left_out_are_counted_together_and_sent_once_none_is_open() -> None:
-    sent: list[dict[str, object]] = []
-    store = Telemetry(max_spans=1)
-
-    class Sink:
-        def record(self, lines: object, spans: list[dict[str, object]]) -> None:
-            sent.extend(spans)
-            store.record((), spans)
-
-    spans = AttemptSpans(Sink, max_spans=1)
+    sink = _StoreSink(max_spans=1)
+    sent, store = sink.sent, sink.store
+    spans = AttemptSpans(lambda: sink, max_spans=1)
     began = time.monotonic()
     for i in range(102):
         spans.started("s", _delivery(i))

@@ -232,6 +232,8 @@ class TelemetryClient:
 
     def record(self, lines: Sequence[dict[str, Any]], spans: Sequence[dict[str, Any]]) -> None:
         with self._lock:
+            # The thread waits only while nothing is held: it needs waking once, not per record.
+            wake = not (self._lines or self._spans)
             self._lines.extend(lines)
             for span in spans:
                 key = span_key(span)
@@ -242,7 +244,8 @@ class TelemetryClient:
                 self._sender = threading.Thread(target=self._send_loop, daemon=True,
                                                 name="raypipe-telemetry")
                 self._sender.start()
-            self._pending.notify()
+            elif wake:
+                self._pending.notify()
 
     def _send_loop(self) -> None:
         while True:
@@ -250,7 +253,9 @@ class TelemetryClient:
                 while not (self._lines or self._spans):
                     # A client no one records to any more (an app's version before a reload,
                     # whose runtime a worker keeps) holds no thread: the next record starts one.
-                    if not self._pending.wait(SENDER_IDLE_S):
+                    woken = self._pending.wait(SENDER_IDLE_S)
+                    # A record that came as the wait timed out is sent, not left behind.
+                    if not (woken or self._lines or self._spans):
                         self._sender = None
                         return
                 wait = self._last_sent + self.interval - time.monotonic()
