@@ -1,11 +1,13 @@
 """Two checkouts of raypipe, side by side on the same machine: fan-outs of N trivial steps
-(bench/apps/fanout, memory state), each checkout in a Ray of its own, in turns (base, this,
-base, this...), so that what the machine's neighbours do falls on both alike. Per round and
-checkout: the median wall time of ``--runs`` fan-outs and the CPU per delivery of the
-processes that do the work (task workers, dispatcher, state, telemetry, the Serve replica).
+(bench/apps/fanout; memory state, or ``--state`` a Redis URL), each checkout in a Ray of its
+own, in turns (base, this, base, this...), so that what the machine's neighbours do falls on
+both alike. Per round and checkout: the median wall time of ``--runs`` fan-outs and the CPU
+per delivery of the processes that do the work (task workers, dispatcher, state, telemetry,
+the Serve replica).
 
     git worktree add /tmp/base <commit>
-    python bench/fanout_ab.py --base /tmp/base [--rounds 5] [--runs 4] [--n 10000]
+    python bench/fanout_ab.py --base /tmp/base [--rounds 5] [--runs 4] [--n 10000] \
+        [--state redis://127.0.0.1:6379/15]
 
 A change's per-process CPU moves by less than these machines' noise between two runs minutes
 apart; taking turns is what makes a few percent visible.
@@ -49,13 +51,28 @@ def _cpu_by_role() -> dict[str, float]:
     return out
 
 
-def one_round(n: int, runs: int) -> dict[str, Any]:
-    """In this process (whichever raypipe its path imports): a Ray, the app, ``runs``
+def one_round(n: int, runs: int, state: str) -> dict[str, Any]:
+    """In this process (whichever raypipe its path imports): a Ray, the app (``state``: its
+    state backend; with Redis, under a name of its own, its keys deleted after), ``runs``
     fan-outs after a warm one."""
     sys.path.insert(0, str(HERE))
     import fanout
 
-    spec = fanout.AppSpec.from_dir(fanout.APP)
+    name = f"fanout-ab-{os.getpid()}"
+    try:
+        return _measure(fanout, fanout.AppSpec.from_dir(fanout.APP, name=name, state=state),
+                        n, runs)
+    finally:
+        if state != "memory":
+            import redis
+
+            client = redis.Redis.from_url(state)
+            for pattern in (f"raypipe:{name}:*", f"raypipe:{{{len(name)}:{name}:*"):
+                for key in client.scan_iter(match=pattern, count=1000):
+                    client.delete(key)
+
+
+def _measure(fanout: Any, spec: Any, n: int, runs: int) -> dict[str, Any]:
     with fanout.local_apps([spec], 2) as [app]:
         fanout.raw_ray(50, 1)
         fanout.through_raypipe(app.url, app.spec, 50)
@@ -78,11 +95,12 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--runs", type=int, default=4)
     p.add_argument("--n", type=int, default=10_000)
+    p.add_argument("--state", default="memory", help="memory, or a redis:// URL")
     p.add_argument("--json")
     p.add_argument("--one-round", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one_round:
-        print(json.dumps(one_round(args.n, args.runs)))
+        print(json.dumps(one_round(args.n, args.runs, args.state)))
         return
     checkouts = {"base": str(Path(args.base).resolve()), "this": str(HERE.parent)}
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in checkouts}
@@ -91,7 +109,8 @@ def main() -> None:
             # Ray's workers put the driver's working directory first on their path too.
             env = {**os.environ, "PYTHONPATH": root}
             out = subprocess.run([sys.executable, __file__, "--base", args.base, "--one-round",
-                                  "--n", str(args.n), "--runs", str(args.runs)],
+                                  "--n", str(args.n), "--runs", str(args.runs),
+                                  "--state", args.state],
                                  env=env, cwd=root, capture_output=True, text=True,
                                  check=True)
             res = json.loads(out.stdout.strip().splitlines()[-1])

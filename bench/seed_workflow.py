@@ -31,7 +31,7 @@ def forget(app: str) -> None:
     import redis
 
     r = redis.Redis.from_url(REDIS_URL)
-    keys = list(r.scan_iter(f"raypipe:{app}:*"))
+    keys = [k for pattern in constants.app_key_patterns(app) for k in r.scan_iter(pattern)]
     if keys:
         r.delete(*keys)
 

@@ -65,41 +65,64 @@ STATE_SPACE = "state"
 STREAMS_SPACE = "streams"
 
 
-#: Redis keys of a key space: a hash per group, and the set of group names.
-def state_group_key(app_name: str, group: str, space: str = STATE_SPACE) -> str:
-    return f"raypipe:{app_name}:{space}:{group}"
+#: Redis keys. Every key a transaction or script touches shares a hash tag (the part in
+#: braces), so that a Redis Cluster holds it in one slot: a key space's shard (state shard
+#: ``i``'s items, their field hashes, group names and effect records; the streams' items)
+#: is one tag, a dispatcher shard's journal another, so K shards spread over K slots.
+def shard_prefix(app_name: str, space: str, shard: int) -> str:
+    """The prefix of every key of ``space``'s shard ``shard``; the app's name is written
+    with its length, so no two apps' prefixes meet."""
+    return f"raypipe:{{{len(app_name)}:{app_name}:{space}:{shard}}}:"
 
 
-def state_field_key(app_name: str, group: str, item: str, field: str,
-                    space: str = STATE_SPACE) -> str:
-    """A hash holding one top-level dict field of an item, an entry per key, so that a write
-    to ``field.<key>`` rewrites that entry, not the item. The group and item ids are written
-    with their lengths, so no two (group, item, field) triples share a key whatever their
-    ids hold (a separator alone let ``a\x1fb``/``c`` and ``a``/``b\x1fc`` meet)."""
-    return f"{state_fields_prefix(app_name, space)}{len(group)}:{group}:{len(item)}:{item}:{field}"
+#: The layout of an app's keys (this module's), recorded per key space with the number of
+#: shards it is laid out for: ``3:<shards>``. A key space in an older layout, or laid out
+#: for another number of shards, is moved when its backends first start.
+STATE_LAYOUT = "3"
+JOURNAL_SPACE = "journal"
 
 
-def state_fields_prefix(app_name: str, space: str = STATE_SPACE) -> str:
-    return f"raypipe:{app_name}:{space}-fields:"
-
-
-#: The layout of an app's field keys in Redis (:func:`state_field_key`), recorded per key
-#: space; a key space without the record is read in the old layout and moved to this one.
-STATE_LAYOUT = "2"
-
-
-def state_layout_key(app_name: str, space: str = STATE_SPACE) -> str:
+def layout_key(app_name: str, space: str = STATE_SPACE) -> str:
     return f"raypipe:{app_name}:{space}-layout"
 
 
-def legacy_state_field_key(app_name: str, group: str, item: str, field: str,
-                           space: str = STATE_SPACE) -> str:
-    """The field keys of layout 1 (before :data:`STATE_LAYOUT` 2), for their migration."""
-    return f"{state_fields_prefix(app_name, space)}{group}\x1f{item}\x1f{field}"
+#: Held by the process moving a key space to the current layout.
+def layout_lock_key(app_name: str, space: str = STATE_SPACE) -> str:
+    return f"raypipe:{app_name}:{space}-layout-lock"
 
 
-def state_groups_key(app_name: str, space: str = STATE_SPACE) -> str:
-    return f"raypipe:{app_name}:{space}-groups"
+#: A state shard's keys: a hash per group (item id -> the item's head), the set of its group
+#: names, and a hash per top-level dict field of an item (:mod:`raypipe.state.backends.
+#: redis_items`), whose group and item ids are written with their lengths so that no two
+#: (group, item, field) triples share a key whatever their ids hold.
+def state_group_key(app_name: str, group: str, space: str = STATE_SPACE, shard: int = 0) -> str:
+    return f"{shard_prefix(app_name, space, shard)}g:{group}"
+
+
+def state_field_key(app_name: str, group: str, item: str, field: str,
+                    space: str = STATE_SPACE, shard: int = 0) -> str:
+    return (f"{shard_prefix(app_name, space, shard)}f:"
+            f"{len(group)}:{group}:{len(item)}:{item}:{field}")
+
+
+def state_groups_key(app_name: str, space: str = STATE_SPACE, shard: int = 0) -> str:
+    return f"{shard_prefix(app_name, space, shard)}groups"
+
+
+#: An effect's record (its first result), kept in the shard of the item it wrote while the
+#: delivery that owns it can run; per owner, the set of its records' keys; and the set of
+#: owners with records in the shard (what a sweep after a lost release reads).
+def effect_key(app_name: str, effect: str, space: str = STATE_SPACE, shard: int = 0) -> str:
+    return f"{shard_prefix(app_name, space, shard)}e:{effect}"
+
+
+def owned_effects_key(app_name: str, owner: str, space: str = STATE_SPACE,
+                      shard: int = 0) -> str:
+    return f"{shard_prefix(app_name, space, shard)}o:{owner}"
+
+
+def effect_owners_key(app_name: str, space: str = STATE_SPACE, shard: int = 0) -> str:
+    return f"{shard_prefix(app_name, space, shard)}owners"
 
 
 def stream_group(stream: str, group: str) -> str:
@@ -107,37 +130,28 @@ def stream_group(stream: str, group: str) -> str:
     return f"{stream}:{group}"
 
 
-#: An effect's record (its first result), kept while the delivery that owns it can run.
-def effect_key(app_name: str, effect: str) -> str:
-    return f"raypipe:{app_name}:effect:{effect}"
-
-
-#: Per delivery: the set of its effects' record keys, dropped with them when it settles.
-def owned_effects_key(app_name: str, owner: str) -> str:
-    return f"raypipe:{app_name}:owned:{owner}"
-
-
-#: Per delivery: the messages and deliveries it caused, so a recovered run causes none twice.
-def caused_key(app_name: str, owner: str) -> str:
-    return f"raypipe:{app_name}:caused:{owner}"
-
-
-def _shard_suffix(shard: int) -> str:
-    return "" if shard == 0 else f":{shard}"
-
-
-#: Counts a dispatcher shard's lives; orders deliveries accepted across its restarts.
-def epoch_key(app_name: str, shard: int = 0) -> str:
-    return f"raypipe:{app_name}:epoch{_shard_suffix(shard)}"
-
-
-#: A dispatcher shard's journal in Redis: deliveries not yet settled, and dead letters.
+#: A dispatcher shard's journal: deliveries not yet settled, dead letters, per delivery the
+#: messages and deliveries it caused here (so a recovered run causes none twice), the count of
+#: the shard's lives (ordering deliveries accepted across its restarts) and the last tick each
+#: cron step fired while this shard held the lease (epoch seconds).
 def pending_deliveries_key(app_name: str, shard: int = 0) -> str:
-    return f"raypipe:{app_name}:deliveries{_shard_suffix(shard)}"
+    return f"{shard_prefix(app_name, JOURNAL_SPACE, shard)}deliveries"
 
 
 def dead_letters_key(app_name: str, shard: int = 0) -> str:
-    return f"raypipe:{app_name}:dead-letters{_shard_suffix(shard)}"
+    return f"{shard_prefix(app_name, JOURNAL_SPACE, shard)}dead-letters"
+
+
+def caused_key(app_name: str, owner: str, shard: int = 0) -> str:
+    return f"{shard_prefix(app_name, JOURNAL_SPACE, shard)}caused:{owner}"
+
+
+def epoch_key(app_name: str, shard: int = 0) -> str:
+    return f"{shard_prefix(app_name, JOURNAL_SPACE, shard)}epoch"
+
+
+def cron_ticks_key(app_name: str, shard: int = 0) -> str:
+    return f"{shard_prefix(app_name, JOURNAL_SPACE, shard)}cron-ticks"
 
 
 #: Which dispatcher shard runs the app's cron schedules, and until when (a lease).
@@ -145,9 +159,60 @@ def cron_lease_key(app_name: str) -> str:
     return f"raypipe:{app_name}:cron-lease"
 
 
-#: The last tick each cron step fired (epoch seconds), to catch up one missed after a restart.
-def cron_ticks_key(app_name: str) -> str:
-    return f"raypipe:{app_name}:cron-ticks"
+def app_key_patterns(app_name: str) -> list[str]:
+    """SCAN patterns matching every key of the app: those under its shards' hash tags, and
+    the untagged ones (layout markers, the cron lease; as before layout 3, this pattern also
+    matches the untagged keys of an app named ``<app_name>:<more>``)."""
+    escape = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+    name = app_name.translate(escape)
+    return [f"raypipe:{name}:*", f"raypipe:{{{len(app_name)}:{name}:*"]
+
+
+class V2Keys:
+    """The keys of layout 2 (none tagged: one Redis, one slot-less key space), read only to
+    move them to the current layout."""
+
+    @staticmethod
+    def group(app_name: str, group: str, space: str) -> str:
+        return f"raypipe:{app_name}:{space}:{group}"
+
+    @staticmethod
+    def fields_prefix(app_name: str, space: str) -> str:
+        return f"raypipe:{app_name}:{space}-fields:"
+
+    @staticmethod
+    def groups(app_name: str, space: str) -> str:
+        return f"raypipe:{app_name}:{space}-groups"
+
+    @staticmethod
+    def effects_prefix(app_name: str) -> str:
+        return f"raypipe:{app_name}:effect:"
+
+    @staticmethod
+    def owned_prefix(app_name: str) -> str:
+        return f"raypipe:{app_name}:owned:"
+
+    @staticmethod
+    def caused_prefix(app_name: str) -> str:
+        return f"raypipe:{app_name}:caused:"
+
+    @staticmethod
+    def journal(app_name: str, shard: int) -> dict[str, str]:
+        """A dispatcher shard's journal keys of layout 2, by their current names' kind."""
+        suffix = "" if shard == 0 else f":{shard}"
+        return {"deliveries": f"raypipe:{app_name}:deliveries{suffix}",
+                "dead-letters": f"raypipe:{app_name}:dead-letters{suffix}",
+                "epoch": f"raypipe:{app_name}:epoch{suffix}"}
+
+    @staticmethod
+    def cron_ticks(app_name: str) -> str:
+        return f"raypipe:{app_name}:cron-ticks"
+
+    @staticmethod
+    def left(app_name: str) -> str:
+        """Set while effect records of layout 2 may remain (their owners had not settled
+        when the key space was moved)."""
+        return f"raypipe:{app_name}:v2-effects"
 
 
 def namespace_for(app_name: str) -> str:

@@ -45,7 +45,8 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     name: str = constants.DEFAULT_APP_NAME
-    #: ``memory`` (the embedded default) or a ``redis://`` URL.
+    #: ``memory`` (the embedded default), a ``redis://`` URL, or ``redis+cluster://`` and a
+    #: node of a Redis Cluster.
     state: str = "memory"
     host: str = constants.DEFAULT_HOST
     port: int = Field(default=constants.DEFAULT_PORT, ge=1, le=65535)
@@ -165,8 +166,10 @@ class Settings(BaseModel):
     @field_validator("state")
     @classmethod
     def _known_backend(cls, v: str) -> str:
-        if v != "memory" and not v.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("must be 'memory' or a redis:// URL")
+        if v != "memory" and not v.startswith(("redis://", "rediss://", "unix://",
+                                                "redis+cluster://", "rediss+cluster://")):
+            raise ValueError("must be 'memory', a redis:// URL or a redis+cluster:// URL (a "
+                             "node of a Redis Cluster)")
         return v
 
     @field_validator("route_prefix")

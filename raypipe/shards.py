@@ -171,24 +171,16 @@ class ShardedDeadLetters:
 
 
 class ShardedState:
-    """A :class:`~raypipe.runtime_protocols.StateStore` over one store per state shard.
+    """A :class:`~raypipe.runtime_protocols.StateStore` over one store per state shard. Each
+    shard holds its own items (in memory, or under its own hash tag in Redis): a listing
+    gathers every shard's, and a clear goes to each, which fires the triggers of the items it
+    held."""
 
-    ``shared``: the shards keep their items in one store (Redis): a listing or a clear is
-    asked of one shard (the group's), which sees them all. Otherwise (memory) each shard
-    holds its own items: listings gather every shard's and a clear goes to each, which fires
-    the triggers of the items it held."""
-
-    def __init__(self, shards: Sequence[StateStore], shared: bool) -> None:
+    def __init__(self, shards: Sequence[StateStore]) -> None:
         self._shards = shards
-        self._shared = shared
 
     def _at(self, group: str, key: str) -> StateStore:
         return self._shards[item_shard(group, key, len(self._shards))]
-
-    def _group_shards(self, group: str) -> Sequence[StateStore]:
-        if self._shared:
-            return [self._shards[shard_of(group, len(self._shards))]]
-        return self._shards
 
     async def get(self, group: str, key: str) -> Any:
         return await self._at(group, key).get(group, key)
@@ -203,16 +195,14 @@ class ShardedState:
         return await self._at(group, key).delete(group, key, origin)
 
     async def list(self, group: str) -> Items:
-        shards = self._group_shards(group)
-        if len(shards) == 1:
-            return await shards[0].list(group)
-        parts = await _each([s.list(group) for s in shards])
+        if len(self._shards) == 1:
+            return await self._shards[0].list(group)
+        parts = await _each([s.list(group) for s in self._shards])
         return sorted((i for part in parts for i in part), key=lambda i: str(i["id"]))
 
     async def list_groups(self) -> Groups:
-        shards = [self._shards[0]] if self._shared else self._shards
-        return sorted({g for part in await _each([s.list_groups() for s in shards])
+        return sorted({g for part in await _each([s.list_groups() for s in self._shards])
                        for g in part})
 
     async def clear(self, group: str, origin: Origin) -> None:
-        await _each([s.clear(group, origin) for s in self._group_shards(group)])
+        await _each([s.clear(group, origin) for s in self._shards])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -87,6 +88,97 @@ def redis_url() -> str:
         pytest.fail(f"no Redis at {url} ({exc}): run `make test`, or start redis-server, "
                     "or set REDIS_URL")
     return url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A Redis Cluster of three primaries on loopback (their bus ports picked too: the
+    default, port + 10000, falls in Ray's worker ports), as ``redis+cluster://``; the
+    servers started here are stopped by pid. No redis-server to start fails the test."""
+    import subprocess
+
+    import redis
+
+    server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+    if server is None or cli is None:
+        pytest.fail("the Redis Cluster tests start one: they need redis-server and redis-cli "
+                    "(apt-get install -y redis-server)")
+    procs: list[subprocess.Popen[bytes]] = []
+    ports = []
+    try:
+        for i in range(3):
+            port, bus = free_port(), free_port()
+            folder = tmp_path_factory.mktemp(f"redis-cluster-{i}")
+            procs.append(subprocess.Popen(
+                [server, "--port", str(port), "--cluster-port", str(bus), "--bind", "127.0.0.1",
+                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                 "--save", "", "--appendonly", "no", "--dir", str(folder)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
+            ports.append(port)
+        for port in ports:
+            wait_for(lambda port=port: _answers(port), timeout=30,
+                     message=f"a Redis Cluster node on port {port}")
+        subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
+                        "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        node = redis.Redis(port=ports[0], decode_responses=True)
+        wait_for(lambda: all(
+            redis.Redis(port=p, decode_responses=True).cluster("info")["cluster_state"] == "ok"
+            for p in ports), timeout=60, message="the Redis Cluster's slots to be served")
+        node.close()
+        yield f"redis+cluster://127.0.0.1:{ports[0]}"
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
+
+
+def _answers(port: int) -> bool:
+    import redis
+
+    try:
+        return bool(redis.Redis(port=port, socket_connect_timeout=1).ping())
+    except redis.RedisError:
+        return False
+
+
+def app_keys(url: str, app: str) -> list[str]:
+    """Every key of ``app`` in the Redis (or Redis Cluster) at ``url``."""
+    from raypipe.constants import app_key_patterns
+
+    client = _sync_client(url)
+    try:
+        return sorted({k for pattern in app_key_patterns(app)
+                       for k in client.scan_iter(match=pattern, count=1000)})
+    finally:
+        client.close()
+
+
+def effect_record_keys(client: Any, app: str) -> list[str]:
+    """The app's effect records and their owners' sets, in every shard (``client``: a
+    synchronous redis-py client)."""
+    from raypipe.constants import app_key_patterns
+
+    keys = {k if isinstance(k, str) else k.decode()
+            for pattern in app_key_patterns(app)[1:] for k in client.scan_iter(match=pattern)}
+    return sorted(k for k in keys if re.search(r"}:(e|o):|}:owners$", k))
+
+
+def drop_app_keys(url: str, app: str) -> None:
+    client = _sync_client(url)
+    try:
+        for key in app_keys(url, app):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def _sync_client(url: str) -> Any:
+    import redis
+    from redis.cluster import RedisCluster
+
+    if url.startswith("redis+cluster://"):
+        return RedisCluster.from_url(url.replace("+cluster", "", 1), decode_responses=True)
+    return redis.Redis.from_url(url, decode_responses=True)
 
 
 def descendants(pid: int) -> set[int]:

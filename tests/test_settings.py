@@ -26,6 +26,15 @@ def test_dev_is_set_by_the_command_alone(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ={}).dev is False
 
 
+def test_the_state_backend_is_memory_a_redis_or_a_redis_cluster(tmp_path: Path) -> None:
+    for url in ("memory", "redis://127.0.0.1:6379/0", "rediss://h:6380", "unix:///tmp/r.sock",
+                "redis+cluster://10.0.0.1:7000", "rediss+cluster://h:7000"):
+        assert load_settings(tmp_path, {"state": url}, environ={}).state == url
+    for url in ("postgres://h/db", "cluster://h:7000", "redis"):
+        with pytest.raises(ConfigError, match="redis\\+cluster:// URL"):
+            load_settings(tmp_path, {"state": url}, environ={})
+
+
 def test_the_ingress_is_serves_proxy_unless_haproxy_is_asked_for(tmp_path: Path) -> None:
     assert load_settings(tmp_path, environ={}).ingress == IngressMode.PROXY
     chosen = load_settings(tmp_path, environ={"RAYPIPE_INGRESS": "haproxy"})

@@ -26,6 +26,7 @@ from raypipe.shards import (
 )
 from raypipe.testing import TestApp
 from raypipe.trigger_kind import TriggerKind
+from tests.conftest import drop_app_keys
 
 APPS = Path(__file__).resolve().parent / "apps"
 
@@ -152,8 +153,6 @@ async def test_a_tick_is_recorded_as_fired_with_its_delivery(redis_url: str) -> 
     shard taking the schedules over reads it and does not fire it again."""
     import uuid
 
-    import redis
-
     from raypipe.engine.cron import tick_delivery, tick_of
     from raypipe.engine.redis_journal import RedisJournal
 
@@ -172,8 +171,7 @@ async def test_a_tick_is_recorded_as_fired_with_its_delivery(redis_url: str) -> 
         await other.close()
     finally:
         await journal.close()
-        client = redis.Redis.from_url(redis_url)
-        client.delete(*client.keys(f"raypipe:{app}:*") or [b"-"])
+        drop_app_keys(redis_url, app)
 
 
 async def test_a_batch_of_messages_goes_to_each_shard_in_order() -> None:

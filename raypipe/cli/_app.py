@@ -39,7 +39,8 @@ AppArg = Annotated[Path, typer.Argument(help="The app directory.")]
 AppOpt = Annotated[Path, typer.Option("--app", "-a", help="The app directory.")]
 PortOpt = Annotated[int | None, typer.Option(help="HTTP port (default 3111).")]
 HostOpt = Annotated[str | None, typer.Option(help="HTTP host (default 127.0.0.1).")]
-StateOpt = Annotated[str | None, typer.Option(help="State backend: memory or a redis:// URL.")]
+StateOpt = Annotated[str | None, typer.Option(
+    help="State backend: memory, a redis:// URL, or redis+cluster:// and a Redis Cluster node.")]
 
 
 def _fail(message: str, code: int = 1) -> NoReturn:

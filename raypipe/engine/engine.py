@@ -443,7 +443,18 @@ class DeliveryEngine:
     def forget_caused(self, delivery_ids: Sequence[str]) -> None:
         """These deliveries settled in another shard: what they caused here needs no more
         deduplication (this shard's own settle does it for its own)."""
-        self._seen.release(list(delivery_ids))
+        ids = list(delivery_ids)
+        self._seen.release(ids)
+        self.spawn(self._forget(ids))
+
+    async def _forget(self, ids: list[str]) -> None:
+        try:
+            await self.journal.forgotten(ids)
+        except Exception:
+            # Not retried: what a lost call leaves is only kept, never used (its parents
+            # settled, so nothing offers those ids again).
+            log.warning("what %d settled deliveries caused here was not dropped from the "
+                        "journal", len(ids), exc_info=True)
 
     def check_stuck(self) -> list[str]:
         return self.stuck.check()

@@ -33,7 +33,8 @@ class Journal(abc.ABC):
 
     @abc.abstractmethod
     async def settled(self, delivery_ids: Sequence[str]) -> None:
-        """These deliveries are done: drop them, what they caused, and their effect records."""
+        """These deliveries are done: drop them and what they caused here (the records of
+        their effects are released by the shards that keep them)."""
 
     @abc.abstractmethod
     async def dead(self, entry: DeadLetter) -> None:
@@ -59,6 +60,9 @@ class Journal(abc.ABC):
 
     @abc.abstractmethod
     async def last_tick(self, step: str) -> float | None: ...
+
+    async def forgotten(self, delivery_ids: Sequence[str]) -> None:  # noqa: B027 - optional
+        """These deliveries settled in another shard: what they caused here may go."""
 
     async def other_shards_owners(self) -> list[str]:
         """Ids of deliveries pending or dead in the app's other dispatcher shards: what this

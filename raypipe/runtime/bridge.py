@@ -351,8 +351,7 @@ class RayRuntime:
             self.bus = ActorBus(dispatchers[0])
             self.dead_letters = ActorDeadLetters(dispatchers[0])
         else:
-            self.state = ShardedState([ActorStateStore(h) for h in states],
-                                      shared=spec.settings.state != "memory")
+            self.state = ShardedState([ActorStateStore(h) for h in states])
             from raypipe.runtime import shipping
 
             self.bus = ShardedBus([ActorBus(h) for h in dispatchers], shipping.load(spec))

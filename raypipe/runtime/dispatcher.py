@@ -41,7 +41,7 @@ RELEASE_SECONDS = 0.5
 
 class _RuntimeHooks:
     """Spans for the workbench's traces, latencies for the metrics, and releases of settled
-    deliveries' effect records in the actors that keep them in memory."""
+    deliveries' effect records in the actors that keep them."""
 
     def __init__(self, spec: AppSpec, metrics: DeliveryMetrics, shard: int) -> None:
         self.spec = spec
@@ -82,28 +82,41 @@ class _RuntimeHooks:
             asyncio.get_running_loop().call_later(RELEASE_SECONDS, self._send_releases)
         self._releasing.extend(delivery_ids)
 
+    def _keepers(self) -> list[Any]:
+        """The actors keeping effect records: the streams actor and the state shards."""
+        shards = self.spec.settings.shards
+        return [ray.get_actor(n, namespace=self.spec.namespace)
+                for n in [constants.STREAMS_ACTOR,
+                          *[constants.shard_actor(constants.STATE_ACTOR, i)
+                            for i in range(shards)]]]
+
     def _send_releases(self) -> None:
         delivery_ids, self._releasing = self._releasing, []
         if self._release_to is None:
-            # The streams actor caches effect records in memory whatever the backend; the
-            # state actors only with the memory backend (Redis's went with the journal
-            # entry); the other dispatcher shards remember what these deliveries caused there.
+            # The streams actor and the state shards drop the records of these deliveries'
+            # effects; the other dispatcher shards forget what these deliveries caused there.
             shards = self.spec.settings.shards
-            names = [(constants.STREAMS_ACTOR, "release")]
-            if self.spec.settings.state == "memory":
-                names += [(constants.shard_actor(constants.STATE_ACTOR, i), "release")
-                          for i in range(shards)]
-            names += [(constants.shard_actor(constants.DISPATCHER_ACTOR, i), "forget_caused")
-                      for i in range(shards) if i != self.shard]
             try:
-                self._release_to = [
-                    getattr(ray.get_actor(n, namespace=self.spec.namespace), method)
-                    for n, method in names]
+                others = [ray.get_actor(constants.shard_actor(constants.DISPATCHER_ACTOR, i),
+                                        namespace=self.spec.namespace).forget_caused
+                          for i in range(shards) if i != self.shard]
+                self._release_to = [k.release for k in self._keepers()] + others
             except ValueError:
                 return  # not started yet: nothing of theirs to release
         for method in self._release_to:
-            # Not waited on: a release lost with a restarting actor only costs memory there.
+            # Not waited on: a release lost with this actor (or its Redis) is made good by
+            # the sweep this shard's next life asks for.
             method.remote(delivery_ids)
+
+    def sweep_records(self) -> None:
+        """Ask the keepers of effect records to drop those of deliveries no journal holds:
+        releases a dispatcher's earlier life collected and did not send. Not waited on."""
+        try:
+            keepers = self._keepers()
+        except ValueError:
+            return  # a first start: nothing was released before
+        for keeper in keepers:
+            keeper.sweep_records.remote()
 
 
 class _StateActorLease(Lease):
@@ -196,6 +209,7 @@ class Dispatcher:
         if not self._exporting:
             self._exporting = True
             self.engine.spawn(self._export())
+            self.hooks.sweep_records()
 
     async def _export(self) -> None:
         while True:

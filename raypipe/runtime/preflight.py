@@ -105,13 +105,25 @@ def state_reachable(spec: AppSpec) -> None:
         return
     import redis
 
-    client = redis.Redis.from_url(url, socket_connect_timeout=STATE_TIMEOUT,
+    from raypipe.state.backends.redis import is_cluster
+
+    cluster = is_cluster(url)
+    # A cluster's node answers a plain client's PING and INFO as any Redis does.
+    client = redis.Redis.from_url(url.replace("+cluster", "", 1) if cluster else url,
+                                  socket_connect_timeout=STATE_TIMEOUT,
                                   socket_timeout=STATE_TIMEOUT)
     try:
         client.ping()
+        enabled = bool(client.info("cluster").get("cluster_enabled"))
     except Exception as exc:
         raise DeployError("state", f"the state backend {redact_url(url)} does not answer "
                           f"({type(exc).__name__}: {exc}); nothing was deployed") from None
+    else:
+        if enabled != cluster:
+            fix = ("it is a node of a Redis Cluster: name it redis+cluster://" if enabled else
+                   "it is not a node of a Redis Cluster: name it redis://")
+            raise DeployError("state", f"the state backend {redact_url(url)} is not what its "
+                              f"URL says ({fix}...); nothing was deployed")
     finally:
         with contextlib.suppress(Exception):
             client.close()

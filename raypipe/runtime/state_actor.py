@@ -7,6 +7,7 @@ import time
 
 import ray
 
+from raypipe import constants
 from raypipe.app import App
 from raypipe.change_triggers import ChangeTriggers
 from raypipe.engine.lease import MemoryLease
@@ -31,7 +32,8 @@ class StateActor(StateService):
         :func:`raypipe.shards.item_shard` gives it."""
         spec = self.spec = registry.current(spec)
         self.app = shipping.load(spec)
-        super().__init__(make_backend(spec.settings.state, spec.settings.name),
+        super().__init__(make_backend(spec.settings.state, spec.settings.name,
+                                      constants.STATE_SPACE, shard, spec.settings.shards),
                          _triggers(spec, self.app))
         self._lease = MemoryLease(time.monotonic)
         gc_tuning.settle()

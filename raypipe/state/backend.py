@@ -81,19 +81,26 @@ class StateBackend(abc.ABC):
         """``(old, new)`` of an item write whose ``effect`` was already applied, else ``None``."""
 
     async def release(self, owners: Sequence[str]) -> None:  # noqa: B027 - optional hook
-        """Forget the effect records of these deliveries (they settled). A backend whose
-        records go with the journal's entry (Redis) does nothing here."""
+        """Forget the effect records of these deliveries (they settled)."""
+
+    async def sweep_records(self) -> int:
+        """Forget the records of deliveries the journals no longer hold (releases lost with a
+        restarting actor); how many owners' records went. Kept in memory, records go with
+        the process: nothing to sweep."""
+        return 0
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
 
 
-def make_backend(url: str, app: str, space: str = constants.STATE_SPACE) -> StateBackend:
-    """``memory``, or a ``redis://`` URL (keys prefixed with the app's name and ``space``)."""
+def make_backend(url: str, app: str, space: str = constants.STATE_SPACE, shard: int = 0,
+                 shards: int = 1) -> StateBackend:
+    """``memory``, or a ``redis://`` (``redis+cluster://``) URL: shard ``shard`` of
+    ``shards`` of ``app``'s ``space``."""
     if url == "memory":
         from raypipe.state.backends.memory import MemoryBackend
 
         return MemoryBackend()
     from raypipe.state.backends.redis import RedisBackend
 
-    return RedisBackend(url, app, space)
+    return RedisBackend(url, app, space, shard, shards)

@@ -55,6 +55,11 @@ class StateService:
         """These deliveries settled: their effect records may go."""
         await self.backend.release(owners)
 
+    async def sweep_records(self) -> int:
+        """Drop the effect records of deliveries no journal holds (see
+        :meth:`~raypipe.state.backend.StateBackend.sweep_records`)."""
+        return await self.backend.sweep_records()
+
     async def batch(self, calls: list[wire.Wire]) -> list[wire.Wire]:
         """Several calls from one process in one actor call (see
         :func:`~raypipe.engine.loopbatch.run_calls`); the Redis backend commits a batch's

@@ -66,9 +66,16 @@ class StreamsService:
                 self.hub.load(stream, group, {i["id"]: i["data"] for i in items})
 
     async def release(self, owners: list[str]) -> None:
-        """These deliveries settled: their effect records may go (with Redis, the journal
-        dropped the durable ones)."""
+        """These deliveries settled: their effect records may go (here and in the store)."""
         self.effects.release(owners)
+        if self.store is not None:
+            await self.store.release(owners)
+
+    async def sweep_records(self) -> int:
+        """The store's records of deliveries no journal holds (see
+        :meth:`~raypipe.state.backend.StateBackend.sweep_records`); those in memory went with the
+        process that held them."""
+        return 0 if self.store is None else await self.store.sweep_records()
 
     # --- items --------------------------------------------------------------------------------
     async def get(self, stream: str, group: str, item_id: str) -> Any:

@@ -226,9 +226,9 @@ class LocalRuntime:
         self.engine = self.engines[0]
         # Writes answer with their values: there is no process boundary to save them across.
         self.state_services = [
-            StateService(make_backend(settings.state, settings.name),
+            StateService(make_backend(settings.state, settings.name, constants.STATE_SPACE, i, k),
                          self._triggers(ChangeSource.STATE), defer_large=False)
-            for _ in range(k)]
+            for i in range(k)]
         self.state_service = self.state_services[0]
         store = None if settings.state == "memory" else make_backend(
             settings.state, settings.name, constants.STREAMS_SPACE)
@@ -241,8 +241,7 @@ class LocalRuntime:
             self.bus = _Bus(self.engine)
             self.dead_letters = _DeadLetters(self.engine)
         else:
-            self.state = ShardedState([_State(s) for s in self.state_services],
-                                      shared=settings.state != "memory")
+            self.state = ShardedState([_State(s) for s in self.state_services])
             self.bus = ShardedBus([_Bus(e) for e in self.engines], app)
             self.dead_letters = ShardedDeadLetters([_DeadLetters(e) for e in self.engines])
         self.objects = LocalObjects(settings.ref_grace_seconds, clock.monotonic,
@@ -306,6 +305,10 @@ class LocalRuntime:
         for engine in self.engines:
             await engine.start()
         await self.streams._load()
+        # Records of deliveries an earlier run settled without releasing them.
+        for service in self.state_services:
+            await service.sweep_records()
+        await self.streams.sweep_records()
 
     async def close(self) -> None:
         poll = self._relay._loop_task if self._relay is not None else None

@@ -88,9 +88,9 @@ class FifoGroups:
         asyncio.run(go())
 
     def seqs(self) -> dict[str, list[int]]:
-        name = self.d.spec.settings.name
+        name, shards = self.d.spec.settings.name, self.d.spec.settings.shards
         try:
-            found = {f"g{g}": read_item(self.db, name, "fifo", f"g{g}")
+            found = {f"g{g}": read_item(self.db, name, "fifo", f"g{g}", shards=shards)
                      for g in range(self.groups)}
         except redis.RedisError:
             return {}

@@ -26,7 +26,8 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import wait_for
+from raypipe import constants
+from tests.conftest import drop_app_keys, wait_for
 from tests.runtime.raycluster import RAYPIPE, LocalCluster
 
 FAULTS = Path(__file__).resolve().parent.parent / "apps" / "faults"
@@ -80,15 +81,15 @@ class App:
         run = wait_for(lambda: (r := self.item("runs", rid)) and r["done"] == n and r,
                        timeout=300, interval=1, message=lambda: (
                            f"all {n} tasks: {self.done(rid)} done, "
-                           f"{self.redis.hlen(f'raypipe:{self.name}:deliveries')} journaled"))
+                           f"{self.redis.hlen(constants.pending_deliveries_key(self.name))} "
+                           "journaled"))
         assert sorted(map(int, run["seen"])) == list(range(n))
         assert set(run["seen"].values()) == {1}, "a task applied twice"
         wait_for(lambda: self.item("completions", rid), timeout=60, message="the completion")
         return dict(run)
 
     def cleanup(self) -> None:
-        for key in self.redis.scan_iter(f"raypipe:{self.name}:*"):
-            self.redis.delete(key)
+        drop_app_keys(self.redis_url, self.name)
 
 
 @pytest.fixture

@@ -17,8 +17,9 @@ import httpx
 import ray
 import redis
 
+from raypipe import constants
 from raypipe.state.backends.redis_items import read_item
-from tests.conftest import Deploy, wait_for
+from tests.conftest import Deploy, effect_record_keys, wait_for
 from tests.runtime.conftest import FifoGroups, OwnRedis, resumes_exactly
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
@@ -76,8 +77,9 @@ def test_redis_killed_mid_runresumes_exactly(deploy_app: Deploy, own_redis: OwnR
     stats = _stats(d)
     assert stats["steps"]["task"]["done"] == n and not stats["steps"]["task"].get(
         "dead_lettered")
-    assert db.hlen(f"raypipe:{name}:deliveries") == 0
-    assert not list(db.scan_iter(f"raypipe:{name}:owned:*"))  # every effect record dropped
+    assert db.hlen(constants.pending_deliveries_key(name)) == 0
+    wait_for(lambda: not effect_record_keys(db, name), timeout=30,
+             message=lambda: f"every effect record dropped: {effect_record_keys(db, name)}")
     assert _actor_pids(d) == pids, "an actor was restarted"
 
 

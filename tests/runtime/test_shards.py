@@ -17,7 +17,7 @@ import ray
 import redis
 
 from raypipe.state.backends.redis_items import read_item
-from tests.conftest import Deploy, wait_for
+from tests.conftest import Deploy, effect_record_keys, wait_for
 from tests.runtime.conftest import FifoGroups, OwnRedis, resumes_exactly
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
@@ -55,7 +55,25 @@ def _nothing_left(d: Any, db: redis.Redis) -> None:
     for shard in range(K):
         assert db.hlen(constants.pending_deliveries_key(name, shard)) == 0
         assert db.hlen(constants.dead_letters_key(name, shard)) == 0
-    assert not list(db.scan_iter(f"raypipe:{name}:owned:*"))  # every effect record dropped
+    wait_for(lambda: not effect_record_keys(db, name), timeout=30,
+             message=lambda: f"every effect record dropped: {effect_record_keys(db, name)}")
+
+
+def _start_run(d: Any, n: int) -> str:
+    """A run of the faults app: ``n`` tasks; its id."""
+    r = httpx.post(f"{d.url}/runs", json={"n": n, "sleep_ms": 2}, timeout=60)
+    assert r.status_code == 202, r.text
+    return str(r.json()["run"])
+
+
+def _completes_once(d: Any, db: Any, rid: str, run: Any, n: int) -> None:
+    """Every task of the run done once, its completion fired once, nothing left behind."""
+    name = d.spec.settings.name
+    resumes_exactly(d, run, n)
+    wait_for(lambda: read_item(db, name, "completions", rid, shards=K), timeout=60,
+             message="the completion")
+    _nothing_left(d, db)
+    assert read_item(db, name, "completions", rid, shards=K) == {"n": 1}
 
 
 def test_three_shards_lose_and_double_nothing_through_every_fault(
@@ -69,13 +87,11 @@ def test_three_shards_lose_and_double_nothing_through_every_fault(
 
     def run() -> dict[str, Any]:
         try:
-            return read_item(db, name, "runs", rid) or {}
+            return read_item(db, name, "runs", rid, shards=K) or {}
         except redis.RedisError:
             return {}
 
-    r = httpx.post(f"{d.url}/runs", json={"n": n, "sleep_ms": 2}, timeout=60)
-    assert r.status_code == 202, r.text
-    rid = r.json()["run"]
+    rid = _start_run(d, n)
     wait_for(lambda: run().get("done", 0) >= 150, timeout=120, message="progress")
     _kill(d, constants.DISPATCHER_ACTOR, 1)
     wait_for(lambda: run().get("done", 0) >= 500, timeout=180, message="progress after it")
@@ -88,11 +104,7 @@ def test_three_shards_lose_and_double_nothing_through_every_fault(
     time.sleep(4)  # the outage itself: every shard waits it out
     own_redis.start()
 
-    resumes_exactly(d, run, n)
-    wait_for(lambda: read_item(db, name, "completions", rid), timeout=60,
-             message="the completion")
-    _nothing_left(d, db)
-    assert read_item(db, name, "completions", rid) == {"n": 1}
+    _completes_once(d, db, rid, run, n)
     # Each shard ran its part: the run's tasks spread over the three (the tally, not the
     # count: a killed dispatcher's last interval of it is lost).
     done = [s["steps"].get("task", {}).get("done", 0) for s in _per_shard(d)]
@@ -131,7 +143,7 @@ def test_cron_fires_once_per_tick_with_three_shards_and_after_its_owner_dies(
     db = redis.Redis.from_url(redis_url, decode_responses=True)
 
     def dues() -> dict[int, int]:
-        item = read_item(db, d.spec.settings.name, "ticks", "all") or {}
+        item = read_item(db, d.spec.settings.name, "ticks", "all", shards=K) or {}
         return {int(k): v for k, v in item.get("due", {}).items()}
 
     def owners() -> list[int]:
@@ -176,3 +188,34 @@ def test_cron_fires_once_per_tick_with_three_shards_and_after_its_owner_dies(
     assert "workflows   not counted with several shards" in shown.output
     assert all(f"raypipe:{kind}:{i} alive" in shown.output
                for kind in ("dispatcher", "state") for i in range(1, K))
+
+
+def test_three_shards_on_a_redis_cluster_lose_and_double_nothing(
+        deploy_app: Deploy, redis_cluster_url: str) -> None:
+    """The same app on a Redis Cluster of three primaries: every write keeps to its shard's
+    slot (the cluster refuses a transaction over two), through a dispatcher shard and a state
+    shard killed mid-run; the app's keys spread over the cluster's primaries."""
+    from raypipe import constants
+    from raypipe.shards import item_shard
+    from tests.conftest import _sync_client, app_keys, drop_app_keys
+
+    n = 600
+    d = deploy_app(FAULTS, state=redis_cluster_url, shards=K)
+    db = _sync_client(redis_cluster_url)
+    name = d.spec.settings.name
+    try:
+        def run() -> dict[str, Any]:
+            return read_item(db, name, "runs", rid, shards=K) or {}
+
+        rid = _start_run(d, n)
+        wait_for(lambda: run().get("done", 0) >= 100, timeout=120, message="progress")
+        _kill(d, constants.DISPATCHER_ACTOR, 2)
+        wait_for(lambda: run().get("done", 0) >= 250, timeout=180, message="progress after it")
+        _kill(d, constants.STATE_ACTOR, item_shard("runs", rid, K))
+        _completes_once(d, db, rid, run, n)
+        owners = {db.keyslot(key) for key in app_keys(redis_cluster_url, name)
+                  if "{" in key}
+        assert len(owners) > 1, "every shard's keys in one slot"
+    finally:
+        db.close()
+        drop_app_keys(redis_cluster_url, name)

@@ -12,6 +12,7 @@ from raypipe.effects import Effect
 from raypipe.errors import UpdateOpError
 from raypipe.state.backend import StateBackend, make_backend
 from raypipe.state.backends.memory import MemoryBackend
+from tests.conftest import drop_app_keys
 
 
 async def test_get_missing_is_none(backend: StateBackend) -> None:
@@ -135,12 +136,7 @@ async def redis_app(redis_url: str) -> AsyncIterator[tuple[StateBackend, str]]:
     b = make_backend(redis_url, app)
     yield b, app
     await b.close()
-    import redis
-
-    r = redis.Redis.from_url(redis_url)
-    keys = list(r.scan_iter(f"raypipe:{app}:*"))
-    if keys:
-        r.delete(*keys)
+    drop_app_keys(redis_url, app)
 
 
 async def test_a_second_backend_on_the_same_redis_sees_the_items(
@@ -193,49 +189,67 @@ async def test_a_repeated_effect_is_applied_once(backend: StateBackend) -> None:
 
 async def test_effects_survive_a_new_backend_on_the_same_redis(
         redis_app: tuple[StateBackend, str], redis_url: str) -> None:
-    """A restarted state actor must still recognise the effects its predecessor applied."""
+    """A restarted state actor must still recognise the effects its predecessor applied, and
+    drop their records once their delivery is released (a release names every settled
+    delivery, also those that wrote nothing here)."""
     backend, app = redis_app
     ops = [{"type": "increment", "path": "n"}]
     await backend.update("fx", "k", ops, effect=Effect("d", "d|1"))
     restarted = make_backend(redis_url, app)
-    assert await restarted.update("fx", "k", ops, effect=Effect("d", "d|1")) == (None, {"n": 1})
-    assert await restarted.get("fx", "k") == {"n": 1}
-    await restarted.close()
+    try:
+        assert await restarted.update("fx", "k", ops, effect=Effect("d", "d|1")) == (
+            None, {"n": 1})
+        assert await restarted.get("fx", "k") == {"n": 1}
+        await restarted.release(["d", "never-wrote-here"])
+        assert await restarted.applied(Effect("d", "d|1")) is None
+        assert await backend.applied(Effect("d", "d|1")) is None
+    finally:
+        await restarted.close()
 
 
 async def test_effect_records_last_until_their_delivery_is_released(
         backend: StateBackend) -> None:
-    """No clock drops a record: it answers repeats until its owner settles and is released
-    (with Redis, the journal's settle drops it; the memory backend is told directly)."""
+    """No clock drops a record: it answers repeats until its owner settles and is released."""
     ops = [{"type": "increment", "path": "n"}]
     await backend.update("life", "k", ops, effect=Effect("d1", "d1-a"))
     await backend.update("life", "k", ops, effect=Effect("d2", "d2-a"))
+    await backend.clear("other", effect=Effect("d1", "d1-b"))
     assert await backend.applied(Effect("d1", "d1-a")) == (None, {"n": 1})
     await backend.release(["d1"])
-    if isinstance(backend, MemoryBackend):
-        assert await backend.applied(Effect("d1", "d1-a")) is None
+    assert await backend.applied(Effect("d1", "d1-a")) is None
     assert await backend.applied(Effect("d2", "d2-a")) == ({"n": 1}, {"n": 2})
 
 
-async def test_redis_effect_records_have_no_ttl_and_go_when_the_journal_settles(
+async def test_redis_effect_records_have_no_ttl_and_a_sweep_drops_those_no_journal_holds(
         redis_app: tuple[StateBackend, str], redis_url: str) -> None:
+    """A release lost with a dispatcher's life leaves its deliveries' records: the sweep the
+    next life asks for drops those of deliveries neither pending nor dead in any shard's
+    journal, and keeps the others'."""
     import redis.asyncio as aioredis
 
     from raypipe import constants
+    from raypipe.engine.delivery import Delivery
     from raypipe.engine.redis_journal import RedisJournal
+    from raypipe.trigger_kind import TriggerKind
 
     backend, app = redis_app
     ops = [{"type": "increment", "path": "n"}]
-    await backend.update("life", "k", ops, effect=Effect("d1", "e1"))
-    await backend.update("life", "k", ops, effect=Effect("d2", "e2"))
+    for owner in ("d1", "d2"):
+        await backend.update("life", "k", ops, effect=Effect(owner, f"{owner}-e"))
     r = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    ekey = constants.effect_key(app, "e1")
+    ekey = constants.effect_key(app, "d1-e")
     assert await r.ttl(ekey) == -1  # kept, however long its delivery waits
-    journal = RedisJournal(redis_url, app)
-    await journal.settled(["d1"])
+    journal = RedisJournal(redis_url, app, shard=1, shards=2)  # d2 still runs, in shard 1
+    await journal.start()
+    await journal.accepted([Delivery("d2", "s", TriggerKind.QUEUE, {}, "t")], [])
+    assert await backend.sweep_records() == 1
     assert not await r.exists(ekey, constants.owned_effects_key(app, "d1"))
-    assert await backend.applied(Effect("d1", "e1")) is None
-    assert await backend.applied(Effect("d2", "e2")) == ({"n": 1}, {"n": 2})
+    assert await r.smembers(constants.effect_owners_key(app)) == {"d2"}
+    assert await backend.applied(Effect("d1", "d1-e")) is None
+    assert await backend.applied(Effect("d2", "d2-e")) == ({"n": 1}, {"n": 2})
+    await journal.settled(["d2"])
+    assert await backend.sweep_records() == 1
+    assert await backend.applied(Effect("d2", "d2-e")) is None
     await journal.close()
     await r.aclose()
 
@@ -318,45 +332,4 @@ def _same_store(backend: StateBackend, redis_url: str) -> StateBackend:
     from raypipe.state.backends.redis import RedisBackend
 
     assert isinstance(backend, RedisBackend)
-    return RedisBackend(redis_url, backend.app)
-
-
-async def test_redis_keys_of_layout_1_are_moved_and_ambiguous_ones_refused(
-        redis_url: str) -> None:
-    import json
-
-    import redis.asyncio as aioredis
-
-    from raypipe import constants
-    from raypipe.errors import StateLayoutError
-    from raypipe.state.backends.redis import RedisBackend
-
-    app = f"test-{uuid.uuid4().hex[:8]}"
-    raw = aioredis.Redis.from_url(redis_url, decode_responses=True)
-    try:
-        # An item as layout 1 wrote it: the head in the group's hash, a field's hash.
-        await raw.hset(constants.state_group_key(app, "g"), "k",
-                       json.dumps({"n": 1, "s": ["profile"], "v": {}}))
-        await raw.sadd(constants.state_groups_key(app), "g")
-        await raw.hset(constants.legacy_state_field_key(app, "g", "k", "profile"),
-                       mapping={"name": json.dumps("alice")})
-        b = RedisBackend(redis_url, app)
-        assert await b.get("g", "k") == {"profile": {"name": "alice"}}
-        assert await raw.exists(constants.state_field_key(app, "g", "k", "profile"))
-        assert not await raw.exists(constants.legacy_state_field_key(app, "g", "k", "profile"))
-        assert await raw.get(constants.state_layout_key(app)) == constants.STATE_LAYOUT
-        await b.close()
-
-        other = f"test-{uuid.uuid4().hex[:8]}"
-        ambiguous = constants.legacy_state_field_key(other, "g\x1fx", "k", "f")
-        await raw.hset(ambiguous, mapping={"a": "1"})
-        with pytest.raises(StateLayoutError) as refused:
-            await RedisBackend(redis_url, other).get("g", "k")
-        assert "\\x1f" in str(refused.value) and "delete it" in str(refused.value)
-        await raw.delete(ambiguous)
-    finally:
-        for prefix in (app, locals().get("other", app)):
-            keys = [k async for k in raw.scan_iter(f"raypipe:{prefix}:*")]
-            if keys:
-                await raw.delete(*keys)
-        await raw.aclose()
+    return RedisBackend(backend.url, backend.app)

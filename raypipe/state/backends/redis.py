@@ -43,7 +43,7 @@ from raypipe.state.backends.redis_items import (
     touched_by,
     writes_for,
 )
-from raypipe.state.backends.redis_layout import LayoutGate
+from raypipe.state.backends.redis_layout import LayoutGate, glob_escape
 from raypipe.state.change import StateChange, is_large
 from raypipe.state.in_place import Before, Holder, PathRecord, answer
 from raypipe.state.ops import apply_ops
@@ -77,6 +77,14 @@ class _Write:
         default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+#: URL schemes of a Redis Cluster (any of its nodes): ``redis+cluster://host:port``.
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def is_cluster(url: str) -> bool:
+    return url.startswith(CLUSTER_SCHEMES)
+
+
 def redis_client(url: str) -> Any:
     """An asyncio client whose pool waits for a free connection rather than failing (a batch
     of deliveries settles at once, and a few hundred concurrent writes raised redis-py's "Too
@@ -84,37 +92,58 @@ def redis_client(url: str) -> Any:
     with capped backoff. A delivery's writes are idempotent by their effect records, and the
     journal's by what they write, so a retry after a lost reply applies nothing twice. (A
     write from outside any delivery, an HTTP handler's, has no effect record: one whose reply
-    was lost as Redis died may apply twice.)"""
+    was lost as Redis died may apply twice.) A ``redis+cluster://`` URL names a node of a
+    Redis Cluster: every transaction here keeps to one slot (:mod:`raypipe.constants`)."""
+    retry = Retry(ExponentialBackoff(cap=2.0, base=0.05), OUTAGE_RETRIES)
+    if is_cluster(url):
+        from redis.asyncio.cluster import RedisCluster
+
+        return RedisCluster.from_url(
+            url.replace("+cluster", "", 1), decode_responses=True,
+            max_connections=MAX_CONNECTIONS, socket_connect_timeout=2,
+            health_check_interval=10, retry=retry)
     # The retry goes to the pool: its connections are made from the pool's arguments, and
     # those of a client handed a pool are ignored.
     pool = aioredis.BlockingConnectionPool.from_url(
         url, decode_responses=True, max_connections=MAX_CONNECTIONS, timeout=60,
-        socket_connect_timeout=2, health_check_interval=10,
-        retry=Retry(ExponentialBackoff(cap=2.0, base=0.05), OUTAGE_RETRIES),
+        socket_connect_timeout=2, health_check_interval=10, retry=retry,
         retry_on_error=[RedisConnectionError, RedisTimeoutError, ConnectionError, OSError])
     return aioredis.Redis(connection_pool=pool)
 
 
 class RedisBackend(StateBackend):
-    def __init__(self, url: str, app: str, space: str = constants.STATE_SPACE) -> None:
+    """Shard ``shard`` of ``shards`` of ``app``'s ``space``: the items
+    :func:`raypipe.shards.item_shard` gives it, under its own hash tag."""
+
+    def __init__(self, url: str, app: str, space: str = constants.STATE_SPACE,
+                 shard: int = 0, shards: int = 1) -> None:
         # Any: redis-py's stubs type every reply as bytes | str whatever decode_responses says.
         self._redis: Any = redis_client(url)
-        self.app = app
-        self._groups_key = constants.state_groups_key(app, space)
-        self._effect_key: Callable[[str], str] = lambda effect: constants.effect_key(app, effect)
+        self.url, self.app, self.space, self.shard = url, app, space, shard
+        self._groups_key = constants.state_groups_key(app, space, shard)
+        self._owners_key = constants.effect_owners_key(app, space, shard)
+        self._effect_key: Callable[[str], str] = lambda effect: constants.effect_key(
+            app, effect, space, shard)
         self._owned_key: Callable[[str], str] = lambda owner: constants.owned_effects_key(
-            app, owner)
+            app, owner, space, shard)
         self._group_key: Callable[[str], str] = lambda group: constants.state_group_key(
-            app, group, space)
+            app, group, space, shard)
         self._field_key: Callable[[str, str, str], str] = (
-            lambda group, key, f: constants.state_field_key(app, group, key, f, space))
-        self._layout = LayoutGate(self._redis, app, space)
+            lambda group, key, f: constants.state_field_key(app, group, key, f, space, shard))
+        self._layout = LayoutGate(self._redis, app, space, shards, self._started)
+        self._release = self._redis.register_script(_RELEASE)
         #: Per item being written: the writes waiting for the next transaction.
         self._queues: dict[tuple[str, str], list[_Write]] = {}
         #: Items as this backend last wrote or read them: (version, value).
         self._items: dict[tuple[str, str], tuple[int, Any]] = {}
         #: Which of those this backend may update in place (:mod:`raypipe.state.in_place`).
         self._holder = Holder()
+        #: Owners of effect records in this shard: those this backend wrote, and those the
+        #: shard held when it started (read once the layout is ready).
+        self._holding: set[str] = set()
+
+    async def _started(self) -> None:
+        self._holding.update(await self._redis.smembers(self._owners_key))
 
     async def _assemble(self, reader: Any, group: str, key: str, raw_head: str | None) -> Any:
         """The item whose head is ``raw_head``: the kept copy if its version is current, else
@@ -221,8 +250,10 @@ class RedisBackend(StateBackend):
             while True:
                 try:
                     await pipe.watch(hkey, *effect_keys)
-                    recorded = dict(zip(effect_keys, await pipe.mget(effect_keys),
-                                        strict=True)) if effect_keys else {}
+                    # MGET as a plain command: redis-py's cluster pipeline refuses its own
+                    # mget (the keys share this item's slot, which Redis checks).
+                    recorded = dict(zip(effect_keys, await pipe.execute_command(
+                        "MGET", *effect_keys), strict=True)) if effect_keys else {}
                     raw_head = await pipe.hget(hkey, key)
                     version = json.loads(raw_head)["n"] if raw_head else 0
                     value = await self._assemble(pipe, group, key, raw_head)
@@ -273,7 +304,11 @@ class RedisBackend(StateBackend):
                     for ekey, (_, record) in fresh.items():
                         pipe.set(ekey, record)
                         pipe.sadd(owners[ekey], ekey)
+                    if fresh:
+                        pipe.sadd(self._owners_key,
+                                  *{w.effect.owner for w in batch if w.effect})
                     await pipe.execute()
+                    self._holding.update(w.effect.owner for w in batch if w.effect)
                     if value is None:
                         self._items.pop((group, key), None)
                     else:
@@ -327,6 +362,8 @@ class RedisBackend(StateBackend):
         return old
 
     async def applied(self, effect: Effect) -> tuple[Any, Any] | None:
+        if not self._layout.ready:
+            await self._layout.wait()
         raw = await self._redis.get(self._effect_key(effect.id))
         if raw is None:
             return None
@@ -347,6 +384,8 @@ class RedisBackend(StateBackend):
         return [{"id": k, "data": items[k]} for k in sorted(items)]
 
     async def list_groups(self) -> Groups:
+        if not self._layout.ready:
+            await self._layout.wait()
         groups = sorted(await self._redis.smembers(self._groups_key))
         # A group emptied by a concurrent delete may linger in the set for an instant.
         return [g for g in groups if await self._redis.hlen(self._group_key(g))]
@@ -373,15 +412,91 @@ class RedisBackend(StateBackend):
                     if ekey and effect:
                         pipe.set(ekey, "[]")
                         pipe.sadd(self._owned_key(effect.owner), ekey)
+                        pipe.sadd(self._owners_key, effect.owner)
                     await pipe.execute()
+                    if effect:
+                        self._holding.add(effect.owner)
                     for k in raw:
                         self._items.pop((group, k), None)
                     return sorted(values.items())
                 except WatchError:
                     continue
 
+    async def release(self, owners: Sequence[str]) -> None:
+        """These deliveries settled: their effect records in this shard go. Every settled
+        delivery is released in every shard: those known to hold none here are passed over
+        (what a backend on the same keys elsewhere wrote meanwhile goes at the next sweep)."""
+        if not self._layout.ready:
+            await self._layout.wait()
+        await self._drop_records([o for o in owners if o in self._holding])
+
+    async def _drop_records(self, owners: Sequence[str]) -> None:
+        for start in range(0, len(owners), 1000):
+            chunk = owners[start:start + 1000]
+            await self._release(keys=[self._owners_key],
+                                args=[self._owned_key(""), *chunk])
+            self._holding.difference_update(chunk)
+
+    async def sweep_records(self) -> int:
+        """Drop the effect records of owners no longer running (neither pending nor a dead
+        letter in any dispatcher shard's journal, those of shards an app had before it was
+        given fewer included), which a release lost with a restarting actor left; the number
+        of owners dropped. The owners are read before the journals are: a delivery accepted
+        meanwhile, which could not yet have a record here, is not touched."""
+        if not self._layout.ready:
+            await self._layout.wait()
+        owners = await self._redis.smembers(self._owners_key)
+        v2 = await self._redis.exists(constants.V2Keys.left(self.app))
+        running = await _running(self._redis, self.app)
+        gone = sorted(set(owners) - running)
+        await self._drop_records(gone)
+        if v2:
+            gone += await _sweep_v2(self._redis, self.app, running)
+        return len(gone)
+
     async def close(self) -> None:
         await self._redis.aclose()
+
+
+# KEYS: the shard's set of owners. ARGV: the prefix of its owners' sets of records, then the
+# owners. Their keys are built here, in the slot of KEYS[1].
+_RELEASE = """
+for i = 2, #ARGV do
+  local owned = ARGV[1] .. ARGV[i]
+  for _, key in ipairs(redis.call('SMEMBERS', owned)) do redis.call('DEL', key) end
+  redis.call('DEL', owned)
+  redis.call('SREM', KEYS[1], ARGV[i])
+end
+return #ARGV - 1
+"""
+
+
+async def _running(client: Any, app: str) -> set[str]:
+    """The deliveries the journals hold, pending or dead-lettered (both keyed by delivery
+    id: a dead letter's id is its delivery's)."""
+    async with client.pipeline(transaction=False) as pipe:
+        for shard in range(constants.MAX_SHARDS):
+            pipe.hkeys(constants.pending_deliveries_key(app, shard))
+            pipe.hkeys(constants.dead_letters_key(app, shard))
+        return {i for reply in await pipe.execute() for i in reply}
+
+
+async def _sweep_v2(client: Any, app: str, running: set[str]) -> list[str]:
+    """Layout 2's records whose owners settled since the key space was moved (their copies
+    went with each release); the flag goes once none is left."""
+    prefix = constants.V2Keys.owned_prefix(app)
+    gone, left = [], 0
+    async for owned in client.scan_iter(match=glob_escape(prefix) + "*", count=1000):
+        owner = owned[len(prefix):]
+        if owner in running:
+            left += 1
+            continue
+        members = await client.smembers(owned)
+        await client.delete(owned, *members)
+        gone.append(owner)
+    if not left:
+        await client.delete(constants.V2Keys.left(app))
+    return gone
 
 
 def _record(old: Any, new: Any, ops: Sequence[dict[str, Any]] | None, group: str,
@@ -389,7 +504,8 @@ def _record(old: Any, new: Any, ops: Sequence[dict[str, Any]] | None, group: str
     """What a write's effect record keeps to answer its repeat: the values, or, for an update
     of a large item, only what its paths held before and after (its size, not the item's)."""
     if ops is None or not is_large(old, new):
-        return dumps({"o": old, "n": new})
+        # ``at``: the item, so that a record moves with it when the shards change.
+        return dumps({"o": old, "n": new, "at": [group, key]})
     # Copy-on-write left ``old`` as it was: its paths can be read after the update.
     return dumps(PathRecord(old, ops).finish(new, (group, key)))
 

@@ -104,14 +104,18 @@ def writes_for(old_split: set[str], new: Any, touched: Touched,
     return commands
 
 
-def read_item(client: Any, app: str, group: str, key: str, space: str = "state") -> Any:
-    """One item read with a synchronous redis-py client (``decode_responses=True``): what
-    tools and tests that look at Redis directly use."""
+def read_item(client: Any, app: str, group: str, key: str, space: str = "state",
+              shards: int = 1) -> Any:
+    """One item read with a synchronous redis-py client (``decode_responses=True``) from an
+    app of ``shards`` state shards: what tools and tests that look at Redis directly use."""
     from raypipe import constants
+    from raypipe.shards import item_shard
 
-    raw = client.hget(constants.state_group_key(app, group, space), key)
+    shard = item_shard(group, key, shards) if space == constants.STATE_SPACE else 0
+    raw = client.hget(constants.state_group_key(app, group, space, shard), key)
     if raw is None:
         return None
     head = json.loads(raw)
-    return assemble(head, {f: client.hgetall(constants.state_field_key(app, group, key, f, space))
-                           for f in head["s"]})
+    return assemble(head, {
+        f: client.hgetall(constants.state_field_key(app, group, key, f, space, shard))
+        for f in head["s"]})
