@@ -120,11 +120,11 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
                      message=f"a Redis Cluster node on port {port}")
         subprocess.run([cli, "--cluster", "create", *[f"127.0.0.1:{p}" for p in ports],
                         "--cluster-yes"], check=True, capture_output=True, timeout=60)
-        node = redis.Redis(port=ports[0], decode_responses=True)
-        wait_for(lambda: all(
-            redis.Redis(port=p, decode_responses=True).cluster("info")["cluster_state"] == "ok"
-            for p in ports), timeout=60, message="the Redis Cluster's slots to be served")
-        node.close()
+        nodes = [redis.Redis(port=p, decode_responses=True) for p in ports]
+        wait_for(lambda: all(n.cluster("info")["cluster_state"] == "ok" for n in nodes),
+                 timeout=60, message="the Redis Cluster's slots to be served")
+        for node in nodes:
+            node.close()
         yield f"redis+cluster://127.0.0.1:{ports[0]}"
     finally:
         for proc in procs:
@@ -135,10 +135,13 @@ def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
 def _answers(port: int) -> bool:
     import redis
 
+    client = redis.Redis(port=port, socket_connect_timeout=1)
     try:
-        return bool(redis.Redis(port=port, socket_connect_timeout=1).ping())
+        return bool(client.ping())
     except redis.RedisError:
         return False
+    finally:
+        client.close()
 
 
 def app_keys(url: str, app: str) -> list[str]:

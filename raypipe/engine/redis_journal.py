@@ -1,7 +1,7 @@
 """The journal in Redis, one per dispatcher shard under its own hash tag: a hash of pending
 deliveries (id -> JSON), a hash of dead letters, a set per running delivery of the ids it
 caused here, and the cron ticks fired while this shard held the lease (see
-:mod:`raypipe.constants` for the keys). Settling a delivery drops, in one transaction, its
+:mod:`raypipe.constants` for the keys). Settling a delivery drops, in one script, its
 journal entry and what it caused here; the records of its effects go from the shards that
 keep them (released, or swept after a restart), and what it caused in other shards from
 theirs (:meth:`RedisJournal.forgotten`).
