@@ -234,3 +234,24 @@ async def test_fewer_shards_adopt_the_journals_of_those_gone(redis_url: str, app
     finally:
         for journal in three + two:
             await journal.close()
+
+
+async def test_a_move_cut_short_is_taken_up_without_losing_a_field(
+        redis_url: str, app: str, raw: Any) -> None:
+    """A move from one shard to three stopped after an item's field hash went to its new
+    shard and before its head did: the next start finishes it, the field intact."""
+    one = RedisBackend(redis_url, app)
+    group, key = next((f"g{i}", "k") for i in range(20) if item_shard(f"g{i}", "k", 3) != 0)
+    await one.set(group, key, {"n": 1, "log": {"a": 1}})
+    await one.close()
+    old = constants.state_field_key(app, group, key, "log")
+    new = constants.state_field_key(app, group, key, "log", shard=item_shard(group, key, 3))
+    await raw.rename(old, new)  # what the cut-short move had done
+    three = [RedisBackend(redis_url, app, constants.STATE_SPACE, i, 3) for i in range(3)]
+    try:
+        assert await three[item_shard(group, key, 3)].get(group, key) == {
+            "n": 1, "log": {"a": 1}}
+        assert await three[0].get(group, key) is None
+    finally:
+        for b in three:
+            await b.close()

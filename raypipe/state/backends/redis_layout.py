@@ -140,13 +140,14 @@ class _Mover:
         to its shard, then delete the copied field hashes (the caller drops the head)."""
         shard = self._shard(group, key)
         for f, old in fields.items():
-            entries = await self.r.hgetall(old)
             new = constants.state_field_key(self.app, group, key, f, self.space, shard)
-            if new == old:
+            entries = await self.r.hgetall(old)
+            if new == old or not entries:
+                # Not moved, or moved already by a move cut short before its head was (a
+                # field hash is never kept empty).
                 continue
             await self.r.delete(new)
-            if entries:
-                await self.r.hset(new, mapping=entries)
+            await self.r.hset(new, mapping=entries)
             await self.r.delete(old)
         await self.r.hset(constants.state_group_key(self.app, group, self.space, shard),
                           key, head)
