@@ -159,12 +159,19 @@ def cron_lease_key(app_name: str) -> str:
     return f"raypipe:{app_name}:cron-lease"
 
 
+_GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
+
+
+def glob_escape(text: str) -> str:
+    """``text`` as a SCAN pattern matching it literally."""
+    return text.translate(_GLOB)
+
+
 def app_key_patterns(app_name: str) -> list[str]:
     """SCAN patterns matching every key of the app: those under its shards' hash tags, and
     the untagged ones (layout markers, the cron lease; as before layout 3, this pattern also
     matches the untagged keys of an app named ``<app_name>:<more>``)."""
-    escape = str.maketrans({c: "\\" + c for c in "*?[]\\"})
-    name = app_name.translate(escape)
+    name = glob_escape(app_name)
     return [f"raypipe:{name}:*", f"raypipe:{{{len(app_name)}:{name}:*"]
 
 

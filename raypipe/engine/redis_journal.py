@@ -107,9 +107,9 @@ class RedisJournal(Journal):
         """Layout 2's keys (untagged, one Redis) renamed to this layout's, the ids each
         delivery caused copied to every shard (which shard accepted them was not kept; an id
         offered to a shard that does not own it is never offered there)."""
-        from raypipe.state.backends.redis_layout import glob_escape
-
         r, app = self._redis, self._app
+        if not await r.exists(V2Keys.journal(app, 0)["epoch"]):
+            return  # no dispatcher ran before layout 3 (shard 0's ran whenever any did)
         for shard in range(constants.MAX_SHARDS):
             for kind, old in V2Keys.journal(app, shard).items():
                 if await r.exists(old):
@@ -118,7 +118,7 @@ class RedisJournal(Journal):
         if await r.exists(V2Keys.cron_ticks(app)):
             await r.rename(V2Keys.cron_ticks(app), constants.cron_ticks_key(app, 0))
         prefix = V2Keys.caused_prefix(app)
-        async for old in r.scan_iter(match=glob_escape(prefix) + "*", count=1000):
+        async for old in r.scan_iter(match=constants.glob_escape(prefix) + "*", count=1000):
             ids = await r.smembers(old)
             if ids:
                 for shard in range(self._shards):

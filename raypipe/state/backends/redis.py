@@ -43,7 +43,7 @@ from raypipe.state.backends.redis_items import (
     touched_by,
     writes_for,
 )
-from raypipe.state.backends.redis_layout import LayoutGate, glob_escape
+from raypipe.state.backends.redis_layout import LayoutGate
 from raypipe.state.change import StateChange, is_large
 from raypipe.state.in_place import Before, Holder, PathRecord, answer
 from raypipe.state.ops import apply_ops
@@ -411,9 +411,8 @@ class RedisBackend(StateBackend):
                             pipe.delete(self._field_key(group, k, f))
                     pipe.srem(self._groups_key, group)
                     if ekey and effect:
-                        pipe.set(ekey, "[]")
-                        pipe.sadd(self._owned_key(effect.owner), ekey)
-                        pipe.sadd(self._owners_key, effect.owner)
+                        pipe.eval(_RECORD, 2, self._owners_key, ekey, self._owned_key(""),
+                                  effect.owner, "[]")
                     await pipe.execute()
                     if effect:
                         self._holding.add(effect.owner)
@@ -499,7 +498,7 @@ async def _sweep_v2(client: Any, app: str, running: set[str]) -> list[str]:
     went with each release); the flag goes once none is left."""
     prefix = constants.V2Keys.owned_prefix(app)
     gone, left = [], 0
-    async for owned in client.scan_iter(match=glob_escape(prefix) + "*", count=1000):
+    async for owned in client.scan_iter(match=constants.glob_escape(prefix) + "*", count=1000):
         owner = owned[len(prefix):]
         if owner in running:
             left += 1

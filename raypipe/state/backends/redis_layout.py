@@ -28,18 +28,12 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from raypipe import constants
-from raypipe.constants import V2Keys
+from raypipe.constants import V2Keys, glob_escape
 from raypipe.errors import StateLayoutError
 from raypipe.shards import item_shard
 
-__all__ = ["LayoutGate", "ensure_layout", "glob_escape", "layout_value", "moved_once"]
+__all__ = ["LayoutGate", "ensure_layout", "layout_value", "moved_once"]
 
-_GLOB = str.maketrans({c: "\\" + c for c in "*?[]\\"})
-
-
-def glob_escape(prefix: str) -> str:
-    """``prefix`` as a SCAN pattern matching it literally."""
-    return prefix.translate(_GLOB)
 #: How long a mover holds the lock without renewing it (it renews every third of this).
 LOCK_MS = 30_000
 #: How often a backend waiting for another's move looks again.
