@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from raypipe.refs import Ref
     from raypipe.state.change import StateChange
     from raypipe.streams.api import StreamStore
-    from raypipe.streams.relay import Relay
+    from raypipe.streams.relay import Subscriptions
 
 __all__ = ["Bus", "DeadLetters", "Ids", "ObjectStore", "Origin", "Runtime", "StateResult",
            "StateStore", "TelemetrySink"]
@@ -86,4 +86,4 @@ class Runtime(Protocol):
     def streams(self) -> StreamStore: ...
     @property
     def objects(self) -> ObjectStore: ...
-    def relay(self) -> Relay: ...
+    def relay(self) -> Subscriptions: ...

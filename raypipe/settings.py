@@ -63,8 +63,9 @@ class Settings(BaseModel):
     #: CPUs each ingress replica reserves. Serve's default of 1 would take half of a 2-core
     #: machine from the step tasks; a replica mostly waits on actors.
     ingress_num_cpus: float = Field(default=0.0, ge=0)
-    #: Dispatcher and state actors the app's deliveries and items are spread over
-    #: (docs/scaling.md); a running app changes it only with a restart of its actors.
+    #: Dispatcher, state and streams actors the app's deliveries, items and stream groups
+    #: are spread over (docs/scaling.md); a running app changes it only with a restart of
+    #: its actors.
     shards: int = Field(default=1, ge=1, le=constants.MAX_SHARDS)
     #: Seconds an attempt may run before a warning is logged (it is not stopped: that is
     #: ``visibility_timeout``'s job).

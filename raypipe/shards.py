@@ -12,6 +12,9 @@ runtime composes these over actor handles, :mod:`raypipe.testing` over in-proces
   there.
 - A state item belongs to the shard of its (group, item): its writes are ordered and its
   triggers fired in one place. A group's listing gathers its shards' items.
+- A stream group belongs to the shard of its (stream, group): its items' writes, their
+  triggers, the events sent to it and its subscribers' relays meet in one streams actor
+  (a subscription follows a group, or an item of one). A stream's groups are gathered.
 
 The hash is CRC-32, the same in every process (Python's ``hash`` of a string is not).
 """
@@ -23,24 +26,33 @@ import zlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
+from raypipe import constants
 from raypipe.app import App
 from raypipe.engine.delivery import Delivery
 from raypipe.messages import Message
 from raypipe.runtime_protocols import Bus, DeadLetters, Ids, Origin, StateResult, StateStore
-from raypipe.shared_types import Groups, Items, Ops
+from raypipe.shared_types import Groups, Items, Ops, StreamItems
+from raypipe.streams.api import StreamStore
+from raypipe.streams.hub import channel_group
+from raypipe.streams.relay import Subscription, Subscriptions
 from raypipe.trigger_kinds.queue import QueueTrigger
 
 __all__ = [
     "ShardedBus",
     "ShardedDeadLetters",
+    "ShardedRelay",
     "ShardedState",
+    "ShardedStreams",
     "delivery_shard",
     "item_shard",
     "merge_stats",
     "message_shard",
+    "node_share",
     "pinned_topics",
     "pool_share",
     "shard_of",
+    "stored_item_shard",
+    "stream_shard",
 ]
 
 T = TypeVar("T")
@@ -76,6 +88,31 @@ def item_shard(group: str, key: str, shards: int) -> int:
     return shard_of(f"{len(group)}:{group}:{key}", shards)
 
 
+def stream_shard(stream: str, group: str, shards: int) -> int:
+    return shard_of(constants.stream_group(stream, group), shards)
+
+
+def stored_item_shard(space: str, group: str, key: str, shards: int) -> int:
+    """The shard holding an item of a key space: a state item's, or in the streams key space
+    (whose groups are named :func:`raypipe.constants.stream_group`) its stream group's."""
+    if space == constants.STATE_SPACE:
+        return item_shard(group, key, shards)
+    return shard_of(group, shards)
+
+
+def node_share(nodes: Sequence[str], shard: int, shards: int) -> list[str]:
+    """The nodes whose task workers serve shard ``shard``'s tasks (``nodes``: the cluster's
+    nodes that run tasks): every K-th, or with fewer nodes than shards, one shared by turns.
+    Ray starts the tasks of each detached actor in workers of their own, so a node that ran
+    every shard's tasks would keep K sets of workers; a node serving one keeps one set."""
+    if not nodes:
+        return []
+    ordered = sorted(nodes)
+    if len(ordered) < shards:
+        return [ordered[shard % len(ordered)]]
+    return ordered[shard::shards]
+
+
 def split(items: Sequence[T], shard: Callable[[T], int]) -> dict[int, list[T]]:
     """``items`` by shard, each shard's in the order given."""
     out: dict[int, list[T]] = {}
@@ -98,8 +135,8 @@ def pool_share(bounds: tuple[int, int], shard: int, shards: int) -> tuple[int, i
 
 def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The dispatchers' stats as one: counts summed, the oldest age per step, pools' numbers
-    summed; ``shards`` lists each shard's ``in_flight``, ``dead_letters`` and
-    ``runs_crons``."""
+    summed; ``shards`` lists each shard's ``in_flight``, ``dead_letters``, ``runs_crons``
+    and ``nodes`` (those its tasks go to first)."""
     if len(parts) == 1:
         return parts[0]
     merged = dict(parts[0])
@@ -122,7 +159,7 @@ def merge_stats(parts: Sequence[dict[str, Any]]) -> dict[str, Any]:
         dead_letters=sum(p.get("dead_letters", 0) for p in parts),
         steps=steps, oldest_in_flight=oldest, pools=pools,
         runs_crons=any(p.get("runs_crons") for p in parts),
-        shards=[{k: p.get(k) for k in ("in_flight", "dead_letters", "runs_crons")}
+        shards=[{k: p.get(k) for k in ("in_flight", "dead_letters", "runs_crons", "nodes")}
                 for p in parts])
     return merged
 
@@ -206,3 +243,58 @@ class ShardedState:
 
     async def clear(self, group: str, origin: Origin) -> None:
         await _each([s.clear(group, origin) for s in self._shards])
+
+
+class ShardedStreams:
+    """A :class:`~raypipe.streams.api.StreamStore` over one streams service per shard: a
+    group's items, writes and sent events go to its shard; a stream's groups are gathered."""
+
+    def __init__(self, shards: Sequence[StreamStore]) -> None:
+        self._shards = shards
+
+    def _at(self, stream: str, group: str) -> StreamStore:
+        return self._shards[stream_shard(stream, group, len(self._shards))]
+
+    async def get(self, stream: str, group: str, item_id: str) -> Any:
+        return await self._at(stream, group).get(stream, group, item_id)
+
+    async def set(self, stream: str, group: str, item_id: str, data: Any,
+                  origin: Origin) -> tuple[Any, Any]:
+        return await self._at(stream, group).set(stream, group, item_id, data, origin)
+
+    async def update(self, stream: str, group: str, item_id: str, ops: Ops,
+                     origin: Origin) -> tuple[Any, Any]:
+        return await self._at(stream, group).update(stream, group, item_id, ops, origin)
+
+    async def delete(self, stream: str, group: str, item_id: str, origin: Origin) -> Any:
+        return await self._at(stream, group).delete(stream, group, item_id, origin)
+
+    async def list(self, stream: str, group: str) -> StreamItems:
+        return await self._at(stream, group).list(stream, group)
+
+    async def list_groups(self, stream: str) -> Groups:
+        return sorted({g for part in await _each([s.list_groups(stream) for s in self._shards])
+                       for g in part})
+
+    async def send(self, stream: str, channel: dict[str, Any], event: dict[str, Any],
+                   origin: Origin) -> None:
+        # No group: shard 0's service refuses it as one service would.
+        group = channel_group(channel)
+        shard = self._shards[0] if group is None else self._at(stream, group)
+        await shard.send(stream, channel, event, origin)
+
+
+class ShardedRelay:
+    """Subscriptions over one relay per streams shard: a subscription is served by the relay
+    of its group's shard, each relay long-polling its own streams actor."""
+
+    def __init__(self, relays: Sequence[Subscriptions]) -> None:
+        self._relays = relays
+
+    async def subscribe(self, stream: str, group: str, item_id: str | None = None,
+                        maxsize: int | None = None) -> Subscription:
+        relay = self._relays[stream_shard(stream, group, len(self._relays))]
+        return await relay.subscribe(stream, group, item_id, maxsize)
+
+    async def close(self) -> None:
+        await _each([r.close() for r in self._relays])

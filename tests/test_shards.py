@@ -5,8 +5,10 @@ tests/runtime/test_guarantees.py, on both runtimes)."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,13 +18,16 @@ from raypipe.engine.lease import LEASE_SECONDS, MemoryLease, hold
 from raypipe.messages import Message
 from raypipe.shards import (
     ShardedState,
+    ShardedStreams,
     delivery_shard,
     item_shard,
     merge_stats,
     message_shard,
+    node_share,
     pinned_topics,
     pool_share,
     shard_of,
+    stream_shard,
 )
 from raypipe.testing import TestApp
 from raypipe.trigger_kind import TriggerKind
@@ -71,6 +76,15 @@ def test_the_topics_of_concurrency_limited_steps_are_pinned() -> None:
 def test_a_pool_is_split_over_the_shards(bounds: tuple[int, int], k: int,
                                          parts: list[tuple[int, int]]) -> None:
     assert [pool_share(bounds, i, k) for i in range(k)] == parts
+
+
+def test_each_shard_has_its_share_of_the_nodes() -> None:
+    nodes = ["n3", "n1", "n2", "n5", "n4"]
+    shares = [node_share(nodes, s, 2) for s in range(2)]
+    assert shares == [["n1", "n3", "n5"], ["n2", "n4"]]  # disjoint, every node in one
+    # Fewer nodes than shards: one node each, shared by turns.
+    assert [node_share(["b", "a"], s, 3) for s in range(3)] == [["a"], ["b"], ["a"]]
+    assert node_share([], 0, 2) == []
 
 
 def test_stats_of_the_shards_add_up() -> None:
@@ -135,6 +149,85 @@ def test_a_sharded_state_lists_every_shard_and_keeps_an_item_in_one() -> None:
         assert isinstance(rt.state, ShardedState)
         app._wait(rt.state.clear("g", Origin("t")))
         assert app.state.items("g") == [] and app.state.list_groups() == []
+
+
+def _groups_one_per_shard(stream: str, k: int) -> list[str]:
+    """A group of ``stream`` in each of ``k`` shards, shard 0's first."""
+    found: dict[int, str] = {}
+    i = 0
+    while len(found) < k:
+        found.setdefault(stream_shard(stream, f"g{i}", k), f"g{i}")
+        i += 1
+    return [found[s] for s in range(k)]
+
+
+@pytest.mark.parametrize("state", ["memory", "redis"])
+def test_a_stream_group_lives_in_one_shard_and_its_subscribers_follow_it(
+        state: str, redis_url: str) -> None:
+    """Three streams services: each group's items, triggers and subscribers in its shard;
+    a stream's groups gathered; with Redis, each shard reads its own groups back after a
+    restart, and K = 1 after K = 3 finds every item (the key space moved)."""
+    from raypipe.runtime_protocols import Origin
+
+    groups = _groups_one_per_shard("items", 3)
+    name = f"stream-shards-{uuid.uuid4().hex[:8]}"
+    url = "memory" if state == "memory" else redis_url
+    o = Origin("t")
+
+    async def scenario(rt: Any) -> list[list[tuple[str, Any]]]:
+        subs = [await rt.relay().subscribe("items", g) for g in groups]
+        item_sub = await rt.relay().subscribe("items", groups[2], "one")
+        for n in range(3):
+            for g in groups:
+                await rt.streams.set("items", g, "one", {"n": n}, o)
+        await rt.streams.send("items", {"groupId": groups[1]}, {"type": "ping", "data": 7}, o)
+        seen: list[list[tuple[str, Any]]] = []
+        for sub in [*subs, item_sub]:
+            got: list[tuple[str, Any]] = []
+            async for m in sub:
+                e = m["event"]  # a change's type and data, or a sent event
+                got.append((e["type"], e["data"] if "data" in e else e["event"]))
+                if len(got) == (5 if sub.key == ("items", groups[1], None) else 4):
+                    break
+            seen.append(got)
+        return seen
+
+    try:
+        with TestApp(APPS.parent / "apps" / "streams", settings={
+                "name": name, "state": url, "shards": 3}) as app:
+            rt = app.runtime
+            assert isinstance(rt.streams, ShardedStreams)
+            seen = app._wait(scenario(rt))
+            changes = [("sync", [])] + [("create" if n == 0 else "update",
+                                         {"n": n, "pad": "", "id": "one"}) for n in range(3)]
+            assert seen[0] == changes and seen[2] == changes
+            assert seen[1] == [*changes, ("event", {"type": "ping", "data": 7})]
+            assert seen[3] == [("sync", None), *changes[1:]]  # an item's: sync is its value
+            held = [app._wait(s.list_groups("items")) for s in rt.stream_services]
+            assert held == [[g] for g in groups]  # each group in its shard alone
+            assert app.streams.list_groups("items") == sorted(groups)
+            assert [app.streams.get("items", g, "one")["n"] for g in groups] == [2, 2, 2]
+            # A stream trigger fires from the shard that holds its group.
+            app._wait(rt.streams.set("items", "counted", "c", {"n": 9}, o))
+            app._wait(rt.streams.update("items", "counted", "c",
+                                        [{"type": "increment", "path": "n"}], o))
+            app.run_until_idle()
+            assert app.state.get("at-ten", "c") == {"fired": 1}
+        if state == "memory":
+            return
+        with TestApp(APPS.parent / "apps" / "streams", settings={
+                "name": name, "state": url, "shards": 3}) as app:
+            held = [app._wait(s.list_groups("items")) for s in app.runtime.stream_services]
+            assert sorted(g for part in held for g in part) == sorted([*groups, "counted"])
+            assert all(stream_shard("items", g, 3) == i for i, part in enumerate(held)
+                       for g in part)
+        with TestApp(APPS.parent / "apps" / "streams", settings={
+                "name": name, "state": url, "shards": 1}) as app:
+            assert app.streams.list_groups("items") == sorted([*groups, "counted"])
+            assert [app.streams.get("items", g, "one")["n"] for g in groups] == [2, 2, 2]
+    finally:
+        if state != "memory":
+            drop_app_keys(redis_url, name)
 
 
 def test_a_ray_raypipe_starts_for_shards_keeps_their_workers() -> None:

@@ -76,9 +76,10 @@ def status(app_dir: AppArg = Path(".")) -> None:
     deployment = apps[name].status if name in apps else "not deployed"
     actors = []
     shards = range(spec.settings.shards)
-    for actor_name in (*[constants.shard_actor(constants.DISPATCHER_ACTOR, i) for i in shards],
-                       *[constants.shard_actor(constants.STATE_ACTOR, i) for i in shards],
-                       constants.STREAMS_ACTOR, constants.TELEMETRY_ACTOR):
+    for actor_name in (*[constants.shard_actor(name, i)
+                         for name in (constants.DISPATCHER_ACTOR, constants.STATE_ACTOR,
+                                      constants.STREAMS_ACTOR) for i in shards],
+                       constants.TELEMETRY_ACTOR):
         try:
             handle = ray.get_actor(actor_name, namespace=spec.namespace)
             ray.get(handle.ready.remote(), timeout=10)
@@ -101,12 +102,14 @@ def status(app_dir: AppArg = Path(".")) -> None:
         typer.echo(f"shards      {len(stats['shards'])}: in flight " + ", ".join(
             str(s["in_flight"]) for s in stats["shards"]) + "; cron in shard " + ", ".join(
             str(i) for i, s in enumerate(stats["shards"]) if s["runs_crons"]))
+        placed = [s.get("nodes") or [] for s in stats["shards"]]
+        if any(placed):  # each shard's tasks go to its nodes first (docs/scaling.md)
+            typer.echo("task nodes  " + "; ".join(
+                f"shard {i}: " + ", ".join(n[:12] for n in nodes)
+                for i, nodes in enumerate(placed)))
     typer.echo(f"dead        {stats['dead_letters']}")
-    if "shards" in stats:  # no shard sees a whole workflow (docs/scaling.md)
-        typer.echo("workflows   not counted with several shards")
-    else:
-        typer.echo(f"workflows   {totals.get('workflows_completed', 0)} completed, "
-                   f"{totals.get('workflows_dead_lettered', 0)} with a dead letter")
+    typer.echo(f"workflows   {totals.get('workflows_completed', 0)} completed, "
+               f"{totals.get('workflows_dead_lettered', 0)} with a dead letter")
     steps = {k: v for k, v in stats["steps"].items() if k != "*"}
     oldest = stats.get("oldest_in_flight", {})
     if steps:

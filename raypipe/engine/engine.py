@@ -417,10 +417,10 @@ class DeliveryEngine:
 
     def _finished(self, step: Step, d: Delivery, dead: bool) -> None:
         self._open.pop(d.id, None)
-        outcome = self.outcomes.finished(d.id, d.trace_id, dead)
+        flow = step.config.flows[0] if step.config.flows else ""
+        outcome = self.outcomes.finished(d.id, d.trace_id, dead, flow, self.clock.time())
         if outcome is not None:
-            self.hooks.workflow_finished(step.config.flows[0] if step.config.flows else "",
-                                         outcome)
+            self.hooks.workflow_finished(flow, outcome)
 
     # --- dead letters -------------------------------------------------------------------------
     async def _dead_letter(self, step: Step, d: Delivery, errors: list[FailedAttempt]) -> None:

@@ -19,11 +19,19 @@ from raypipe.objects import holder_of, new_ref, parse_ref
 from raypipe.refs import Ref
 from raypipe.runtime.spec import AppSpec
 from raypipe.runtime_protocols import Bus, DeadLetters, Ids, Origin, StateStore
-from raypipe.shards import ShardedBus, ShardedDeadLetters, ShardedState, merge_stats
+from raypipe.shards import (
+    ShardedBus,
+    ShardedDeadLetters,
+    ShardedRelay,
+    ShardedState,
+    ShardedStreams,
+    merge_stats,
+)
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.change import Deferred, StateChange
+from raypipe.streams.api import StreamStore
 from raypipe.streams.hub import Events, Key
-from raypipe.streams.relay import Relay
+from raypipe.streams.relay import Relay, Subscriptions
 from raypipe.telemetry import merged, span_key
 
 __all__ = ["HEALTH_TIMEOUT", "RayRuntime", "actor", "runtime_for"]
@@ -336,13 +344,14 @@ class RayRuntime:
         self.state_actors = [actor(constants.shard_actor(constants.STATE_ACTOR, i), ns)
                              for i in shards]
         self.dispatcher = self.dispatchers[0]
-        streams = actor(constants.STREAMS_ACTOR, ns)
         dispatchers, states = list(self.dispatchers), list(self.state_actors)
+        streams = [actor(constants.shard_actor(constants.STREAMS_ACTOR, i), ns) for i in shards]
         if deadline is not None:
             dispatchers = [TimedHandle(d, "dispatcher", deadline) for d in dispatchers]
             states = [TimedHandle(s, "state backend", deadline, frozenset({"applied"}))
                       for s in states]
-            streams = TimedHandle(streams, "streams", deadline, _UNTIMED_STREAM_CALLS)
+            streams = [TimedHandle(s, "streams", deadline, _UNTIMED_STREAM_CALLS)
+                       for s in streams]
         self.state: StateStore
         self.bus: Bus
         self.dead_letters: DeadLetters
@@ -356,10 +365,13 @@ class RayRuntime:
 
             self.bus = ShardedBus([ActorBus(h) for h in dispatchers], shipping.load(spec))
             self.dead_letters = ShardedDeadLetters([ActorDeadLetters(h) for h in dispatchers])
-        self.streams = ActorStreamStore(streams)
+        #: Each streams shard's, which a relay also polls (:meth:`relay`).
+        self._stream_stores = [ActorStreamStore(h) for h in streams]
+        self.streams: StreamStore = (self._stream_stores[0] if len(shards) == 1
+                                     else ShardedStreams(self._stream_stores))
         self.objects = ActorObjects(spec)
         self.telemetry = TelemetryClient(actor(constants.TELEMETRY_ACTOR, ns))
-        self._relays: dict[asyncio.AbstractEventLoop, Relay] = {}
+        self._relays: dict[asyncio.AbstractEventLoop, Subscriptions] = {}
 
     async def health(self) -> dict[str, str]:
         """``"ok"`` or what is wrong, for the state backend (through the state actor) and the
@@ -393,12 +405,15 @@ class RayRuntime:
             asyncio.gather(*(d.stats.remote() for d in self.dispatchers)), timeout)
         return merge_stats(parts)
 
-    def relay(self) -> Relay:
-        """This process's stream relay (one per event loop: a relay's tasks live on one)."""
+    def relay(self) -> Subscriptions:
+        """This process's stream relay (one per event loop: a relay's tasks live on one;
+        with several shards, one per streams shard)."""
         loop = asyncio.get_running_loop()
         relay = self._relays.get(loop)
         if relay is None:
-            relay = self._relays[loop] = Relay(self.streams)
+            relays = [Relay(s) for s in self._stream_stores]
+            relay = self._relays[loop] = (relays[0] if len(relays) == 1
+                                          else ShardedRelay(relays))
         return relay
 
 

@@ -297,7 +297,8 @@ def _actor_classes(spec: AppSpec) -> list[tuple[Any, str, tuple[int, ...]]]:
     return [(TelemetryActor, constants.TELEMETRY_ACTOR, ()),
             *[(StateActor, constants.shard_actor(constants.STATE_ACTOR, i), (i,))
               for i in shards],
-            (StreamsActor, constants.STREAMS_ACTOR, ()),
+            *[(StreamsActor, constants.shard_actor(constants.STREAMS_ACTOR, i), (i,))
+              for i in shards],
             *[(Dispatcher, constants.shard_actor(constants.DISPATCHER_ACTOR, i), (i,))
               for i in reversed(shards)]]
 

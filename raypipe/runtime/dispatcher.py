@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import uuid
 from typing import Any
 
 import ray
@@ -24,12 +25,14 @@ from raypipe.engine.engine import DeliveryEngine
 from raypipe.engine.journal import make_journal
 from raypipe.engine.lease import Lease
 from raypipe.engine.outcomes import Outcomes, TraceOutcome
+from raypipe.engine.workflow_count import COUNT_SECONDS, Part, WorkflowCount
 from raypipe.messages import Message
 from raypipe.runtime import gc_tuning, registry, shipping
 from raypipe.runtime.executor import RayExecutor
 from raypipe.runtime.metrics import FLUSH_SECONDS, DeliveryMetrics
 from raypipe.runtime.spec import AppSpec
 from raypipe.settings import redact_url
+from raypipe.shards import shard_of
 from raypipe.steps import Step
 from raypipe.telemetry import AttemptSpans
 
@@ -83,17 +86,15 @@ class _RuntimeHooks:
         self._releasing.extend(delivery_ids)
 
     def _keepers(self) -> list[Any]:
-        """The actors keeping effect records: the streams actor and the state shards."""
-        shards = self.spec.settings.shards
-        return [ray.get_actor(n, namespace=self.spec.namespace)
-                for n in [constants.STREAMS_ACTOR,
-                          *[constants.shard_actor(constants.STATE_ACTOR, i)
-                            for i in range(shards)]]]
+        """The actors keeping effect records: the streams and state shards."""
+        shards = range(self.spec.settings.shards)
+        return [ray.get_actor(constants.shard_actor(n, i), namespace=self.spec.namespace)
+                for n in (constants.STREAMS_ACTOR, constants.STATE_ACTOR) for i in shards]
 
     def _send_releases(self) -> None:
         delivery_ids, self._releasing = self._releasing, []
         if self._release_to is None:
-            # The streams actor and the state shards drop the records of these deliveries'
+            # The streams and state shards drop the records of these deliveries'
             # effects; the other dispatcher shards forget what these deliveries caused there.
             shards = self.spec.settings.shards
             try:
@@ -117,6 +118,22 @@ class _RuntimeHooks:
             return  # a first start: nothing was released before
         for keeper in keepers:
             keeper.sweep_records.remote()
+
+
+class _PeerShard:
+    """Another dispatcher shard, as :class:`~raypipe.engine.workflow_count.Shard`."""
+
+    def __init__(self, handle: Any) -> None:
+        self._h = handle
+
+    async def trace_parts(self, trace_ids: list[str]) -> dict[str, Part]:
+        return await self._h.trace_parts.remote(trace_ids)  # type: ignore[no-any-return]
+
+    async def forget_traces(self, seen: dict[str, Part]) -> None:
+        await self._h.forget_traces.remote(seen)
+
+    async def watch_traces(self, trace_ids: list[str]) -> None:
+        await self._h.watch_traces.remote(trace_ids)
 
 
 class _StateActorLease(Lease):
@@ -198,6 +215,10 @@ class Dispatcher:
             self.executor, clock=clock, outcomes=outcomes, hooks=self.hooks,
             stuck_after=spec.settings.stuck_after_seconds,
             cron_lease=None if shards == 1 else cron_lease(spec))
+        #: With several shards, workflows are counted across them (a life per actor start).
+        self.workflows = None if shards == 1 else WorkflowCount(
+            outcomes, shard, lambda trace_id: shard_of(trace_id, shards), uuid.uuid4().hex,
+            self.hooks.workflow_finished)
         self._exporting = False
         # Ray restarts a dead actor without calling it, and nothing else may call it for a
         # while: wake it up so it recovers the journal and resumes its cron schedules at once.
@@ -210,12 +231,29 @@ class Dispatcher:
             self._exporting = True
             self.engine.spawn(self._export())
             self.hooks.sweep_records()
+            if self.workflows is not None:
+                self.engine.spawn(self._count_workflows(self.workflows))
 
     async def _export(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
             self.metrics.flush(self.executor.pools())
             self._tally.save()
+
+    async def _count_workflows(self, count: WorkflowCount) -> None:
+        peers: list[Any] | None = None
+        while True:
+            await asyncio.sleep(COUNT_SECONDS)
+            try:
+                if peers is None:
+                    peers = [count if i == count.shard else _PeerShard(ray.get_actor(
+                        constants.shard_actor(constants.DISPATCHER_ACTOR, i),
+                        namespace=self.spec.namespace))
+                        for i in range(self.spec.settings.shards)]
+                await count.tick(peers)
+            except Exception:
+                # A shard restarting or not started yet: its traces are told again next time.
+                log.debug("a round of workflow counting failed", exc_info=True)
 
     async def ready(self) -> bool:
         await self._started()
@@ -244,6 +282,24 @@ class Dispatcher:
 
     async def shard_count(self) -> int:
         return self.spec.settings.shards
+
+    # --- workflows counted across the shards (raypipe.engine.workflow_count) ------------------
+    async def trace_parts(self, trace_ids: list[str]) -> dict[str, Part]:
+        # Only once this life recovered its journal: a delivery still to recover is a part
+        # of its trace that a read must not miss.
+        await self._started()
+        assert self.workflows is not None
+        return await self.workflows.trace_parts(trace_ids)
+
+    async def forget_traces(self, seen: dict[str, Part]) -> None:
+        await self._started()
+        assert self.workflows is not None
+        await self.workflows.forget_traces(seen)
+
+    async def watch_traces(self, trace_ids: list[str]) -> None:
+        await self._started()
+        assert self.workflows is not None
+        await self.workflows.watch_traces(trace_ids)
 
     async def forget_caused(self, delivery_ids: list[str]) -> None:
         """Deliveries another shard settled (see :meth:`DeliveryEngine.forget_caused`)."""
@@ -282,4 +338,5 @@ class Dispatcher:
     async def stats(self) -> dict[str, Any]:
         await self._started()
         return {**self.engine.stats(), "state": redact_url(self.spec.settings.state),
-                "version": self.spec.version, "pools": self.executor.pools()}
+                "version": self.spec.version, "pools": self.executor.pools(),
+                "nodes": self.executor.placement()}

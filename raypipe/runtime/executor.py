@@ -16,6 +16,8 @@ from typing import Any
 
 import ray
 from ray import exceptions as rex
+from ray.util.placement_group import NODE_ID_LABEL_KEY
+from ray.util.scheduling_strategies import In, NodeLabelSchedulingStrategy
 
 from raypipe import triggers as t
 from raypipe import wire
@@ -28,7 +30,7 @@ from raypipe.ray_options import RayOptions, demand
 from raypipe.runtime.actor_pool import ActorPool
 from raypipe.runtime.spec import AppSpec, spec_arg
 from raypipe.runtime.worker import run_batch, run_delivery, warm_worker
-from raypipe.shards import pool_share
+from raypipe.shards import node_share, pool_share
 from raypipe.steps import Step
 
 __all__ = ["RayExecutor", "crash_error"]
@@ -78,6 +80,9 @@ class RayExecutor:
                                                    self._limits)
         self._slot_count = (0, -SLOTS_TTL)  # (slots, when counted)
         self._totals: dict[str, float] = {}  # the cluster's resources, as last counted
+        #: The nodes this shard's tasks go to first (:func:`raypipe.shards.node_share`), as
+        #: last counted; empty: anywhere (one shard, or one node).
+        self._share: tuple[str, ...] = ()
         #: Per (task function, step): its ``.options`` (building them costs more than a call).
         self._task_options: dict[tuple[Any, str], Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -125,9 +130,10 @@ class RayExecutor:
         if all(options.actors is not None for options in self._ray.values()):
             return
         cpus = int(ray.cluster_resources().get("CPU", 1))  # type: ignore[no-untyped-call]
+        self._slots()  # this shard's nodes: where its tasks will run
         for _ in range(max(1, min(most, cpus))):
             warm_worker.options(num_cpus=self.spec.settings.task_num_cpus,
-                                name="raypipe-warm-up").remote(self.spec)
+                                name="raypipe-warm-up", **self._prefer_share()).remote(self.spec)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -294,6 +300,8 @@ class RayExecutor:
                 per_task = self.spec.settings.task_num_cpus or 0.25
                 # Each dispatcher shard fills its part of the cluster's slots.
                 slots = max(1, int(cpus / per_task / self._shards))
+                if self._shards > 1:
+                    self._place(ray.nodes())  # type: ignore[no-untyped-call]
             except Exception:  # no answer from the cluster: keep the last count
                 log.warning("could not count the cluster's CPUs", exc_info=True)
                 slots = max(1, slots)
@@ -311,17 +319,43 @@ class RayExecutor:
             return None, most
         return max(1, int(min(self._totals.get(k, 0.0) / v for k, v in need.items()))), most
 
+    def _place(self, nodes: list[dict[str, Any]]) -> None:
+        """This shard's share of the nodes that run tasks (alive, with CPUs); the tasks'
+        options are made again when it changes (a node came or went)."""
+        runs_tasks = [n["NodeID"] for n in nodes
+                      if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
+        share = tuple(node_share(runs_tasks, self._shard, self._shards))
+        if len(runs_tasks) < 2:
+            share = ()
+        if share != self._share:
+            self._share = share
+            self._task_options.clear()
+
     def _options(self, task: Any, step: str) -> Any:
         """``task`` (a batch, or one delivery) with the step's name and its Ray options
         (CPUs, GPUs, memory, resources, runtime_env); Ray never retries it (max_retries=0):
-        the engine's attempts are the only retries."""
+        the engine's attempts are the only retries. With several shards, a step that asks
+        for nothing scarce prefers this shard's nodes (and runs elsewhere when they are
+        full), so each node keeps the task workers of one shard, not of every one."""
         opts = self._task_options.get((task, step))
         if opts is None:
             ray_options = self._ray.get(step, RayOptions())
             opts = self._task_options[task, step] = task.options(
                 name=step, max_retries=0, retry_exceptions=False,
-                **ray_options.task_options(self.spec.settings.task_num_cpus))
+                **ray_options.task_options(self.spec.settings.task_num_cpus),
+                **({} if step in self._scarce else self._prefer_share()))
         return opts
+
+    def _prefer_share(self) -> dict[str, Any]:
+        if not self._share:
+            return {}
+        prefer = In(*self._share)  # type: ignore[no-untyped-call]
+        return {"scheduling_strategy": NodeLabelSchedulingStrategy(
+            hard={}, soft={NODE_ID_LABEL_KEY: prefer})}
+
+    def placement(self) -> list[str]:
+        """The nodes this shard's tasks go to first (none: anywhere)."""
+        return list(self._share)
 
 
 def _settle_all(pending: list[_Pending], outcomes: list[Any]) -> None:

@@ -112,9 +112,9 @@ class ObjectKeeper:
             return []
         ns = self.spec.namespace
         shards = range(self.spec.settings.shards)
-        names = [*[constants.shard_actor(constants.DISPATCHER_ACTOR, i) for i in shards],
-                 *[constants.shard_actor(constants.STATE_ACTOR, i) for i in shards],
-                 constants.STREAMS_ACTOR]
+        names = [constants.shard_actor(name, i)
+                 for name in (constants.DISPATCHER_ACTOR, constants.STATE_ACTOR,
+                              constants.STREAMS_ACTOR) for i in shards]
         asked = [ray.get_actor(name, namespace=ns).refs_in_use.remote(candidates)
                  for name in names]
         in_use: set[str] = set().union(*await asyncio.gather(*asked))

@@ -1,5 +1,6 @@
 """The streams actor: a Ray shell over :class:`~raypipe.streams.service.StreamsService`
-(stream items, their relays and stream triggers)."""
+(stream items, their relays and stream triggers). An app of ``shards = K`` runs K, each
+holding the stream groups :func:`raypipe.shards.stream_shard` gives it."""
 
 from __future__ import annotations
 
@@ -26,12 +27,12 @@ def _triggers(spec: AppSpec, app: App) -> ChangeTriggers:
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1,  # type: ignore[call-overload]
             max_concurrency=10_000)
 class StreamsActor(StreamsService):
-    def __init__(self, spec: AppSpec) -> None:
+    def __init__(self, spec: AppSpec, shard: int = 0) -> None:
         spec = registry.current(spec)
         app = shipping.load(spec)
         url = spec.settings.state
-        store = None if url == "memory" else make_backend(url, spec.settings.name,
-                                                          constants.STREAMS_SPACE)
+        store = None if url == "memory" else make_backend(
+            url, spec.settings.name, constants.STREAMS_SPACE, shard, spec.settings.shards)
         super().__init__(app, store, _triggers(spec, app))
         gc_tuning.settle()
 

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +25,7 @@ from raypipe.shared_types import Groups, StreamItems
 from raypipe.state.ops import apply_ops
 from raypipe.streams.config import StreamConfig
 
-__all__ = ["Event", "Key", "StreamHub"]
+__all__ = ["Event", "Key", "StreamHub", "channel_group"]
 
 #: ``(stream, group, id)``; ``id`` is ``None`` for a whole group.
 Key = tuple[str, str, "str | None"]
@@ -35,6 +35,12 @@ Event = tuple[int, str, str, "str | None", dict[str, Any]]
 #: ``list`` is also a method name of StreamHub: these keep annotations unambiguous.
 Events = list[Event]
 Items = StreamItems
+
+
+def channel_group(channel: Mapping[str, Any]) -> str | None:
+    """The group a stream ``send`` is addressed to (Motia names it ``groupId``)."""
+    group = channel.get("groupId") or channel.get("group_id")
+    return None if not group else str(group)
 
 
 @dataclass
@@ -150,10 +156,10 @@ class StreamHub:
     def send(self, stream: str, channel: dict[str, Any], event: dict[str, Any]) -> None:
         """An ephemeral event for a group's subscribers (or an item's): never stored."""
         self._check(stream)
-        group = channel.get("groupId") or channel.get("group_id")
-        if not group:
+        group = channel_group(channel)
+        if group is None:
             raise ValueError("send() needs channel = {'groupId': ..., 'id'?: ...}")
-        self._publish(stream, str(group), channel.get("id"),
+        self._publish(stream, group, channel.get("id"),
                       {"type": "event", "event": {"type": event.get("type"),
                                                   "data": dump_json(event.get("data"))}})
 

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from raypipe.streams.hub import Event, Events, Key
 
-__all__ = ["HubClient", "Relay", "Subscription"]
+__all__ = ["HubClient", "Relay", "Subscription", "Subscriptions"]
 
 log = logging.getLogger("raypipe.streams")
 
@@ -29,6 +29,15 @@ class HubClient(Protocol):
     async def join(self, relay_id: str, key: Key) -> tuple[int, dict[str, Any]]: ...
     async def leave(self, relay_id: str, key: Key) -> None: ...
     async def poll(self, relay_id: str, timeout: float) -> tuple[bool, Events]: ...
+
+
+class Subscriptions(Protocol):
+    """What a process subscribes through: a :class:`Relay`, or one per streams shard
+    (:class:`raypipe.shards.ShardedRelay`)."""
+
+    async def subscribe(self, stream: str, group: str, item_id: str | None = None,
+                        maxsize: int | None = None) -> Subscription: ...
+    async def close(self) -> None: ...
 
 
 def error_message(key: Key, message: str) -> dict[str, Any]:
@@ -146,6 +155,14 @@ class Relay:
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.get_running_loop().create_task(self._poll_loop())
         return sub
+
+    async def close(self) -> None:
+        """Stop polling (the process's loop is ending); subscriptions end with it."""
+        task = self._loop_task
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
 
     def _forget(self, sub: Subscription) -> None:
         self._subs.discard(sub)

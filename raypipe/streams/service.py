@@ -29,7 +29,7 @@ from raypipe.shared_types import Groups, Ops
 from raypipe.shared_types import StreamItems as Items
 from raypipe.state.backend import StateBackend
 from raypipe.state.ids import check_ids
-from raypipe.streams.hub import Events, Key, StreamHub
+from raypipe.streams.hub import Events, Key, StreamHub, channel_group
 
 __all__ = ["StreamsService"]
 
@@ -163,7 +163,7 @@ class StreamsService:
             return
         self.hub.send(stream, channel, event)
         self.effects.record(origin.effect)
-        group = str(channel.get("groupId") or channel.get("group_id"))
+        group = str(channel_group(channel))
         await self.triggers.fire(StreamTriggerInput(stream, group, channel.get("id"),
                                                     StreamEvent(str(event.get("type")),
                                                                 event.get("data"))), origin)

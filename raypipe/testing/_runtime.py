@@ -8,7 +8,6 @@ host; only the executor differs, running each attempt on this loop instead of in
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,13 +27,21 @@ from raypipe.execution import run_batch, run_one
 from raypipe.messages import Message
 from raypipe.objects import LocalObjects
 from raypipe.runtime_protocols import Bus, DeadLetters, Ids, Origin, StateResult, StateStore
-from raypipe.shards import ShardedBus, ShardedDeadLetters, ShardedState, delivery_shard
+from raypipe.shards import (
+    ShardedBus,
+    ShardedDeadLetters,
+    ShardedRelay,
+    ShardedState,
+    ShardedStreams,
+    delivery_shard,
+)
 from raypipe.shared_types import Groups, Items, Ops
 from raypipe.state.backend import make_backend
 from raypipe.state.change import Deferred
 from raypipe.state.service import Answer, StateService
 from raypipe.steps import Step
-from raypipe.streams.relay import Relay
+from raypipe.streams.api import StreamStore
+from raypipe.streams.relay import Relay, Subscriptions
 from raypipe.streams.service import StreamsService
 from raypipe.telemetry import AttemptSpans, Span, TelemetryService
 from raypipe.trigger_kind import ChangeSource
@@ -230,9 +237,13 @@ class LocalRuntime:
                          self._triggers(ChangeSource.STATE), defer_large=False)
             for i in range(k)]
         self.state_service = self.state_services[0]
-        store = None if settings.state == "memory" else make_backend(
-            settings.state, settings.name, constants.STREAMS_SPACE)
-        self.streams = StreamsService(app, store, self._triggers(ChangeSource.STREAM))
+        self.stream_services = [
+            StreamsService(app, None if settings.state == "memory" else make_backend(
+                settings.state, settings.name, constants.STREAMS_SPACE, i, k),
+                self._triggers(ChangeSource.STREAM))
+            for i in range(k)]
+        self.streams: StreamStore = (self.stream_services[0] if k == 1
+                                     else ShardedStreams(self.stream_services))
         self.state: StateStore
         self.bus: Bus
         self.dead_letters: DeadLetters
@@ -246,7 +257,7 @@ class LocalRuntime:
             self.dead_letters = ShardedDeadLetters([_DeadLetters(e) for e in self.engines])
         self.objects = LocalObjects(settings.ref_grace_seconds, clock.monotonic,
                                     self.refs_in_use)
-        self._relay: Relay | None = None
+        self._relay: Subscriptions | None = None
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _triggers(self, source: ChangeSource) -> ChangeTriggers:
@@ -259,9 +270,10 @@ class LocalRuntime:
     def _context(self, step: Step, origin: Origin) -> FlowContext:
         return FlowContext(self.app, self, step=step, trace_id=origin.trace_id)
 
-    def relay(self) -> Relay:
+    def relay(self) -> Subscriptions:
         if self._relay is None:
-            self._relay = Relay(self.streams)
+            relays = [Relay(s) for s in self.stream_services]
+            self._relay = relays[0] if len(relays) == 1 else ShardedRelay(relays)
         return self._relay
 
     async def health(self) -> dict[str, str]:
@@ -284,7 +296,9 @@ class LocalRuntime:
 
     async def refs_in_use(self, candidates: Mapping[str, str | None]) -> set[str]:
         """What a sweep of :attr:`objects` asks: the engine, state and streams, in turn."""
-        used = await self.streams.refs_in_use(candidates)
+        used: set[str] = set()
+        for streams in self.stream_services:
+            used |= await streams.refs_in_use(candidates)
         for engine in self.engines:
             used |= engine.refs_in_use(candidates)
         for service in self.state_services:
@@ -294,7 +308,8 @@ class LocalRuntime:
     async def release(self, delivery_ids: list[str]) -> None:
         for service in self.state_services:
             await service.release(delivery_ids)
-        await self.streams.release(delivery_ids)
+        for streams in self.stream_services:
+            await streams.release(delivery_ids)
 
     @property
     def busy(self) -> bool:
@@ -304,24 +319,24 @@ class LocalRuntime:
     async def start(self) -> None:
         for engine in self.engines:
             await engine.start()
-        await self.streams._load()
+        for streams in self.stream_services:
+            await streams._load()
         # Records of deliveries an earlier run settled without releasing them.
         for service in self.state_services:
             await service.sweep_records()
-        await self.streams.sweep_records()
+        for streams in self.stream_services:
+            await streams.sweep_records()
 
     async def close(self) -> None:
-        poll = self._relay._loop_task if self._relay is not None else None
-        if poll is not None:
-            poll.cancel()
-            with contextlib.suppress(BaseException):
-                await poll
+        if self._relay is not None:
+            await self._relay.close()
         for engine in self.engines:
             await engine.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for backend in (*[s.backend for s in self.state_services], self.streams.store):
+        for backend in (*[s.backend for s in self.state_services],
+                        *[s.store for s in self.stream_services]):
             if backend is not None:
                 await backend.close()
 

@@ -134,3 +134,35 @@ def test_deploys_ship_the_app_and_run_the_deployed_version(cluster: LocalCluster
     assert run_marks(5) == {"v2": 5}
     stopped = cluster.run(RAYPIPE, "stop", str(app), **home)
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+
+
+def test_each_shard_runs_its_tasks_on_its_share_of_the_nodes(cluster: LocalCluster,
+                                                             tmp_path: Path) -> None:
+    """``shards = 2`` on a cluster of two nodes that run tasks: each dispatcher shard's tasks
+    go to its own share of the nodes (:func:`raypipe.shards.node_share`), whichever node its
+    dispatcher runs on, so a node keeps the task workers of one shard, not of both."""
+    from raypipe.shards import node_share
+
+    app = APPS / "shard-nodes"
+    home = {"RAYPIPE_HOME": str(tmp_path)}
+    port = str(cluster.serve_port)
+    out = cluster.run(RAYPIPE, "start", str(app), "--port", port, **home)
+    assert out.returncode == 0, out.stdout + out.stderr
+    url = f"http://127.0.0.1:{port}"
+    n = 60
+    assert httpx.post(f"{url}/go", json={"n": n}, timeout=60).status_code == 202
+    placed = wait_for(lambda: (p := httpx.get(f"{url}/placed", timeout=30).json()).get("n") == n
+                      and p, timeout=180, message=f"all {n} deliveries")
+    runs_tasks = sorted(i for i, node in _nodes(cluster).items()
+                        if node.get("resources_total", {}).get("CPU", 0) > 0)
+    assert len(runs_tasks) == 2
+    by_shard = placed["by_shard"]
+    assert sorted(by_shard) == ["0", "1"]  # both shards ran some
+    for shard, nodes in by_shard.items():
+        assert set(nodes) == set(node_share(runs_tasks, int(shard), 2)), by_shard
+    status = cluster.run(RAYPIPE, "status", str(app), **home)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert (f"task nodes  shard 0: {node_share(runs_tasks, 0, 2)[0][:12]}; "
+            f"shard 1: {node_share(runs_tasks, 1, 2)[0][:12]}") in status.stdout, status.stdout
+    stopped = cluster.run(RAYPIPE, "stop", str(app), **home)
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr

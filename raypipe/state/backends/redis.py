@@ -113,7 +113,7 @@ def redis_client(url: str) -> Any:
 
 class RedisBackend(StateBackend):
     """Shard ``shard`` of ``shards`` of ``app``'s ``space``: the items
-    :func:`raypipe.shards.item_shard` gives it, under its own hash tag."""
+    :func:`raypipe.shards.stored_item_shard` gives it, under its own hash tag."""
 
     def __init__(self, url: str, app: str, space: str = constants.STATE_SPACE,
                  shard: int = 0, shards: int = 1) -> None:

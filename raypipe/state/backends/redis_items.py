@@ -109,9 +109,9 @@ def read_item(client: Any, app: str, group: str, key: str, space: str = "state",
     """One item read with a synchronous redis-py client (``decode_responses=True``) from an
     app of ``shards`` state shards: what tools and tests that look at Redis directly use."""
     from raypipe import constants
-    from raypipe.shards import item_shard
+    from raypipe.shards import stored_item_shard
 
-    shard = item_shard(group, key, shards) if space == constants.STATE_SPACE else 0
+    shard = stored_item_shard(space, group, key, shards)
     raw = client.hget(constants.state_group_key(app, group, space, shard), key)
     if raw is None:
         return None

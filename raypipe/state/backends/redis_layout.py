@@ -30,7 +30,7 @@ from typing import Any
 from raypipe import constants
 from raypipe.constants import V2Keys, glob_escape
 from raypipe.errors import StateLayoutError
-from raypipe.shards import item_shard
+from raypipe.shards import stored_item_shard
 
 __all__ = ["LayoutGate", "ensure_layout", "layout_value", "moved_once"]
 
@@ -87,8 +87,7 @@ class _Mover:
         self.app, self.space, self.shards = app, space, shards
 
     def _shard(self, group: str, key: str) -> int:
-        return item_shard(group, key, self.shards) if self.space == constants.STATE_SPACE \
-            else 0
+        return stored_item_shard(self.space, group, key, self.shards)
 
     async def move(self, current: str | None) -> None:
         if current is not None and current.startswith(constants.STATE_LAYOUT + ":"):
