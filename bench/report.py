@@ -333,9 +333,9 @@ def report(res: dict[str, dict[str, Any]], images: list[str]) -> str:
         out += ["## Shards", "",
                 f"{shards['workflows']} concurrent fan-outs of {shards['n']} trivial steps "
                 f"(memory state) on a cluster of {shards['nodes']} raylets on this machine (a "
-                "head for the control actors, a worker node of 2 CPUs), with K dispatcher and "
-                "K state actors; median of the runs. Dispatcher busy: each shard's CPU time "
-                "over the wall time, in cores. All processes: CPU per delivery.", "",
+                "head for the control actors, a worker node of 2 CPUs), with K dispatcher, "
+                "state and streams actors; median of the runs. Dispatcher busy: each shard's "
+                "CPU time over the wall time, in cores. All processes: CPU per delivery.", "",
                 "| K | seconds | deliveries/s | dispatcher us/delivery (all shards) | "
                 "each dispatcher busy | all processes us/delivery | workers started |",
                 "| --- | --- | --- | --- | --- | --- | --- |"]
