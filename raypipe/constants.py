@@ -18,8 +18,8 @@ MAX_SHARDS = 64
 
 
 def shard_actor(name: str, shard: int) -> str:
-    """Shard ``shard``'s state, streams or dispatcher actor. Shard 0's keeps the unsharded name: an
-    app of one shard is the app it always was."""
+    """Shard ``shard``'s state, streams or dispatcher actor. Shard 0's keeps the unsharded
+    name: an app of one shard is the app it always was."""
     return name if shard == 0 else f"{name}:{shard}"
 
 
