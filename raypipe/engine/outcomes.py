@@ -108,12 +108,10 @@ class Outcomes:
     def workflow_finished(self, outcome: TraceOutcome) -> None:
         self.count("*", f"workflows_{outcome}")
 
-    def forget_parts(self, seen: dict[str, TraceCounts]) -> None:
-        """These traces were counted as their parts were then: each goes unless it moved on
-        since (a replay ran more of it: it is counted again once that is done)."""
-        for trace_id, then in seen.items():
-            if self.parts.get(trace_id) == then:
-                del self.parts[trace_id]
+    def forget_parts(self, trace_ids: list[str]) -> None:
+        """These traces were counted: their parts go."""
+        for trace_id in trace_ids:
+            self.parts.pop(trace_id, None)
 
     def oldest(self, now: float) -> dict[str, float]:
         """Per step: the age in seconds of its oldest delivery in flight."""

@@ -2,10 +2,10 @@
 
 Each shard keeps its part of each trace it saw (deliveries accepted and finished:
 :class:`~raypipe.engine.outcomes.TraceCounts`) and tells the trace's home shard (the shard of
-the trace id) which traces it holds. The home reads every shard's parts twice, the second read
-begun once the first has ended; a trace is finished when both reads saw the same parts and,
-added up, as many deliveries finished as were accepted. The home counts it once and the shards
-forget their parts.
+the trace id) which traces have no delivery in flight here. The home reads every shard's
+parts twice, the second read begun once the first has ended; a trace is finished when both
+reads saw the same parts and, added up, as many deliveries finished as were accepted. The home
+counts it once and the shards forget their parts.
 
 Why two equal reads are enough (Mattern's four-counter method): a delivery is accepted before
 the delivery that caused it finishes (a handler's enqueue, and the delivery a state or stream
@@ -67,20 +67,26 @@ class WorkflowCount:
         return {t: self._part(parts[t]) for t in trace_ids if t in parts}
 
     async def forget_traces(self, seen: dict[str, Part]) -> None:
+        """These traces were counted as their parts were then: each goes unless it moved on
+        since (a replay ran more of it: it is counted again once that is done)."""
         parts = self.outcomes.parts
-        self.outcomes.forget_parts({t: parts[t] for t, part in seen.items()
-                                    if t in parts and self._part(parts[t]) == tuple(part)})
+        self.outcomes.forget_parts([t for t, part in seen.items()
+                                    if t in parts and self._part(parts[t]) == tuple(part)])
 
     async def watch_traces(self, trace_ids: list[str]) -> None:
         self._watched.update(trace_ids)
 
     # --- the round ----------------------------------------------------------------------------
     async def tick(self, peers: Sequence[Shard]) -> int:
-        """Tell each home the traces this shard holds; count those homed here that finished.
-        ``peers``: every shard, this one in its place. Returns how many were counted."""
+        """Tell each home the traces whose deliveries here all finished; count those homed
+        here that finished everywhere. ``peers``: every shard, this one in its place. Returns
+        how many were counted."""
         homes: dict[int, list[str]] = {}
-        for trace_id in self.outcomes.parts:
-            homes.setdefault(self.home(trace_id), []).append(trace_id)
+        for trace_id, part in self.outcomes.parts.items():
+            # A delivery finishes in the shard that accepted it: while one here is in
+            # flight, the trace is not done, and nobody need read it.
+            if part.accepted == part.finished:
+                homes.setdefault(self.home(trace_id), []).append(trace_id)
         await asyncio.gather(*(peers[home].watch_traces(ids) for home, ids in homes.items()
                                if home != self.shard))
         watched = sorted(self._watched.union(homes.get(self.shard, ())))

@@ -324,9 +324,8 @@ class RayExecutor:
         options are made again when it changes (a node came or went)."""
         runs_tasks = [n["NodeID"] for n in nodes
                       if n.get("Alive") and n.get("Resources", {}).get("CPU", 0) > 0]
-        share = tuple(node_share(runs_tasks, self._shard, self._shards))
-        if len(runs_tasks) < 2:
-            share = ()
+        share = (tuple(node_share(runs_tasks, self._shard, self._shards))
+                 if len(runs_tasks) > 1 else ())
         if share != self._share:
             self._share = share
             self._task_options.clear()
