@@ -29,6 +29,7 @@ class App:
     #: run, and said so by ``raypipe flows`` and ``raypipe dev``.
     skipped: tuple[str, ...] = ()
     _by_topic: dict[str, list[Step]] = field(init=False, repr=False)
+    _subscribers: dict[str, list[Step]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         by_topic: dict[str, list[Step]] = defaultdict(list)
@@ -36,16 +37,22 @@ class App:
             for topic in dict.fromkeys(step.subscribes):
                 by_topic[topic].append(step)
         self._by_topic = dict(by_topic)
+        self._subscribers = {}
 
     @property
     def name(self) -> str:
         return self.settings.name
 
     def subscribers(self, topic: str) -> list[Step]:
-        """Steps a message on ``topic`` is delivered to; ``"*"`` subscribes to every topic."""
-        exact = self._by_topic.get(topic, [])
-        wildcard = [s for s in self._by_topic.get("*", []) if s not in exact]
-        return exact + wildcard
+        """Steps a message on ``topic`` is delivered to; ``"*"`` subscribes to every topic.
+        The list is the app's own: not to be changed."""
+        found = self._subscribers.get(topic)
+        if found is None:
+            exact = self._by_topic.get(topic, [])
+            found = exact + [s for s in self._by_topic.get("*", []) if s not in exact]
+            if found:  # kept for topics steps subscribe to, not for every name asked
+                self._subscribers[topic] = found
+        return found
 
     def drawn_subscribers(self, topic: str) -> list[Step]:
         """Steps that subscribe to ``topic`` in the diagram only (``virtual_subscribes``)."""

@@ -9,7 +9,6 @@ module never imports Ray.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -62,7 +61,7 @@ class FlowContext:
         self.attempt = attempt
         self._runtime = runtime
         self._delivery_id = delivery_id
-        self._effects: Counter[str] = Counter()
+        self._effects: dict[str, int] = {}
         self._calls = Calls()
         #: What the handler was given (Motia 1.x's ``ctx.input_value``).
         self.input_value: Any = None
@@ -106,10 +105,10 @@ class FlowContext:
         computes a different value for the same write still counts as the same write."""
         if self._delivery_id is None:
             return None
-        self._effects[target] += 1
+        n = self._effects[target] = self._effects.get(target, 0) + 1
         # Hashed to a fixed size: message ids become delivery ids downstream, and would
         # otherwise grow with every hop.
-        raw = f"{self._delivery_id}|{target}|{self._effects[target]}"
+        raw = f"{self._delivery_id}|{target}|{n}"
         return Effect(self._delivery_id,
                       hashlib.blake2b(raw.encode(), digest_size=16).hexdigest())
 
@@ -123,13 +122,12 @@ class FlowContext:
         """Deliver ``data`` to every step subscribed to ``topic``. Returns once accepted.
 
         ``enqueue({"topic": ..., "data": ...})`` (Motia's object form) works too."""
-        if isinstance(topic, Mapping):
+        if not isinstance(topic, str) and isinstance(topic, Mapping):
             return await self._emit(topic)
-        subscribers = self.app.subscribers(topic)
         await publish(self.app, self._runtime, topic, data, trace_id=self.trace_id,
                       source=self.step, group_id=message_group_id,
                       effect=self._effect_id(f"enqueue|{topic}"))
-        if not subscribers and not self.app.drawn_subscribers(topic):
+        if not self.app.subscribers(topic) and not self.app.drawn_subscribers(topic):
             # A step that subscribes virtually (a noop step drawing where the topic goes,
             # outside the app) says the message is meant to leave it: no warning then.
             self.logger.warn("no step subscribes to this topic; the message is not delivered",

@@ -49,10 +49,18 @@ class Step:
     lenient: bool = False
     subscribes: tuple[str, ...] = field(init=False)
 
+    #: The first queue trigger on each topic, with its place among the step's triggers.
+    _queue_triggers: dict[str, tuple[int, QueueTrigger]] = field(init=False, repr=False,
+                                                                 compare=False)
+
     def __post_init__(self) -> None:
         self.subscribes = tuple(
             tr.topic for tr in self.config.triggers if isinstance(tr, QueueTrigger)
         )
+        # Looked up for every delivery and every enqueue: the first trigger per topic.
+        self._queue_triggers = {}
+        for i, tr in enumerate(self.triggers_of(QueueTrigger)):
+            self._queue_triggers.setdefault(tr.topic, (i, tr))
 
     @property
     def name(self) -> str:
@@ -62,7 +70,11 @@ class Step:
         return [tr for tr in self.config.triggers if isinstance(tr, kind)]
 
     def queue_trigger(self, topic: str) -> QueueTrigger:
-        for tr in self.triggers_of(QueueTrigger):
-            if tr.topic == topic or tr.topic == "*":
-                return tr
-        raise KeyError(f"step {self.name!r} has no queue trigger on {topic!r}")
+        """The first of the step's queue triggers on ``topic`` or on every topic (``"*"``)."""
+        found = self._queue_triggers.get(topic)
+        anything = self._queue_triggers.get("*")
+        if found is None or (anything is not None and anything[0] < found[0]):
+            found = anything
+        if found is None:
+            raise KeyError(f"step {self.name!r} has no queue trigger on {topic!r}")
+        return found[1]

@@ -24,34 +24,76 @@ Outcome = tuple[bool, R]
 class LoopBatcher(Generic[T, R]):
     """``await batcher.call(item)`` resolves with that item's outcome from one
     ``send(items)`` per loop turn, items in the order they were added. If ``send`` raises,
-    every caller in its batch raises that exception."""
+    every caller in its batch raises that exception.
 
-    def __init__(self, send: Callable[[list[T]], Awaitable[Sequence[Outcome[R]]]]) -> None:
+    With ``most``, a turn's items go in parts of at most ``most``, and the first part is
+    sent the moment it is full, in the middle of the turn: a handler that makes 10,000 calls
+    in one turn (a fan-out's ``gather``) has its first thousand at work on the other side
+    while it makes the rest, instead of the receiver waiting for the whole turn. Each later
+    part of the turn is sent once the part before it was answered, so a receiver that may
+    start calls out of order (a Ray async actor) still takes a turn's items in order.
+    ``send`` is called synchronously and should begin sending before it returns its
+    awaitable (a Ray call is submitted then)."""
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[Sequence[Outcome[R]]]],
+                 most: int | None = None) -> None:
         self._send = send
+        self._most = most
         # One open batch per event loop: a Serve replica and a worker each have their own.
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[T, asyncio.Future[R]]]] = {}
+        #: Per loop, during a turn whose items are going in parts: the last part started.
+        self._last_part: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     def call(self, item: T) -> asyncio.Future[R]:
         loop = asyncio.get_running_loop()
         batch = self._pending.get(loop)
         if batch is None:
             batch = self._pending[loop] = []
-            loop.call_soon(self._flush, loop)
+            if loop not in self._last_part:  # else the turn's flush is scheduled already
+                loop.call_soon(self._flush, loop)
         fut: asyncio.Future[R] = loop.create_future()
         batch.append((item, fut))
+        if self._most is not None and len(batch) >= self._most:
+            del self._pending[loop]
+            self._last_part[loop] = self._start(loop, batch)
         return fut
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
-        batch = self._pending.pop(loop)
-        loop.create_task(self._deliver(batch))
+        batch = self._pending.pop(loop, None)
+        if batch is not None:
+            self._start(loop, batch)
+        self._last_part.pop(loop, None)
 
-    async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+    def _start(self, loop: asyncio.AbstractEventLoop,
+               batch: list[tuple[T, asyncio.Future[R]]]) -> asyncio.Task[None]:
+        before = self._last_part.get(loop)
+        if before is not None:
+            return loop.create_task(self._deliver_after(before, batch))
         try:
-            outcomes = await self._send([item for item, _ in batch])
+            sent = self._send([item for item, _ in batch])
         except BaseException as exc:
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(exc)
+            _fail(batch, exc)
+            sent = None
+        return loop.create_task(self._deliver(batch, sent))
+
+    async def _deliver_after(self, before: asyncio.Task[None],
+                             batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        try:
+            await before
+            sent = self._send([item for item, _ in batch])
+        except BaseException as exc:
+            _fail(batch, exc)
+            return
+        await self._deliver(batch, sent)
+
+    async def _deliver(self, batch: list[tuple[T, asyncio.Future[R]]],
+                       sent: Awaitable[Sequence[Outcome[R]]] | None) -> None:
+        if sent is None:  # failed to send: its callers have the error
+            return
+        try:
+            outcomes = await sent
+        except BaseException as exc:
+            _fail(batch, exc)
             return
         for (_, fut), (ok, value) in zip(batch, outcomes, strict=True):
             if fut.done():  # its caller was cancelled
@@ -61,6 +103,12 @@ class LoopBatcher(Generic[T, R]):
             else:
                 assert isinstance(value, BaseException)
                 fut.set_exception(value)
+
+
+def _fail(batch: list[tuple[Any, asyncio.Future[Any]]], exc: BaseException) -> None:
+    for _, fut in batch:
+        if not fut.done():
+            fut.set_exception(exc)
 
 
 async def run_calls(target: object, calls: Sequence[tuple[str, tuple[Any, ...]]],

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import ray
@@ -39,6 +39,10 @@ __all__ = ["HEALTH_TIMEOUT", "RayRuntime", "actor", "runtime_for"]
 #: Seconds each part of the app has to answer a health check.
 HEALTH_TIMEOUT = 3.0
 
+#: Calls of one loop turn sent to an actor in one call at most; more go in several, the first
+#: sent while the rest are made (see :class:`~raypipe.engine.loopbatch.LoopBatcher`).
+MOST_PER_CALL = 1_000
+
 
 def actor(name: str, namespace: str) -> Any:
     try:
@@ -52,15 +56,16 @@ def actor(name: str, namespace: str) -> Any:
 class _BatchedActor:
     """Calls to an actor with a ``batch`` method (:func:`~raypipe.engine.loopbatch.run_calls`):
     those made in one turn of the caller's event loop (the concurrent deliveries of a batch
-    task, a handler's ``gather``) go in one actor call, and are started there in the order
+    task, a handler's ``gather``) go in one actor call per :data:`MOST_PER_CALL`, and are
+    started there in the order
     they were made (writes to one item apply in that order)."""
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
-        self._batcher: LoopBatcher[wire.Wire, Any] = LoopBatcher(self._send)
+        self._batcher: LoopBatcher[wire.Wire, Any] = LoopBatcher(self._send, MOST_PER_CALL)
 
-    async def _send(self, calls: list[wire.Wire]) -> list[Outcome[Any]]:
-        return await self._h.batch.remote(calls)  # type: ignore[no-any-return]
+    def _send(self, calls: list[wire.Wire]) -> Awaitable[list[Outcome[Any]]]:
+        return self._h.batch.remote(calls)  # type: ignore[no-any-return]  # an ObjectRef
 
     def _call(self, method: str, *args: Any) -> asyncio.Future[Any]:
         return self._batcher.call(wire.call_out(method, args))
@@ -103,15 +108,23 @@ class ActorStateStore(_BatchedActor):
 
 class ActorBus:
     """Publishes to the dispatcher, coalescing the enqueues a handler makes in one turn of its
-    event loop (``asyncio.gather`` of a fan-out) into one actor call."""
+    event loop (``asyncio.gather`` of a fan-out) into one actor call per
+    :data:`MOST_PER_CALL`."""
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
-        self._batcher: LoopBatcher[Sequence[Message], None] = LoopBatcher(self._send)
+        self._batcher: LoopBatcher[Sequence[Message], None] = LoopBatcher(self._send,
+                                                                          MOST_PER_CALL)
 
-    async def _send(self, batches: list[Sequence[Message]]) -> list[Outcome[None]]:
-        await self._h.publish.remote(wire.messages_out([m for batch in batches for m in batch]))
-        return [(True, None)] * len(batches)
+    def _send(self, batches: list[Sequence[Message]]) -> Awaitable[list[Outcome[None]]]:
+        # Submitted now, not when awaited: see LoopBatcher.
+        sent = self._h.publish.remote(wire.messages_out([m for batch in batches for m in batch]))
+
+        async def accepted() -> list[Outcome[None]]:
+            await sent
+            return [(True, None)] * len(batches)
+
+        return accepted()
 
     async def publish(self, messages: Sequence[Message]) -> None:
         await self._batcher.call(messages)

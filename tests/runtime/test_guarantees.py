@@ -16,6 +16,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from raypipe.runtime.bridge import MOST_PER_CALL
 from tests.conftest import EXAMPLES, Deploy, wait_for
 
 APPS = Path(__file__).resolve().parent.parent / "apps"
@@ -342,8 +343,11 @@ def test_seed_workflow_whose_steps_fail_after_their_update(deploy_app: Deploy,
 
 
 def test_fifo_groups_keep_order_across_retries(g: Running) -> None:
-    groups, per_group = 5, 100
+    # 1,100 messages sent in one turn: on Ray they go to the dispatcher in two parts
+    # (bridge.MOST_PER_CALL), each group's split between them, and keep their order.
+    groups, per_group = 5, 220
     messages = [{"group": f"g{k}", "seq": s} for s in range(per_group) for k in range(groups)]
+    assert MOST_PER_CALL < len(messages) < 2 * MOST_PER_CALL
     g.send("fifo", messages, group=lambda m: m["group"])
     wait_for(lambda: all(len((g.get("fifo", f"g{k}") or {}).get("seq", [])) == per_group
                          for k in range(groups)), timeout=240, interval=0.5,

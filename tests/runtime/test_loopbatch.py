@@ -53,3 +53,61 @@ async def test_a_cancelled_caller_leaves_the_others() -> None:
     with pytest.raises(asyncio.CancelledError):
         await gone
     assert rec.sends == [[1, 2]]
+
+
+async def test_a_turns_first_full_part_is_sent_mid_turn_and_each_next_once_the_last_answered(
+        ) -> None:
+    started: list[list[int]] = []  # what send was called with, as it was called
+    answers: list[asyncio.Future[list[Outcome[int]]]] = []
+
+    def send(items: list[int]) -> asyncio.Future[list[Outcome[int]]]:
+        started.append(items)
+        answers.append(asyncio.get_running_loop().create_future())
+        return answers[-1]
+
+    def answer(k: int) -> None:
+        answers[k].set_result([(True, i * 10) for i in started[k]])
+
+    b: LoopBatcher[int, int] = LoopBatcher(send, most=4)
+    futs = [b.call(i) for i in range(4)]
+    assert started == [[0, 1, 2, 3]]  # sent within the turn, as the 4th was made
+    futs += [b.call(i) for i in range(4, 10)]
+    assert started == [[0, 1, 2, 3]]  # the next part waits for the first's answer
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started == [[0, 1, 2, 3]]
+    answer(0)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started == [[0, 1, 2, 3], [4, 5, 6, 7]]
+    answer(1)
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert started == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    answer(2)
+    assert await asyncio.gather(*futs) == [i * 10 for i in range(10)]
+    # A turn of fewer than ``most`` is one send at its end, in flight beside the last.
+    later = [b.call(i) for i in range(20, 22)]
+    again = b.call(30)
+    assert len(started) == 3
+    await asyncio.sleep(0)
+    assert started[3:] == [[20, 21, 30]]
+    answer(3)
+    assert await asyncio.gather(*later, again) == [200, 210, 300]
+
+
+async def test_a_part_that_fails_to_send_fails_its_callers_and_the_next_part_goes() -> None:
+    calls = 0
+
+    def send(items: list[int]) -> asyncio.Future[list[Outcome[int]]]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise ConnectionError("no actor")
+        fut: asyncio.Future[list[Outcome[int]]] = asyncio.get_running_loop().create_future()
+        fut.set_result([(True, i * 10) for i in items])
+        return fut
+
+    b: LoopBatcher[int, int] = LoopBatcher(send, most=2)
+    got = await asyncio.gather(*(b.call(i) for i in range(3)), return_exceptions=True)
+    assert [type(e) for e in got[:2]] == [ConnectionError] * 2 and got[2] == 20
