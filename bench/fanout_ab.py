@@ -111,8 +111,13 @@ def main() -> None:
             out = subprocess.run([sys.executable, __file__, "--base", args.base, "--one-round",
                                   "--n", str(args.n), "--runs", str(args.runs),
                                   "--state", args.state],
-                                 env=env, cwd=root, capture_output=True, text=True,
-                                 check=True)
+                                 env=env, cwd=root, capture_output=True, text=True)
+            if out.returncode != 0:
+                # Said, with why, and the round left out: one failed start of a Ray in a
+                # long series must not throw away the rounds before it.
+                print(f"round {r + 1} {name:<4} failed ({out.returncode}):\n"
+                      + "\n".join(out.stderr.strip().splitlines()[-25:]), flush=True)
+                continue
             res = json.loads(out.stdout.strip().splitlines()[-1])
             results[name].append(res)
             shown = ", ".join(f"{k} {v:.0f}" for k, v in sorted(res["us"].items()))

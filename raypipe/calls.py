@@ -5,8 +5,8 @@
   in call order, before the delivery or request counts as done. Its error fails the delivery.
   Consecutive calls to one target (``ctx.enqueue`` s, ``ctx.state`` calls, ``ctx.streams``
   calls) start together: they reach that target in one actor call (per thousand), which
-  applies them in the order they were made, instead of a round trip each (and, from the concurrent
-  deliveries of a batch, one message of each delivery per call, interleaved).
+  applies them in the order they were made, instead of a round trip each (and, from the
+  concurrent deliveries of a batch, one message of each delivery per call, interleaved).
 - Made from a plain ``def`` handler (run in a thread, as in Motia 1.x's synchronous SDK): the
   call runs on the delivery's event loop and its result is returned, no ``await`` needed.
 

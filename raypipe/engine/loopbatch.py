@@ -29,19 +29,25 @@ class LoopBatcher(Generic[T, R]):
     With ``most``, a turn's items go in parts of at most ``most``, and the first part is
     sent the moment it is full, in the middle of the turn: a handler that makes 10,000 calls
     in one turn (a fan-out's ``gather``) has its first thousand at work on the other side
-    while it makes the rest, instead of the receiver waiting for the whole turn. Each later
-    part of the turn is sent once the part before it was answered, so a receiver that may
-    start calls out of order (a Ray async actor) still takes a turn's items in order.
-    ``send`` is called synchronously and should begin sending before it returns its
-    awaitable (a Ray call is submitted then)."""
+    while it makes the rest, instead of the receiver waiting for the whole turn. A later
+    part whose items keep their order with the turn's other such items (``ordered(items)``;
+    by default every part) is sent once the last such part before it was answered, so a
+    receiver that may start calls out of order (a Ray async actor) still takes them in
+    order; the others are sent as soon as they are full. ``send`` is called synchronously
+    and should begin sending before it returns its awaitable (a Ray call is submitted
+    then)."""
 
     def __init__(self, send: Callable[[list[T]], Awaitable[Sequence[Outcome[R]]]],
-                 most: int | None = None) -> None:
+                 most: int | None = None,
+                 ordered: Callable[[list[T]], bool] = lambda items: True) -> None:
         self._send = send
         self._most = most
+        self._ordered = ordered
         # One open batch per event loop: a Serve replica and a worker each have their own.
         self._pending: dict[asyncio.AbstractEventLoop, list[tuple[T, asyncio.Future[R]]]] = {}
-        #: Per loop, during a turn whose items are going in parts: the last part started.
+        #: Loops whose turn's end will send what is pending.
+        self._flush_due: set[asyncio.AbstractEventLoop] = set()
+        #: Per loop, in the turn: the last part started whose items keep their order.
         self._last_part: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     def call(self, item: T) -> asyncio.Future[R]:
@@ -49,38 +55,45 @@ class LoopBatcher(Generic[T, R]):
         batch = self._pending.get(loop)
         if batch is None:
             batch = self._pending[loop] = []
-            if loop not in self._last_part:  # else the turn's flush is scheduled already
+            if loop not in self._flush_due:
+                self._flush_due.add(loop)
                 loop.call_soon(self._flush, loop)
         fut: asyncio.Future[R] = loop.create_future()
         batch.append((item, fut))
         if self._most is not None and len(batch) >= self._most:
             del self._pending[loop]
-            self._last_part[loop] = self._start(loop, batch)
+            self._start(loop, batch)
         return fut
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._flush_due.discard(loop)
         batch = self._pending.pop(loop, None)
         if batch is not None:
             self._start(loop, batch)
         self._last_part.pop(loop, None)
 
     def _start(self, loop: asyncio.AbstractEventLoop,
-               batch: list[tuple[T, asyncio.Future[R]]]) -> asyncio.Task[None]:
-        before = self._last_part.get(loop)
-        if before is not None:
-            return loop.create_task(self._deliver_after(before, batch))
-        try:
-            sent = self._send([item for item, _ in batch])
-        except BaseException as exc:
-            _fail(batch, exc)
-            sent = None
-        return loop.create_task(self._deliver(batch, sent))
+               batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        items = [item for item, _ in batch]
+        ordered = self._ordered(items)
+        before = self._last_part.get(loop) if ordered else None
+        if before is not None and not before.done():
+            task = loop.create_task(self._deliver_after(before, batch, items))
+        else:
+            try:
+                sent: Awaitable[Sequence[Outcome[R]]] | None = self._send(items)
+            except BaseException as exc:
+                _fail(batch, exc)
+                sent = None
+            task = loop.create_task(self._deliver(batch, sent))
+        if ordered:
+            self._last_part[loop] = task
 
     async def _deliver_after(self, before: asyncio.Task[None],
-                             batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+                             batch: list[tuple[T, asyncio.Future[R]]], items: list[T]) -> None:
         try:
             await before
-            sent = self._send([item for item, _ in batch])
+            sent = self._send(items)
         except BaseException as exc:
             _fail(batch, exc)
             return

@@ -57,8 +57,7 @@ class _BatchedActor:
     """Calls to an actor with a ``batch`` method (:func:`~raypipe.engine.loopbatch.run_calls`):
     those made in one turn of the caller's event loop (the concurrent deliveries of a batch
     task, a handler's ``gather``) go in one actor call per :data:`MOST_PER_CALL`, and are
-    started there in the order
-    they were made (writes to one item apply in that order)."""
+    started there in the order they were made (writes to one item apply in that order)."""
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
@@ -113,8 +112,8 @@ class ActorBus:
 
     def __init__(self, handle: Any) -> None:
         self._h = handle
-        self._batcher: LoopBatcher[Sequence[Message], None] = LoopBatcher(self._send,
-                                                                          MOST_PER_CALL)
+        self._batcher: LoopBatcher[Sequence[Message], None] = LoopBatcher(
+            self._send, MOST_PER_CALL, _has_fifo_messages)
 
     def _send(self, batches: list[Sequence[Message]]) -> Awaitable[list[Outcome[None]]]:
         # Submitted now, not when awaited: see LoopBatcher.
@@ -128,6 +127,12 @@ class ActorBus:
 
     async def publish(self, messages: Sequence[Message]) -> None:
         await self._batcher.call(messages)
+
+
+def _has_fifo_messages(batches: list[Sequence[Message]]) -> bool:
+    """Whether a part of a turn's enqueues must reach the dispatcher after the parts before
+    it: only messages of a FIFO group are delivered in the order they were sent."""
+    return any(m.group_id is not None for batch in batches for m in batch)
 
 
 class ActorStreamStore(_BatchedActor):

@@ -111,3 +111,26 @@ async def test_a_part_that_fails_to_send_fails_its_callers_and_the_next_part_goe
     b: LoopBatcher[int, int] = LoopBatcher(send, most=2)
     got = await asyncio.gather(*(b.call(i) for i in range(3)), return_exceptions=True)
     assert [type(e) for e in got[:2]] == [ConnectionError] * 2 and got[2] == 20
+
+
+async def test_parts_whose_order_does_not_matter_go_as_soon_as_they_are_full() -> None:
+    """Only parts holding ordered items (odd numbers here) wait for the last such part."""
+    started: list[list[int]] = []
+    answers: list[asyncio.Future[list[Outcome[int]]]] = []
+
+    def send(items: list[int]) -> asyncio.Future[list[Outcome[int]]]:
+        started.append(items)
+        answers.append(asyncio.get_running_loop().create_future())
+        return answers[-1]
+
+    b: LoopBatcher[int, int] = LoopBatcher(
+        send, most=2, ordered=lambda items: any(i % 2 for i in items))
+    futs = [b.call(i) for i in (1, 3, 0, 2, 4, 6, 5, 7)]
+    assert started == [[1, 3], [0, 2], [4, 6]]  # [5, 7] waits for [1, 3]'s answer
+    for k in range(3):
+        answers[k].set_result([(True, i * 10) for i in started[k]])
+    assert await asyncio.gather(*futs[:6]) == [10, 30, 0, 20, 40, 60]
+    await asyncio.sleep(0)
+    assert started[3:] == [[5, 7]]
+    answers[3].set_result([(True, 50), (True, 70)])
+    assert await asyncio.gather(*futs[6:]) == [50, 70]
