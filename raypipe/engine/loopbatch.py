@@ -62,7 +62,7 @@ class LoopBatcher(Generic[T, R]):
         batch.append((item, fut))
         if self._most is not None and len(batch) >= self._most:
             del self._pending[loop]
-            self._start(loop, batch)
+            self._start(loop, batch, cut=True)
         return fut
 
     def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -73,9 +73,12 @@ class LoopBatcher(Generic[T, R]):
         self._last_part.pop(loop, None)
 
     def _start(self, loop: asyncio.AbstractEventLoop,
-               batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+               batch: list[tuple[T, asyncio.Future[R]]], cut: bool = False) -> None:
+        """``cut``: a full part in the middle of the turn (more may follow it). Whether a part
+        keeps its order is asked only where a part came or may come before or after it: a
+        turn sent whole (the usual case) is not looked through."""
         items = [item for item, _ in batch]
-        ordered = self._ordered(items)
+        ordered = (cut or loop in self._last_part) and self._ordered(items)
         before = self._last_part.get(loop) if ordered else None
         if before is not None and not before.done():
             task = loop.create_task(self._deliver_after(before, batch, items))
